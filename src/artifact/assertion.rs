@@ -1,0 +1,402 @@
+//! Assertions: what a case's answer must satisfy, as written in suites and as typed checks.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::diag::{Pos, did_you_mean};
+
+/// One assertion as written in a suite: `{type: contains, value: refund}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionSpec {
+    /// The assertion type, e.g. `contains`, `not-refusal`, `tool-sequence`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What to compare with; its shape depends on the type.
+    pub value: Option<Value>,
+    /// Path into the JSON answer (`json-path`), e.g. `$.decision`.
+    pub path: Option<String>,
+    /// Tool whose arguments are checked (`tool-args`).
+    pub tool: Option<String>,
+    /// Weight in the case's score; a case passes only when all its assertions pass.
+    pub weight: Option<f64>,
+}
+
+/// A checked assertion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assertion {
+    /// The type as written, for reports (`not-contains`).
+    pub name: String,
+    pub check: Check,
+    pub negate: bool,
+    pub weight: f64,
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "check", rename_all = "kebab-case")]
+pub enum Check {
+    Equals {
+        value: String,
+    },
+    Contains {
+        value: String,
+    },
+    Icontains {
+        value: String,
+    },
+    ContainsAny {
+        values: Vec<String>,
+    },
+    ContainsAll {
+        values: Vec<String>,
+    },
+    StartsWith {
+        value: String,
+    },
+    EndsWith {
+        value: String,
+    },
+    Regex {
+        pattern: String,
+    },
+    IsJson,
+    /// `source` is the repository path of the schema file, when it came from one.
+    JsonSchema {
+        source: Option<String>,
+        schema: Value,
+    },
+    JsonPath {
+        path: String,
+        expected: Option<Value>,
+    },
+    JsonKeys {
+        allowed: Vec<String>,
+    },
+    Refusal,
+    MaxWords {
+        limit: u64,
+    },
+    MinWords {
+        limit: u64,
+    },
+    MaxChars {
+        limit: u64,
+    },
+    ToolCalled {
+        tool: String,
+    },
+    ToolSequence {
+        tools: Vec<String>,
+    },
+    ToolArgs {
+        tool: String,
+        args: Map<String, Value>,
+    },
+    NoToolCall,
+    LatencyMs {
+        limit: f64,
+    },
+    CostUsd {
+        limit: f64,
+    },
+    MaxTokens {
+        limit: u64,
+    },
+    LlmRubric {
+        rubric: String,
+    },
+}
+
+/// Every assertion type, as written.
+pub const TYPES: [&str; 26] = [
+    "equals",
+    "contains",
+    "icontains",
+    "contains-any",
+    "contains-all",
+    "starts-with",
+    "ends-with",
+    "regex",
+    "is-json",
+    "json-schema",
+    "json-path",
+    "json-keys",
+    "refusal",
+    "max-words",
+    "min-words",
+    "max-chars",
+    "tool-called",
+    "tool-sequence",
+    "tool-args",
+    "no-tool-call",
+    "latency-ms",
+    "cost-usd",
+    "max-tokens",
+    "llm-rubric",
+    // Listed so suggestions find the negated forms users write most.
+    "not-refusal",
+    "not-contains",
+];
+
+/// Types that take a `not-` prefix.
+const NEGATABLE: [&str; 11] = [
+    "equals",
+    "contains",
+    "icontains",
+    "contains-any",
+    "contains-all",
+    "starts-with",
+    "ends-with",
+    "regex",
+    "is-json",
+    "refusal",
+    "tool-called",
+];
+
+/// Loads the schema a `json-schema` assertion names: `(repository path, schema)`.
+pub type SchemaLoader<'a> = dyn FnMut(&str) -> Result<(String, Value), String> + 'a;
+
+impl AssertionSpec {
+    /// Check the spec and build the typed assertion; the error is one line for the user.
+    pub fn build(&self, pos: Pos, load_schema: &mut SchemaLoader<'_>) -> Result<Assertion, String> {
+        let (negate, base) = match self.kind.strip_prefix("not-") {
+            Some(rest) if NEGATABLE.contains(&rest) => (true, rest),
+            _ => (false, self.kind.as_str()),
+        };
+        let check = self.check(base, load_schema)?;
+        let weight = self.weight.unwrap_or(1.0);
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(format!("`weight` must be a number ≥ 0, found {weight}"));
+        }
+        if self.path.is_some() && base != "json-path" {
+            return Err(format!(
+                "`path` is only for `json-path`, not `{}`",
+                self.kind
+            ));
+        }
+        if self.tool.is_some() && base != "tool-args" {
+            return Err(format!(
+                "`tool` is only for `tool-args`, not `{}`",
+                self.kind
+            ));
+        }
+        Ok(Assertion {
+            name: self.kind.clone(),
+            check,
+            negate,
+            weight,
+            pos,
+        })
+    }
+
+    fn check(&self, base: &str, load_schema: &mut SchemaLoader<'_>) -> Result<Check, String> {
+        let kind = &self.kind;
+        let value = self.value.as_ref();
+        let text = || -> Result<String, String> {
+            match value {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(Value::Number(n)) => Ok(n.to_string()),
+                Some(Value::Bool(b)) => Ok(b.to_string()),
+                Some(other) => Err(format!(
+                    "`{kind}` needs a text `value`, found {}",
+                    json_type(other)
+                )),
+                None => Err(format!("`{kind}` needs a `value`")),
+            }
+        };
+        let list = || -> Result<Vec<String>, String> {
+            let items = value
+                .and_then(Value::as_array)
+                .ok_or_else(|| format!("`{kind}` needs a list of strings as `value`"))?;
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str().map(str::to_string).ok_or_else(|| {
+                        format!("`{kind}` needs a list of strings, found {}", json_type(i))
+                    })
+                })
+                .collect()
+        };
+        let count = || -> Result<u64, String> {
+            value
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("`{kind}` needs a whole number ≥ 0 as `value`"))
+        };
+        let number = || -> Result<f64, String> {
+            value
+                .and_then(Value::as_f64)
+                .filter(|n| *n >= 0.0)
+                .ok_or_else(|| format!("`{kind}` needs a number ≥ 0 as `value`"))
+        };
+        let none = |check: Check| -> Result<Check, String> {
+            match value {
+                None => Ok(check),
+                Some(_) => Err(format!("`{kind}` takes no `value`")),
+            }
+        };
+        Ok(match base {
+            "equals" => Check::Equals { value: text()? },
+            "contains" => Check::Contains { value: text()? },
+            "icontains" => Check::Icontains { value: text()? },
+            "contains-any" => Check::ContainsAny { values: list()? },
+            "contains-all" => Check::ContainsAll { values: list()? },
+            "starts-with" => Check::StartsWith { value: text()? },
+            "ends-with" => Check::EndsWith { value: text()? },
+            "regex" => {
+                let pattern = text()?;
+                regex::Regex::new(&pattern)
+                    .map_err(|e| format!("`{kind}`: invalid regular expression: {e}"))?;
+                Check::Regex { pattern }
+            }
+            "is-json" => none(Check::IsJson)?,
+            "json-schema" => match value {
+                Some(Value::String(path)) => {
+                    let (source, schema) = load_schema(path)?;
+                    Check::JsonSchema {
+                        source: Some(source),
+                        schema,
+                    }
+                }
+                Some(schema @ Value::Object(_)) => Check::JsonSchema {
+                    source: None,
+                    schema: schema.clone(),
+                },
+                _ => {
+                    return Err(format!(
+                        "`{kind}` needs a schema file path or an inline schema as `value`"
+                    ));
+                }
+            },
+            "json-path" => {
+                let path = self
+                    .path
+                    .clone()
+                    .ok_or_else(|| format!("`{kind}` needs a `path`, e.g. `$.decision`"))?;
+                if !path.starts_with('$') {
+                    return Err(format!(
+                        "`{kind}`: `path` must start with `$`, found `{path}`"
+                    ));
+                }
+                Check::JsonPath {
+                    path,
+                    expected: value.cloned(),
+                }
+            }
+            "json-keys" => Check::JsonKeys { allowed: list()? },
+            "refusal" => none(Check::Refusal)?,
+            "max-words" => Check::MaxWords { limit: count()? },
+            "min-words" => Check::MinWords { limit: count()? },
+            "max-chars" => Check::MaxChars { limit: count()? },
+            "tool-called" => Check::ToolCalled { tool: text()? },
+            "tool-sequence" => Check::ToolSequence { tools: list()? },
+            "tool-args" => {
+                let tool = self
+                    .tool
+                    .clone()
+                    .ok_or_else(|| format!("`{kind}` needs a `tool`"))?;
+                let args = value
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .ok_or_else(|| format!("`{kind}` needs a mapping of expected arguments"))?;
+                Check::ToolArgs { tool, args }
+            }
+            "no-tool-call" => none(Check::NoToolCall)?,
+            "latency-ms" => Check::LatencyMs { limit: number()? },
+            "cost-usd" => Check::CostUsd { limit: number()? },
+            "max-tokens" => Check::MaxTokens { limit: count()? },
+            "llm-rubric" => Check::LlmRubric { rubric: text()? },
+            _ => {
+                let hint = did_you_mean(kind, TYPES);
+                return Err(if hint.is_empty() {
+                    format!(
+                        "unknown assertion type `{kind}`; known types: {}",
+                        TYPES[..24].join(", ")
+                    )
+                } else {
+                    format!("unknown assertion type `{kind}`{hint}")
+                });
+            }
+        })
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn build(spec: Value) -> Result<Assertion, String> {
+        let spec: AssertionSpec = serde_json::from_value(spec).map_err(|e| e.to_string())?;
+        spec.build(Pos::START, &mut |p: &str| {
+            Ok((format!("schemas/{p}"), json!({"type": "object"})))
+        })
+    }
+
+    #[test]
+    fn builds_typed_checks() -> Result<(), String> {
+        let a = build(json!({"type": "not-contains", "value": "sorry"}))?;
+        assert!(a.negate);
+        assert_eq!(
+            a.check,
+            Check::Contains {
+                value: "sorry".into()
+            }
+        );
+        let a = build(json!({"type": "not-refusal"}))?;
+        assert_eq!((a.check, a.negate), (Check::Refusal, true));
+        let a = build(json!({"type": "json-schema", "value": "x.json"}))?;
+        assert_eq!(
+            a.check,
+            Check::JsonSchema {
+                source: Some("schemas/x.json".into()),
+                schema: json!({"type": "object"})
+            }
+        );
+        let a = build(json!({"type": "tool-sequence", "value": ["a", "b"]}))?;
+        assert_eq!(
+            a.check,
+            Check::ToolSequence {
+                tools: vec!["a".into(), "b".into()]
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn explains_bad_assertions() {
+        assert_eq!(
+            build(json!({"type": "contians", "value": "x"})),
+            Err("unknown assertion type `contians`, did you mean `contains`?".into())
+        );
+        assert_eq!(
+            build(json!({"type": "max-words", "value": "ten"})),
+            Err("`max-words` needs a whole number ≥ 0 as `value`".into())
+        );
+        assert_eq!(
+            build(json!({"type": "is-json", "value": true})),
+            Err("`is-json` takes no `value`".into())
+        );
+        assert_eq!(
+            build(json!({"type": "not-max-words", "value": 3})),
+            Err("unknown assertion type `not-max-words`, did you mean `max-words`?".into())
+        );
+        assert!(
+            build(json!({"type": "regex", "value": "(unclosed"}))
+                .is_err_and(|e| e.starts_with("`regex`: invalid regular expression"))
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Prompt artifacts: versioned, structured prompts read from either format into one model.
+//!
+//! - `*.prompt.yaml`: promptgate's own format ([`native`]).
+//! - `*.prompt.yml` (GitHub Models): `name`, `model`, `modelParameters`, `messages`,
+//!   `testData`, `evaluators` ([`github_models`]); their test data is their eval set.
+
+pub mod assertion;
+pub mod fingerprint;
+pub mod github_models;
+pub mod native;
+pub mod suite;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::diag::{Diagnostics, Pos, did_you_mean};
+use crate::format::{self, yaml::Node};
+use crate::source::{Tree, resolve_ref};
+use suite::EvalSet;
+
+/// Which file format an artifact was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactFormat {
+    Native,
+    GithubModels,
+}
+
+/// The model and its sampling parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Provider name from `.promptgate.yaml` (`openai`, `anthropic`, or one you declare).
+    pub provider: String,
+    /// Model name as the provider knows it.
+    pub name: String,
+    /// Model family, e.g. `gpt-4o`; a family change is called out in reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub role: Role,
+    /// A minijinja template; variables come from the eval case.
+    pub content: String,
+}
+
+/// The answer format requested from the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Repository path of the schema file, when it came from one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        schema: Value,
+    },
+}
+
+/// Tools the model may call, in OpenAI's function-tool format.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tools {
+    pub schema_version: Option<String>,
+    /// Repository path of the definitions file, when they came from one.
+    pub source: Option<String>,
+    pub definitions: Vec<Value>,
+}
+
+impl Tools {
+    /// Names of the defined functions.
+    pub fn names(&self) -> Vec<&str> {
+        self.definitions
+            .iter()
+            .filter_map(|d| {
+                d.pointer("/function/name")
+                    .or_else(|| d.get("name"))
+                    .and_then(Value::as_str)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retrieval {
+    pub index: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+    /// Metadata filters passed to the retriever.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filters: BTreeMap<String, Value>,
+}
+
+/// A prompt artifact, whatever file it came from, with its references resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Artifact {
+    pub id: String,
+    pub path: String,
+    pub format: ArtifactFormat,
+    /// `None` for formats without versions (GitHub Models).
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub model: ModelSpec,
+    pub response_format: ResponseFormat,
+    pub messages: Vec<Message>,
+    pub tools: Option<Tools>,
+    pub retrieval: Option<Retrieval>,
+    pub known_limitations: Vec<String>,
+    /// Suite files, repository-relative.
+    pub evals: Vec<String>,
+    /// The eval set written inside the artifact (GitHub Models `testData`).
+    #[serde(skip)]
+    pub inline_evals: Option<EvalSet>,
+    /// Files the artifact's behaviour depends on (tool definitions, schemas).
+    pub references: Vec<String>,
+    /// Hash of everything that changes behaviour; see [`fingerprint`].
+    pub fingerprint: String,
+    /// Warnings found while reading it (nothing that stops it from being used).
+    #[serde(skip)]
+    pub warnings: Diagnostics,
+    /// The parsed file, for locating fields in messages.
+    #[serde(skip)]
+    pub node: Node,
+}
+
+impl Artifact {
+    /// Where field `keys` is written in the artifact's file.
+    pub fn pos_of(&self, keys: &[&str]) -> Pos {
+        suite::locate(&self.node, keys)
+    }
+
+    /// The position of message `index`'s content.
+    pub fn message_pos(&self, index: usize) -> Pos {
+        self.node
+            .get("messages")
+            .and_then(Node::as_seq)
+            .and_then(|m| m.get(index))
+            .map_or(self.node.pos, |m| suite::locate(m, &["content"]))
+    }
+}
+
+/// Whether `path` is in GitHub Models format: `.prompt.yml`, or a `model:` given as a
+/// plain string (GitHub Models allows `.prompt.yaml` too).
+fn is_github_models(path: &str, node: &Node) -> bool {
+    path.ends_with(".prompt.yml") || node.get("model").and_then(Node::as_str).is_some()
+}
+
+/// The artifact id a file gets when it sets none: its path without the extension.
+pub fn default_id(path: &str) -> String {
+    for ext in [".prompt.yaml", ".prompt.yml", ".yaml", ".yml"] {
+        if let Some(stem) = path.strip_suffix(ext) {
+            return stem.to_string();
+        }
+    }
+    path.to_string()
+}
+
+/// Read and check one artifact file from `tree`.
+pub fn load(tree: &dyn Tree, path: &str, config: &Config) -> Result<Artifact, Diagnostics> {
+    let text = format::read_text(tree, path)?;
+    let node = format::parse_yaml(path, &text)?;
+    let mut artifact = if is_github_models(path, &node) {
+        github_models::convert(path, node)?
+    } else {
+        native::convert(tree, path, node)?
+    };
+    let mut problems = Diagnostics::default();
+    if !config.has_provider(&artifact.model.provider) {
+        let names = config.provider_names();
+        problems.push(
+            path,
+            artifact.pos_of(&["model", "provider"]),
+            format!(
+                "unknown provider `{}`{}",
+                artifact.model.provider,
+                did_you_mean(&artifact.model.provider, names.iter().copied())
+            ),
+        );
+    }
+    for (i, message) in artifact.messages.iter().enumerate() {
+        if let Err(e) = template::variables(&message.content) {
+            problems.push(
+                path,
+                artifact.message_pos(i),
+                format!(
+                    "template error in `messages[{i}].content` (template line {}): {}",
+                    e.line, e.message
+                ),
+            );
+        }
+    }
+    if problems.has_errors() {
+        return Err(problems);
+    }
+    artifact.warnings.extend(problems);
+    artifact.fingerprint = fingerprint::fingerprint(&artifact);
+    Ok(artifact)
+}
+
+/// Read a JSON file an artifact refers to, with the reference's position for messages.
+pub(crate) fn read_json_ref(
+    tree: &dyn Tree,
+    from: &str,
+    field: &str,
+    reference: &str,
+    pos: Pos,
+) -> Result<(String, Value), Diagnostics> {
+    let fail = |message: String| {
+        let mut d = Diagnostics::default();
+        d.push(from, pos, message);
+        d
+    };
+    let target = resolve_ref(from, reference).map_err(|e| fail(format!("`{field}`: {e}")))?;
+    let bytes = tree.read(&target).map_err(|e| {
+        fail(format!(
+            "`{field}` `{reference}`: {}",
+            format::read_error_message(&e)
+        ))
+    })?;
+    let value = serde_json::from_slice(&bytes).map_err(|e| {
+        fail(format!(
+            "`{field}` `{reference}` is not valid JSON: {e} (in {target})"
+        ))
+    })?;
+    Ok((target, value))
+}
+
+/// Trailing whitespace of a message is not sent and not fingerprinted: `|` and `|-`
+/// blocks mean the same prompt.
+pub(crate) fn normalize_content(content: &str) -> String {
+    content.trim_end().to_string()
+}

@@ -1,0 +1,434 @@
+//! Eval suites (`*.eval.yaml`, plus a `cases_file` of JSON lines): the cases an artifact
+//! is judged on, each in one or more segments.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::assertion::{Assertion, AssertionSpec};
+use crate::diag::{Diagnostics, Pos};
+use crate::format::yaml::{Kind, Node};
+use crate::format::{self, CachedSchema};
+use crate::source::{Tree, resolve_ref};
+
+/// Cases one eval set may hold.
+pub const MAX_CASES: usize = 100_000;
+
+/// Segment of cases that name none.
+pub const DEFAULT_SEGMENT: &str = "all";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    /// Segments with their settings; cases may also name segments not listed here.
+    #[serde(default)]
+    pub segments: BTreeMap<String, SegmentSpec>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub cases: Vec<CaseSpec>,
+    /// More cases, one JSON object a line, relative to this file.
+    pub cases_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    /// Any new failure in a critical segment blocks the gate.
+    #[serde(default)]
+    pub critical: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Template variables every case gets unless it sets its own.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    /// Assertions every case gets, before its own.
+    #[serde(default)]
+    pub assert: Vec<AssertionSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSpec {
+    pub id: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub segments: Vec<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    /// Canned answers for the tool-call loop, by tool name.
+    #[serde(default)]
+    pub tool_results: BTreeMap<String, ToolResultSpec>,
+    #[serde(default)]
+    pub assert: Vec<AssertionSpec>,
+}
+
+/// A tool's canned answer: `content` on success, `error` for a failing tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResultSpec {
+    pub content: Option<Value>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolResult {
+    Content(Value),
+    Error(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Segment {
+    pub critical: bool,
+    pub description: Option<String>,
+}
+
+/// A case ready to run: defaults merged in, assertions checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Case {
+    pub id: String,
+    pub description: Option<String>,
+    pub segments: Vec<String>,
+    pub vars: BTreeMap<String, Value>,
+    pub tool_results: BTreeMap<String, ToolResult>,
+    pub assertions: Vec<Assertion>,
+    /// Where the case is written.
+    pub file: String,
+    pub pos: Pos,
+}
+
+/// What an artifact is judged on: the cases of all its suites.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvalSet {
+    pub segments: BTreeMap<String, Segment>,
+    pub cases: Vec<Case>,
+    /// Every file the set was read from (suites, cases files, schemas).
+    pub files: Vec<String>,
+}
+
+impl EvalSet {
+    /// Add a suite's cases; a case id seen before is reported, not added.
+    pub fn absorb(&mut self, suite: EvalSet, problems: &mut Diagnostics) {
+        for (name, segment) in suite.segments {
+            let entry = self.segments.entry(name).or_default();
+            entry.critical |= segment.critical;
+            if entry.description.is_none() {
+                entry.description = segment.description;
+            }
+        }
+        for case in suite.cases {
+            if let Some(first) = self.cases.iter().find(|c| c.id == case.id) {
+                problems.push(
+                    &case.file,
+                    case.pos,
+                    format!(
+                        "duplicate case id `{}` (first at {}:{})",
+                        case.id, first.file, first.pos.line
+                    ),
+                );
+                continue;
+            }
+            self.cases.push(case);
+        }
+        for file in suite.files {
+            if !self.files.contains(&file) {
+                self.files.push(file);
+            }
+        }
+    }
+}
+
+static SUITE_SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<SuiteFile>);
+static CASE_SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<CaseSpec>);
+
+/// Load one suite file and its cases file. Problems are collected, and every case that
+/// is fine is still returned.
+pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
+    let mut problems = Diagnostics::default();
+    let mut set = EvalSet {
+        files: vec![path.to_string()],
+        ..EvalSet::default()
+    };
+    let (file, node) = match format::load_yaml::<SuiteFile>(tree, path, SUITE_SCHEMA.get()) {
+        Ok(loaded) => loaded,
+        Err(d) => return (set, d),
+    };
+    set.segments = file
+        .segments
+        .iter()
+        .map(|(name, s)| {
+            (
+                name.clone(),
+                Segment {
+                    critical: s.critical,
+                    description: s.description.clone(),
+                },
+            )
+        })
+        .collect();
+
+    let mut loader = SchemaFiles {
+        tree,
+        from: path,
+        files: Vec::new(),
+    };
+    let mut default_asserts = Vec::new();
+    for (i, a) in file.defaults.assert.iter().enumerate() {
+        let at = item_pos(&node, &["defaults", "assert"], i);
+        match a.build(at, &mut |p: &str| loader.load(p)) {
+            Ok(built) => default_asserts.push(built),
+            Err(message) => problems.push(path, at, message),
+        }
+    }
+
+    let case_nodes = node.get("cases").and_then(Node::as_seq).unwrap_or_default();
+    let mut specs: Vec<(CaseSpec, String, Pos, Option<&Node>)> = file
+        .cases
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let n = case_nodes.get(i);
+            (c, path.to_string(), n.map_or(Pos::START, |n| n.pos), n)
+        })
+        .collect();
+
+    if let Some(cases_file) = &file.cases_file {
+        let at = locate(&node, &["cases_file"]);
+        match resolve_ref(path, cases_file) {
+            Err(e) => problems.push(path, at, format!("`cases_file`: {e}")),
+            Ok(target) => match tree.read(&target) {
+                Err(e) => problems.push(
+                    path,
+                    at,
+                    format!(
+                        "`cases_file` `{cases_file}`: {}",
+                        format::read_error_message(&e)
+                    ),
+                ),
+                Ok(bytes) => {
+                    set.files.push(target.clone());
+                    match format::text_of(&target, bytes) {
+                        Err(d) => problems.extend(d),
+                        Ok(text) => {
+                            let (lines, p) = parse_jsonl(&target, &text);
+                            problems.extend(p);
+                            specs.extend(
+                                lines
+                                    .into_iter()
+                                    .map(|(c, pos)| (c, target.clone(), pos, None)),
+                            );
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    if specs.len() > MAX_CASES {
+        problems.push(
+            path,
+            Pos::START,
+            format!(
+                "{} cases, over the limit of {MAX_CASES} per suite",
+                specs.len()
+            ),
+        );
+        return (set, problems);
+    }
+
+    let mut seen: BTreeMap<String, (String, Pos)> = BTreeMap::new();
+    for (spec, file_path, pos, case_node) in specs {
+        if let Some((first_file, first_pos)) = seen.get(&spec.id) {
+            problems.push(
+                &file_path,
+                pos,
+                format!(
+                    "duplicate case id `{}` (first at {first_file}:{})",
+                    spec.id, first_pos.line
+                ),
+            );
+            continue;
+        }
+        seen.insert(spec.id.clone(), (file_path.clone(), pos));
+        let mut assertions = default_asserts.clone();
+        let mut ok = true;
+        for (i, a) in spec.assert.iter().enumerate() {
+            let at = case_node.map_or(pos, |n| item_pos(n, &["assert"], i));
+            match a.build(at, &mut |p: &str| loader.load(p)) {
+                Ok(built) => assertions.push(built),
+                Err(message) => {
+                    ok = false;
+                    problems.push(&file_path, at, message);
+                }
+            }
+        }
+        let mut tool_results = BTreeMap::new();
+        for (tool, result) in &spec.tool_results {
+            let at = case_node.map_or(pos, |n| locate(n, &["tool_results", tool]));
+            match (&result.content, &result.error) {
+                (Some(content), None) => {
+                    tool_results.insert(tool.clone(), ToolResult::Content(content.clone()));
+                }
+                (None, Some(error)) => {
+                    tool_results.insert(tool.clone(), ToolResult::Error(error.clone()));
+                }
+                _ => {
+                    ok = false;
+                    problems.push(
+                        &file_path,
+                        at,
+                        format!("tool result `{tool}` needs exactly one of `content` or `error`"),
+                    );
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let mut vars = file.defaults.vars.clone();
+        vars.extend(spec.vars);
+        let segments = if spec.segments.is_empty() {
+            vec![DEFAULT_SEGMENT.to_string()]
+        } else {
+            spec.segments
+        };
+        set.cases.push(Case {
+            id: spec.id,
+            description: spec.description,
+            segments,
+            vars,
+            tool_results,
+            assertions,
+            file: file_path,
+            pos,
+        });
+    }
+    for f in loader.files {
+        if !set.files.contains(&f) {
+            set.files.push(f);
+        }
+    }
+    (set, problems)
+}
+
+/// Parse a JSON-lines cases file: one case object a line, blank lines skipped. Bad lines
+/// are reported by line number; good lines are kept.
+fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
+    let mut problems = Diagnostics::default();
+    let mut cases = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if cases.len() > MAX_CASES {
+            problems.push(
+                path,
+                Pos::new(line_no, 1),
+                format!("more than {MAX_CASES} cases; the rest of the file is not read"),
+            );
+            break;
+        }
+        let value: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(
+                    path,
+                    Pos::new(line_no, e.column().max(1)),
+                    format!("invalid JSON: {e}"),
+                );
+                continue;
+            }
+        };
+        let node = node_from_json(&value, Pos::new(line_no, 1));
+        match format::typed::<CaseSpec>(path, &node, CASE_SCHEMA.get()) {
+            Ok(case) => cases.push((case, Pos::new(line_no, 1))),
+            Err(d) => problems.extend(d),
+        }
+    }
+    (cases, problems)
+}
+
+/// A JSON value as a tree whose every node sits at `pos` (JSON lines have one line each).
+pub fn node_from_json(value: &Value, pos: Pos) -> Node {
+    let kind = match value {
+        Value::Null => Kind::Null,
+        Value::Bool(b) => Kind::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Kind::Int(i),
+            None => Kind::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Kind::Str(s.clone()),
+        Value::Array(items) => Kind::Seq(items.iter().map(|v| node_from_json(v, pos)).collect()),
+        Value::Object(map) => Kind::Map(
+            map.iter()
+                .map(|(k, v)| crate::format::yaml::Entry {
+                    key: k.clone(),
+                    key_pos: pos,
+                    value: node_from_json(v, pos),
+                })
+                .collect(),
+        ),
+    };
+    Node { kind, pos }
+}
+
+/// The position of the value at `keys` below `node`, or of the deepest one that exists.
+pub fn locate(node: &Node, keys: &[&str]) -> Pos {
+    let mut current = node;
+    for key in keys {
+        match current.get(key) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    current.pos
+}
+
+/// The position of item `index` of the list at `keys` below `node`.
+fn item_pos(node: &Node, keys: &[&str], index: usize) -> Pos {
+    let mut current = node;
+    for key in keys {
+        match current.get(key) {
+            Some(next) => current = next,
+            None => return current.pos,
+        }
+    }
+    current
+        .as_seq()
+        .and_then(|items| items.get(index))
+        .map_or(current.pos, |item| item.pos)
+}
+
+/// Reads the JSON schema files `json-schema` assertions name, relative to the suite.
+struct SchemaFiles<'a> {
+    tree: &'a dyn Tree,
+    from: &'a str,
+    files: Vec<String>,
+}
+
+impl SchemaFiles<'_> {
+    fn load(&mut self, reference: &str) -> Result<(String, Value), String> {
+        let target =
+            resolve_ref(self.from, reference).map_err(|e| format!("`json-schema`: {e}"))?;
+        let bytes = self.tree.read(&target).map_err(|e| {
+            format!(
+                "`json-schema` `{reference}`: {}",
+                format::read_error_message(&e)
+            )
+        })?;
+        let schema: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("`json-schema` `{reference}` is not valid JSON: {e}"))?;
+        if !self.files.contains(&target) {
+            self.files.push(target.clone());
+        }
+        Ok((target, schema))
+    }
+}

@@ -1,0 +1,84 @@
+//! Message templates: minijinja, strict (an undefined variable is an error, never "").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+
+/// Names minijinja provides itself; a template using them needs no variable.
+const BUILTINS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "self"];
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env
+}
+
+/// A template that does not compile, with the template line where it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub message: String,
+    /// 1-based line inside the template text.
+    pub line: usize,
+}
+
+fn to_error(e: &minijinja::Error) -> TemplateError {
+    TemplateError {
+        message: e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), str::to_string),
+        line: e.line().unwrap_or(1),
+    }
+}
+
+/// Compile-check a template and return the variables it reads from its context.
+pub fn variables(source: &str) -> Result<BTreeSet<String>, TemplateError> {
+    let env = environment();
+    let template = env.template_from_str(source).map_err(|e| to_error(&e))?;
+    Ok(template
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !BUILTINS.contains(&v.as_str()))
+        .collect())
+}
+
+/// Render a template with `vars`; a variable it uses but `vars` lacks is an error.
+pub fn render(source: &str, vars: &BTreeMap<String, Value>) -> Result<String, TemplateError> {
+    let env = environment();
+    let template = env.template_from_str(source).map_err(|e| to_error(&e))?;
+    template
+        .render(minijinja::value::Serde(vars))
+        .map_err(|e| to_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_variables_and_ignores_locals() -> Result<(), TemplateError> {
+        let vars = variables(
+            "Hi {{ customer.name }} at {{ company }}.{% for x in items %}{{ x }}{% endfor %}",
+        )?;
+        assert_eq!(
+            vars.into_iter().collect::<Vec<_>>(),
+            vec!["company", "customer", "items"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_their_line() {
+        let err = variables("line one\n{{ broken ").expect_err("broken");
+        assert_eq!(err.line, 2);
+        assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn renders_strictly() {
+        let mut vars = BTreeMap::new();
+        vars.insert("name".to_string(), Value::from("Ada"));
+        assert_eq!(render("Hi {{ name }}", &vars), Ok("Hi Ada".to_string()));
+        assert!(render("Hi {{ nobody }}", &vars).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! What a pull request changed: artifacts added, deleted, renamed, modified, and modified
+//! only because a file they reference changed; with fields, instruction diff and whether
+//! behaviour changed without a version bump.
+//!
+//! [`detect`] works on two [`Snapshot`]s (the merge-base and the head) and the list of
+//! changed paths; where those come from is [`crate::source::git`]'s business.
+
+pub mod fields;
+pub mod render;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::artifact::Artifact;
+use crate::artifact::suite::EvalSet;
+use crate::diag::Diagnostic;
+use crate::repo::Snapshot;
+use crate::source::git::DiffEntry;
+use fields::FieldChange;
+
+/// Version of the JSON that `changes --format json` prints.
+pub const SCHEMA: &str = "promptgate.changes/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    Added,
+    Deleted,
+    Renamed,
+    /// The artifact file itself changed.
+    Modified,
+    /// The artifact file is untouched; a file it references changed.
+    ReferenceChanged,
+}
+
+/// One side of a change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    pub path: String,
+    pub version: Option<String>,
+    /// `None` when this side does not load.
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArtifactChange {
+    pub id: String,
+    pub kind: ChangeKind,
+    pub base: Option<Side>,
+    pub head: Option<Side>,
+    /// The fingerprint differs (always true for added and deleted artifacts).
+    pub behaviour_changed: bool,
+    /// A suite or cases file of the artifact changed.
+    pub evals_changed: bool,
+    /// Behaviour changed and `version` stayed the same.
+    pub missing_version_bump: bool,
+    pub fields: Vec<FieldChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_diff: Option<String>,
+    /// Changed files this artifact references (tools, schemas, suites, cases files).
+    pub changed_references: Vec<String>,
+    /// Why the head version does not load, if it does not.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl ArtifactChange {
+    pub fn path(&self) -> &str {
+        self.head
+            .as_ref()
+            .or(self.base.as_ref())
+            .map_or("", |s| s.path.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeSet {
+    pub schema: &'static str,
+    pub base: String,
+    pub head: String,
+    pub merge_base: String,
+    pub head_commit: String,
+    pub files_changed: usize,
+    pub artifacts: Vec<ArtifactChange>,
+}
+
+impl ChangeSet {
+    pub fn behaviour_changes(&self) -> impl Iterator<Item = &ArtifactChange> {
+        self.artifacts.iter().filter(|a| a.behaviour_changed)
+    }
+
+    pub fn evals_only(&self) -> impl Iterator<Item = &ArtifactChange> {
+        self.artifacts
+            .iter()
+            .filter(|a| !a.behaviour_changed && a.evals_changed)
+    }
+
+    pub fn touched_only(&self) -> impl Iterator<Item = &ArtifactChange> {
+        self.artifacts
+            .iter()
+            .filter(|a| !a.behaviour_changed && !a.evals_changed)
+    }
+}
+
+/// Where the commits came from, for the report.
+pub struct Refs {
+    pub base: String,
+    pub head: String,
+    pub merge_base: String,
+    pub head_commit: String,
+}
+
+/// Classify every artifact the diff touches, directly or through a referenced file.
+pub fn detect(
+    base: &Snapshot,
+    head: &Snapshot,
+    entries: &[DiffEntry],
+    refs: Refs,
+) -> anyhow::Result<ChangeSet> {
+    let changed: BTreeSet<&str> = entries.iter().flat_map(DiffEntry::paths).collect();
+    // (kind, base path, head path)
+    let mut candidates: Vec<(ChangeKind, Option<String>, Option<String>)> = Vec::new();
+    let mut direct: BTreeSet<String> = BTreeSet::new();
+    for entry in entries {
+        let (b, h) = match entry {
+            DiffEntry::Added(p) => (None, Some(p)),
+            DiffEntry::Deleted(p) => (Some(p), None),
+            DiffEntry::Modified(p) => (Some(p), Some(p)),
+            DiffEntry::Renamed { from, to } => (Some(from), Some(to)),
+        };
+        let b = b.filter(|p| base.is_artifact(p)).cloned();
+        let h = h.filter(|p| head.is_artifact(p)).cloned();
+        let kind = match (&b, &h, entry) {
+            (None, None, _) => continue,
+            (None, Some(_), _) => ChangeKind::Added,
+            (Some(_), None, _) => ChangeKind::Deleted,
+            (Some(_), Some(_), DiffEntry::Renamed { .. }) => ChangeKind::Renamed,
+            (Some(_), Some(_), _) => ChangeKind::Modified,
+        };
+        direct.extend(b.iter().chain(h.iter()).cloned());
+        candidates.push((kind, b, h));
+    }
+
+    // Files that are not artifacts may be what an untouched artifact depends on.
+    let others: BTreeSet<&str> = changed
+        .iter()
+        .copied()
+        .filter(|p| !base.is_artifact(p) && !head.is_artifact(p))
+        .collect();
+    if !others.is_empty() {
+        for path in head.artifact_paths()? {
+            if direct.contains(&path) {
+                continue;
+            }
+            let touches = match head.load_artifact(&path) {
+                Ok(a) => uses_any(&dependencies(head, &a), &others),
+                // It broke at head; it matters if it used a changed file at base.
+                Err(_) => base
+                    .load_artifact(&path)
+                    .is_ok_and(|a| uses_any(&dependencies(base, &a), &others)),
+            };
+            if touches {
+                candidates.push((ChangeKind::ReferenceChanged, Some(path.clone()), Some(path)));
+            }
+        }
+    }
+
+    let mut artifacts: Vec<ArtifactChange> = candidates
+        .into_iter()
+        .map(|(kind, b, h)| compare(base, head, kind, b.as_deref(), h.as_deref(), &changed))
+        .collect();
+    artifacts.sort_by(|a, b| (a.kind, a.path()).cmp(&(b.kind, b.path())));
+    Ok(ChangeSet {
+        schema: SCHEMA,
+        base: refs.base,
+        head: refs.head,
+        merge_base: refs.merge_base,
+        head_commit: refs.head_commit,
+        files_changed: entries.len(),
+        artifacts,
+    })
+}
+
+/// Every file an artifact's behaviour or eval set is read from.
+fn dependencies(snapshot: &Snapshot, artifact: &Artifact) -> BTreeSet<String> {
+    let mut deps: BTreeSet<String> = artifact.references.iter().cloned().collect();
+    for suite in &artifact.evals {
+        deps.insert(suite.clone());
+        deps.extend(snapshot.suite(suite).0.files);
+    }
+    deps
+}
+
+fn side(path: &str, loaded: &Result<Artifact, crate::diag::Diagnostics>) -> Side {
+    Side {
+        path: path.to_string(),
+        version: loaded.as_ref().ok().and_then(|a| a.version.clone()),
+        fingerprint: loaded.as_ref().ok().map(|a| a.fingerprint.clone()),
+    }
+}
+
+fn compare(
+    base: &Snapshot,
+    head: &Snapshot,
+    kind: ChangeKind,
+    base_path: Option<&str>,
+    head_path: Option<&str>,
+    changed: &BTreeSet<&str>,
+) -> ArtifactChange {
+    let old = base_path.map(|p| (p, base.load_artifact(p)));
+    let new = head_path.map(|p| (p, head.load_artifact(p)));
+    let id = new
+        .as_ref()
+        .and_then(|(_, r)| r.as_ref().ok().map(|a| a.id.clone()))
+        .or_else(|| {
+            old.as_ref()
+                .and_then(|(_, r)| r.as_ref().ok().map(|a| a.id.clone()))
+        })
+        .unwrap_or_else(|| crate::artifact::default_id(head_path.or(base_path).unwrap_or("")));
+
+    let mut changed_references = BTreeSet::new();
+    let mut evals_changed = false;
+    for (snapshot, loaded) in [(base, &old), (head, &new)] {
+        if let Some((_, Ok(a))) = loaded {
+            for r in &a.references {
+                if changed.contains(r.as_str()) {
+                    changed_references.insert(r.clone());
+                }
+            }
+            for suite in &a.evals {
+                for f in std::iter::once(suite.clone()).chain(snapshot.suite(suite).0.files) {
+                    if changed.contains(f.as_str()) {
+                        evals_changed = true;
+                        changed_references.insert(f);
+                    }
+                }
+            }
+        }
+    }
+
+    let (mut fields, mut message_diff) = (Vec::new(), None);
+    let (mut behaviour_changed, mut missing_version_bump) = (true, false);
+    if let (Some((_, Ok(a))), Some((_, Ok(b)))) = (&old, &new) {
+        fields = fields::diff(a, b);
+        message_diff = fields::message_diff(a, b);
+        behaviour_changed = a.fingerprint != b.fingerprint;
+        missing_version_bump = behaviour_changed && a.version.is_some() && a.version == b.version;
+        if a.evals != b.evals {
+            evals_changed = true;
+        }
+        // An inline eval set (GitHub Models test data) changes with the file.
+        if !same_cases(a.inline_evals.as_ref(), b.inline_evals.as_ref()) {
+            evals_changed = true;
+        }
+    }
+    let problems = match &new {
+        Some((_, Err(d))) => d.0.clone(),
+        _ => Vec::new(),
+    };
+    ArtifactChange {
+        id,
+        kind,
+        base: old.as_ref().map(|(p, r)| side(p, r)),
+        head: new.as_ref().map(|(p, r)| side(p, r)),
+        behaviour_changed,
+        evals_changed,
+        missing_version_bump,
+        fields,
+        message_diff,
+        changed_references: changed_references.into_iter().collect(),
+        problems,
+    }
+}
+
+fn uses_any(deps: &BTreeSet<String>, changed: &BTreeSet<&str>) -> bool {
+    deps.iter().any(|d| changed.contains(d.as_str()))
+}
+
+type CaseKey<'a> = (
+    &'a String,
+    &'a Vec<String>,
+    &'a std::collections::BTreeMap<String, serde_json::Value>,
+    &'a std::collections::BTreeMap<String, crate::artifact::suite::ToolResult>,
+    Vec<(&'a crate::artifact::assertion::Check, bool, u64)>,
+);
+
+fn case_keys(set: Option<&EvalSet>) -> Option<Vec<CaseKey<'_>>> {
+    set.map(|s| {
+        s.cases
+            .iter()
+            .map(|c| {
+                let checks = c
+                    .assertions
+                    .iter()
+                    .map(|a| (&a.check, a.negate, a.weight.to_bits()))
+                    .collect();
+                (&c.id, &c.segments, &c.vars, &c.tool_results, checks)
+            })
+            .collect()
+    })
+}
+
+/// Whether two eval sets hold the same cases, wherever in their files they are written.
+fn same_cases(a: Option<&EvalSet>, b: Option<&EvalSet>) -> bool {
+    case_keys(a) == case_keys(b)
+}

@@ -1,0 +1,257 @@
+//! `changes` output: text for terminals, JSON for machines, markdown for PR comments.
+
+use std::fmt::Write;
+
+use super::{ArtifactChange, ChangeKind, ChangeSet};
+use crate::artifact::fingerprint::short;
+
+fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+fn kind_word(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Added => "added",
+        ChangeKind::Deleted => "deleted",
+        ChangeKind::Renamed => "renamed",
+        ChangeKind::Modified => "modified",
+        ChangeKind::ReferenceChanged => "referenced file changed",
+    }
+}
+
+fn version_text(change: &ArtifactChange) -> Option<String> {
+    let v0 = change.base.as_ref().and_then(|s| s.version.clone());
+    let v1 = change.head.as_ref().and_then(|s| s.version.clone());
+    match (v0, v1) {
+        (Some(a), Some(b)) if a == b => Some(format!("v{a}")),
+        (Some(a), Some(b)) => Some(format!("v{a} → v{b}")),
+        (None, Some(b)) => Some(format!("v{b}")),
+        (Some(a), None) => Some(format!("v{a}")),
+        (None, None) => None,
+    }
+}
+
+fn fingerprint_text(change: &ArtifactChange) -> Option<String> {
+    let f0 = change.base.as_ref().and_then(|s| s.fingerprint.as_deref());
+    let f1 = change.head.as_ref().and_then(|s| s.fingerprint.as_deref());
+    match (f0, f1) {
+        (Some(a), Some(b)) if a == b => Some(short(a).to_string()),
+        (Some(a), Some(b)) => Some(format!("{} → {}", short(a), short(b))),
+        (None, Some(b)) => Some(short(b).to_string()),
+        (Some(a), None) => Some(short(a).to_string()),
+        (None, None) => None,
+    }
+}
+
+fn location(change: &ArtifactChange) -> String {
+    match (&change.base, &change.head, change.kind) {
+        (Some(b), Some(h), ChangeKind::Renamed) => format!("{} → {}", b.path, h.path),
+        _ => change.path().to_string(),
+    }
+}
+
+fn summary(set: &ChangeSet) -> String {
+    let behaviour = set.behaviour_changes().count();
+    let evals = set.evals_only().count();
+    let touched = set.touched_only().count();
+    if set.artifacts.is_empty() {
+        return format!(
+            "{} file(s) changed; no prompt artifact changed",
+            set.files_changed
+        );
+    }
+    format!(
+        "{} file(s) changed; {behaviour} artifact(s) changed behaviour, {evals} changed only their eval set, {touched} touched without behaviour change",
+        set.files_changed
+    )
+}
+
+/// Plain text for a terminal.
+pub fn text(set: &ChangeSet) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({}) … {} ({}), compared from merge-base {}",
+        set.base,
+        short_sha(&set.merge_base),
+        set.head,
+        short_sha(&set.head_commit),
+        short_sha(&set.merge_base)
+    );
+    let _ = writeln!(out, "{}", summary(set));
+    let sections: [(&str, Vec<&ArtifactChange>); 3] = [
+        ("Behaviour changes", set.behaviour_changes().collect()),
+        (
+            "Eval set changed, behaviour unchanged",
+            set.evals_only().collect(),
+        ),
+        (
+            "Touched without behaviour change (fingerprint unchanged)",
+            set.touched_only().collect(),
+        ),
+    ];
+    for (title, changes) in sections {
+        if changes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title}:");
+        for c in changes {
+            let mut line = format!("  {:<8} {}  {}", kind_word(c.kind), c.id, location(c));
+            if let Some(v) = version_text(c) {
+                line.push_str(&format!("  {v}"));
+            }
+            if let Some(f) = fingerprint_text(c) {
+                line.push_str(&format!("  fingerprint {f}"));
+            }
+            let _ = writeln!(out, "{line}");
+            if c.missing_version_bump {
+                let _ = writeln!(
+                    out,
+                    "      ! behaviour changed but `version` was not bumped"
+                );
+            }
+            for p in &c.problems {
+                let _ = writeln!(out, "      ! {p}");
+            }
+            for r in &c.changed_references {
+                let _ = writeln!(out, "      changed file: {r}");
+            }
+            let width = c.fields.iter().map(|f| f.field.len()).max().unwrap_or(0);
+            for f in &c.fields {
+                let value = match (&f.before, &f.after) {
+                    (Some(b), Some(a)) => format!("{b} → {a}"),
+                    (None, Some(a)) => a.clone(),
+                    (Some(b), None) => format!("{b} → (unset)"),
+                    (None, None) => String::new(),
+                };
+                let _ = writeln!(out, "      {:<width$}  {value}", f.field);
+            }
+            if let Some(diff) = &c.message_diff {
+                for l in diff.lines() {
+                    let _ = writeln!(out, "      {l}");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Pretty JSON (schema `promptgate.changes/v1`).
+pub fn json(set: &ChangeSet) -> String {
+    serde_json::to_string_pretty(set).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The longest run of backticks in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
+/// A fence longer than any backtick run in `body`, so the body cannot close it.
+pub fn fence(body: &str) -> String {
+    "`".repeat((longest_backtick_run(body) + 1).max(3))
+}
+
+/// Inline code that stays inline code whatever `text` holds.
+pub fn code(text: &str) -> String {
+    let text = text.replace('\n', " ");
+    let ticks = "`".repeat(longest_backtick_run(&text) + 1);
+    if text.starts_with('`') || text.ends_with('`') {
+        format!("{ticks} {text} {ticks}")
+    } else {
+        format!("{ticks}{text}{ticks}")
+    }
+}
+
+/// Markdown for a pull-request comment.
+pub fn markdown(set: &ChangeSet) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### Prompt artifact changes\n");
+    let _ = writeln!(
+        out,
+        "`{}` … `{}` (merge-base `{}`): {}.\n",
+        short_sha(&set.merge_base),
+        short_sha(&set.head_commit),
+        short_sha(&set.merge_base),
+        summary(set)
+    );
+    if set.artifacts.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "| | Artifact | Path | Version | Fingerprint | Behaviour |\n|---|---|---|---|---|---|"
+    );
+    for c in &set.artifacts {
+        let behaviour = if c.behaviour_changed {
+            if c.missing_version_bump {
+                "changed, **version not bumped**"
+            } else {
+                "changed"
+            }
+        } else if c.evals_changed {
+            "unchanged (eval set changed)"
+        } else {
+            "unchanged"
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {behaviour} |",
+            kind_word(c.kind),
+            code(&c.id),
+            code(&location(c)),
+            version_text(c).unwrap_or_default(),
+            fingerprint_text(c).map(|f| code(&f)).unwrap_or_default(),
+        );
+    }
+    for c in set
+        .artifacts
+        .iter()
+        .filter(|c| !c.fields.is_empty() || c.message_diff.is_some() || !c.problems.is_empty())
+    {
+        let _ = writeln!(out, "\n<details><summary>{}</summary>\n", code(&c.id));
+        for p in &c.problems {
+            let _ = writeln!(out, "- ⚠️ {}", code(&p.to_string()));
+        }
+        for r in &c.changed_references {
+            let _ = writeln!(out, "- changed file {}", code(r));
+        }
+        for f in &c.fields {
+            let value = match (&f.before, &f.after) {
+                (Some(b), Some(a)) => format!("{} → {}", code(b), code(a)),
+                (None, Some(a)) => a.clone(),
+                (Some(b), None) => format!("{} → unset", code(b)),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(out, "- {} {value}", code(&f.field));
+        }
+        if let Some(diff) = &c.message_diff {
+            let fence = fence(diff);
+            let _ = writeln!(out, "\n{fence}diff\n{diff}{fence}");
+        }
+        let _ = writeln!(out, "\n</details>");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_outgrow_the_content() {
+        assert_eq!(fence("plain"), "```");
+        assert_eq!(fence("a ```` b"), "`````");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x"), "`` `x ``");
+    }
+}

@@ -1,0 +1,164 @@
+//! Diagnostics: a problem found in a user's file, located by file, line and column.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// A 1-based line and column in a text file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    pub const START: Pos = Pos { line: 1, col: 1 };
+
+    pub fn new(line: usize, col: usize) -> Self {
+        Pos { line, col }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    /// Worth knowing, but nothing is wrong enough to fail on.
+    Warning,
+}
+
+/// One problem in one file, printed as `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Diagnostic {
+    /// Repository-relative path of the file the problem is in.
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(file: impl Into<String>, pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: file.into(),
+            line: pos.line,
+            col: pos.col,
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(file: impl Into<String>, pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::new(file, pos, message)
+        }
+    }
+
+    pub fn pos(&self) -> Pos {
+        Pos::new(self.line, self.col)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
+        write!(
+            f,
+            "{}:{}:{}: {level}{}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+/// The problems of one load, in the order found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, file: &str, pos: Pos, message: impl Into<String>) {
+        self.0.push(Diagnostic::new(file, pos, message));
+    }
+
+    pub fn warn(&mut self, file: &str, pos: Pos, message: impl Into<String>) {
+        self.0.push(Diagnostic::warning(file, pos, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The closest candidate to `name`, if one is close enough to be a likely typo.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `, did you mean `x`?` when a close candidate exists, otherwise nothing.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    match nearest(name, candidates) {
+        Some(c) => format!(", did you mean `{c}`?"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let fields = ["temperature", "max_tokens", "top_p", "seed"];
+        assert_eq!(nearest("temprature", fields), Some("temperature"));
+        assert_eq!(nearest("max_token", fields), Some("max_tokens"));
+        assert_eq!(nearest("colour", fields), None);
+        assert_eq!(
+            did_you_mean("sead", ["temperature", "seed"]),
+            ", did you mean `seed`?"
+        );
+        assert_eq!(did_you_mean("colour", ["seed"]), "");
+    }
+
+    #[test]
+    fn displays_as_file_line_col() {
+        let d = Diagnostic::new("a.yaml", Pos::new(3, 7), "boom");
+        assert_eq!(d.to_string(), "a.yaml:3:7: boom");
+    }
+}

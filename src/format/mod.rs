@@ -1,0 +1,119 @@
+//! Reading user files into typed models with every problem located.
+//!
+//! The pipeline for one YAML file: bytes → UTF-8 → positioned YAML tree ([`yaml`]) → the
+//! shape the model's derived JSON Schema expects ([`shape`]) → the typed model (serde).
+
+pub mod shape;
+pub mod yaml;
+
+use std::sync::OnceLock;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::diag::{Diagnostics, Pos};
+use crate::source::{ReadError, Tree};
+use yaml::Node;
+
+/// The JSON Schema of `T`, as `schemars` derives it from the serde model.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Bool(true))
+}
+
+/// A schema computed once per process.
+pub struct CachedSchema(OnceLock<Value>, fn() -> Value);
+
+impl CachedSchema {
+    pub const fn new(make: fn() -> Value) -> Self {
+        CachedSchema(OnceLock::new(), make)
+    }
+
+    pub fn get(&self) -> &Value {
+        self.0.get_or_init(self.1)
+    }
+}
+
+/// Text of a file, or the problem reading it, said at `file:1:1`.
+pub fn read_text(tree: &dyn Tree, path: &str) -> Result<String, Diagnostics> {
+    let bytes = tree.read(path).map_err(|e| {
+        let mut d = Diagnostics::default();
+        d.push(path, Pos::START, read_error_message(&e));
+        d
+    })?;
+    text_of(path, bytes)
+}
+
+/// The message for a file that cannot be read, as the file's own diagnostic.
+pub fn read_error_message(e: &ReadError) -> String {
+    match e {
+        ReadError::Missing => "file not found".into(),
+        other => format!("cannot read: {other}"),
+    }
+}
+
+/// Decode UTF-8, locating the first invalid byte.
+pub fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
+        let mut d = Diagnostics::default();
+        d.push(path, Pos::new(line, col), "file is not valid UTF-8");
+        d
+    })
+}
+
+/// Parse YAML text into a positioned tree.
+pub fn parse_yaml(path: &str, text: &str) -> Result<Node, Diagnostics> {
+    yaml::parse(text).map_err(|e| {
+        let mut d = Diagnostics::default();
+        d.push(path, e.pos, format!("YAML syntax error: {}", e.message));
+        d
+    })
+}
+
+/// Check a tree against `schema` and turn it into `T`, reporting every shape problem.
+pub fn typed<T: DeserializeOwned>(
+    path: &str,
+    node: &Node,
+    schema: &Value,
+) -> Result<T, Diagnostics> {
+    let mut problems = Diagnostics::default();
+    shape::check(schema, node, path, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    serde_json::from_value(node.to_json()).map_err(|e| {
+        let mut d = Diagnostics::default();
+        d.push(path, node.pos, e.to_string());
+        d
+    })
+}
+
+/// Read, parse and type one YAML file.
+pub fn load_yaml<T: DeserializeOwned>(
+    tree: &dyn Tree,
+    path: &str,
+    schema: &Value,
+) -> Result<(T, Node), Diagnostics> {
+    let text = read_text(tree, path)?;
+    let node = parse_yaml(path, &text)?;
+    let value = typed(path, &node, schema)?;
+    Ok((value, node))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_invalid_utf8() {
+        let err = text_of("a.yaml", b"ok: 1\nbad: \xff\n".to_vec()).expect_err("invalid");
+        assert_eq!(err.to_string(), "a.yaml:2:6: file is not valid UTF-8");
+    }
+}

@@ -1,0 +1,17 @@
+//! promptgate: prompt changes under release discipline.
+//!
+//! The modules follow the pipeline: [`source`] and [`format`] read the repository,
+//! [`artifact`] models prompts and their eval sets, [`changes`] finds what a pull request
+//! changed, and [`validate`] checks a working tree.
+
+pub mod artifact;
+pub mod changes;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod env;
+pub mod exit;
+pub mod format;
+pub mod repo;
+pub mod source;
+pub mod validate;

@@ -1,0 +1,220 @@
+//! A repository at one point in time: its files, its config, its artifacts and suites.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::artifact::suite::{self, EvalSet};
+use crate::artifact::{self, Artifact};
+use crate::config::{CONFIG_FILE, Config};
+use crate::diag::{Diagnostics, Pos};
+use crate::format::{self, CachedSchema};
+use crate::source::{ReadError, Tree};
+
+static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<Config>);
+
+/// One tree with its config read. Suites are loaded once however many artifacts use them.
+pub struct Snapshot<'t> {
+    pub tree: &'t dyn Tree,
+    pub config: Config,
+    pub config_path: String,
+    /// Problems with the config; when there are any, defaults stand in for it.
+    pub config_problems: Diagnostics,
+    globs: GlobSet,
+    suites: Mutex<BTreeMap<String, (EvalSet, Diagnostics)>>,
+}
+
+impl<'t> Snapshot<'t> {
+    /// Read the config at `config_path` (default `.promptgate.yaml`). A missing file
+    /// means defaults; a broken one is reported and defaults stand in.
+    pub fn open(tree: &'t dyn Tree, config_path: Option<&str>) -> Self {
+        let path = config_path.unwrap_or(CONFIG_FILE).to_string();
+        let mut problems = Diagnostics::default();
+        let config = match tree.read(&path) {
+            Err(ReadError::Missing) if config_path.is_none() => Config::default(),
+            Err(e) => {
+                problems.push(&path, Pos::START, format::read_error_message(&e));
+                Config::default()
+            }
+            Ok(bytes) => match format::text_of(&path, bytes)
+                .and_then(|text| format::parse_yaml(&path, &text))
+            {
+                Err(d) => {
+                    problems.extend(d);
+                    Config::default()
+                }
+                Ok(node) if matches!(node.kind, crate::format::yaml::Kind::Null) => {
+                    Config::default()
+                }
+                Ok(node) => match format::typed::<Config>(&path, &node, CONFIG_SCHEMA.get()) {
+                    Ok(config) => {
+                        check_config(&path, &node, &config, &mut problems);
+                        config
+                    }
+                    Err(d) => {
+                        problems.extend(d);
+                        Config::default()
+                    }
+                },
+            },
+        };
+        let globs = build_globs(&config.artifacts).unwrap_or_else(|_| GlobSet::empty());
+        Snapshot {
+            tree,
+            config,
+            config_path: path,
+            config_problems: problems,
+            globs,
+            suites: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Whether `path` is an artifact file by the config's globs.
+    pub fn is_artifact(&self, path: &str) -> bool {
+        self.globs.is_match(path)
+    }
+
+    /// Every artifact file in the tree.
+    pub fn artifact_paths(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .tree
+            .list()?
+            .into_iter()
+            .filter(|p| self.is_artifact(p))
+            .collect())
+    }
+
+    pub fn load_artifact(&self, path: &str) -> Result<Artifact, Diagnostics> {
+        artifact::load(self.tree, path, &self.config)
+    }
+
+    /// One suite file's cases and problems, loaded once.
+    pub fn suite(&self, path: &str) -> (EvalSet, Diagnostics) {
+        if let Ok(cache) = self.suites.lock()
+            && let Some(hit) = cache.get(path)
+        {
+            return hit.clone();
+        }
+        let loaded = suite::load(self.tree, path);
+        if let Ok(mut cache) = self.suites.lock() {
+            cache.insert(path.to_string(), loaded.clone());
+        }
+        loaded
+    }
+
+    /// The artifact's eval set: its inline test data and all its suites, merged. The
+    /// problems are those of the merge (duplicate case ids across suites); each suite's
+    /// own problems come from [`Snapshot::suite`].
+    pub fn eval_set(&self, artifact: &Artifact) -> (EvalSet, Diagnostics) {
+        let mut set = artifact.inline_evals.clone().unwrap_or_default();
+        let mut problems = Diagnostics::default();
+        for path in &artifact.evals {
+            let (suite, _) = self.suite(path);
+            set.absorb(suite, &mut problems);
+        }
+        (set, problems)
+    }
+}
+
+/// Repository-relative globs: `*` stays within a directory, `**` crosses them.
+pub fn build_globs(patterns: &[String]) -> Result<GlobSet, (usize, globset::Error)> {
+    let mut builder = GlobSetBuilder::new();
+    for (i, pattern) in patterns.iter().enumerate() {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| (i, e))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| (0, e))
+}
+
+fn check_config(
+    path: &str,
+    node: &crate::format::yaml::Node,
+    config: &Config,
+    problems: &mut Diagnostics,
+) {
+    if let Err((i, e)) = build_globs(&config.artifacts) {
+        let pos = node
+            .get("artifacts")
+            .and_then(|n| n.as_seq())
+            .and_then(|items| items.get(i))
+            .map_or(node.pos, |n| n.pos);
+        problems.push(
+            path,
+            pos,
+            format!("invalid glob in `artifacts`: {}", e.kind()),
+        );
+    }
+    if let Err((i, e)) = build_globs(&config.gate.critical_segments) {
+        let pos = suite::locate(node, &["gate", "critical_segments"]);
+        problems.push(
+            path,
+            pos,
+            format!(
+                "invalid glob in `gate.critical_segments[{i}]`: {}",
+                e.kind()
+            ),
+        );
+    }
+    for (name, provider) in &config.providers {
+        let pos = suite::locate(node, &["providers", name]);
+        if provider.kind == crate::config::ProviderKind::Replay && provider.dir.is_none() {
+            problems.push(path, pos, format!("provider `{name}` (replay) needs `dir`"));
+        }
+        if provider.kind != crate::config::ProviderKind::Replay && provider.dir.is_some() {
+            problems.push(
+                path,
+                pos,
+                format!("provider `{name}`: `dir` is only for `replay`"),
+            );
+        }
+    }
+    if let Some(judge) = &config.judge
+        && !config.has_provider(&judge.provider)
+    {
+        problems.push(
+            path,
+            suite::locate(node, &["judge", "provider"]),
+            format!(
+                "unknown judge provider `{}`{}",
+                judge.provider,
+                crate::diag::did_you_mean(&judge.provider, config.provider_names())
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::mem::MemTree;
+
+    #[test]
+    fn default_globs_match_like_the_spec_says() {
+        let tree = MemTree::new();
+        let snap = Snapshot::open(&tree, None);
+        assert!(snap.is_artifact("prompts/support/refund.prompt.yaml"));
+        assert!(snap.is_artifact("prompts/refund.prompt.yaml"));
+        assert!(snap.is_artifact("summarize.prompt.yml"));
+        assert!(snap.is_artifact(".github/prompts/a.prompt.yml"));
+        assert!(!snap.is_artifact("other/refund.prompt.yaml"));
+        assert!(!snap.is_artifact("prompts/refund.eval.yaml"));
+    }
+
+    #[test]
+    fn reports_config_problems_and_falls_back_to_defaults() {
+        let tree = MemTree::new().with(
+            ".promptgate.yaml",
+            "artifacts: ['prompts/[a']\ngate:\n  max_segment_drp: 0.1\n",
+        );
+        let snap = Snapshot::open(&tree, None);
+        assert_eq!(
+            snap.config_problems.to_string(),
+            ".promptgate.yaml:3:3: unknown field `max_segment_drp`, did you mean `max_segment_drop`?"
+        );
+        assert_eq!(snap.config, Config::default());
+    }
+}

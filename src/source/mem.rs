@@ -1,0 +1,50 @@
+//! A tree held in memory: for tests and for generated content.
+
+use std::collections::BTreeMap;
+
+use super::{ReadError, Tree};
+
+#[derive(Debug, Clone, Default)]
+pub struct MemTree {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl MemTree {
+    pub fn new() -> Self {
+        MemTree::default()
+    }
+
+    pub fn with(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.insert(path, content);
+        self
+    }
+
+    pub fn insert(&mut self, path: &str, content: impl Into<Vec<u8>>) {
+        self.files.insert(path.to_string(), content.into());
+    }
+
+    pub fn remove(&mut self, path: &str) {
+        self.files.remove(path);
+    }
+}
+
+impl Tree for MemTree {
+    fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
+        if let Some(bytes) = self.files.get(path) {
+            return Ok(bytes.clone());
+        }
+        let dir = format!("{path}/");
+        if self.files.keys().any(|k| k.starts_with(&dir)) {
+            return Err(ReadError::NotAFile);
+        }
+        Err(ReadError::Missing)
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.files.keys().cloned().collect())
+    }
+
+    fn describe(&self) -> String {
+        "in-memory tree".into()
+    }
+}

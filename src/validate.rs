@@ -1,0 +1,172 @@
+//! `promptgate validate`: every problem of the config, artifacts and suites, in one run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::artifact::assertion::Check;
+use crate::artifact::suite::EvalSet;
+use crate::artifact::{Artifact, template};
+use crate::diag::{Diagnostic, Diagnostics, Severity};
+use crate::repo::Snapshot;
+
+/// What was checked and what was found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub artifacts: usize,
+    pub suites: usize,
+    pub cases: usize,
+    /// Sorted by file, line and column; each problem once.
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.problems.len() - self.errors()
+    }
+}
+
+/// How many cases to name in one message before saying "and N more".
+const NAMED: usize = 5;
+
+pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
+    let mut problems = snapshot.config_problems.clone();
+    let mut loaded: Vec<Artifact> = Vec::new();
+    for path in snapshot.artifact_paths()? {
+        match snapshot.load_artifact(&path) {
+            Ok(a) => {
+                problems.extend(a.warnings.clone());
+                loaded.push(a);
+            }
+            Err(d) => problems.extend(d),
+        }
+    }
+
+    let mut ids: BTreeMap<&str, &Artifact> = BTreeMap::new();
+    for a in &loaded {
+        match ids.get(a.id.as_str()) {
+            Some(first) => problems.push(
+                &a.path,
+                a.pos_of(&["id"]),
+                format!(
+                    "duplicate artifact id `{}` (also used by {})",
+                    a.id, first.path
+                ),
+            ),
+            None => {
+                ids.insert(&a.id, a);
+            }
+        }
+    }
+
+    let mut suites = BTreeSet::new();
+    let mut cases = 0;
+    for a in &loaded {
+        for suite in &a.evals {
+            if suites.insert(suite.clone()) {
+                problems.extend(snapshot.suite(suite).1);
+            }
+        }
+        let (set, merge_problems) = snapshot.eval_set(a);
+        problems.extend(merge_problems);
+        cases += set.cases.len();
+        if set.cases.is_empty() && a.evals.is_empty() {
+            problems.warn(
+                &a.path,
+                a.pos_of(&[]),
+                "no eval cases: the gate cannot tell whether a change to this artifact regresses",
+            );
+        }
+        check_variables(a, &set, &mut problems);
+        check_tools(a, &set, &mut problems);
+    }
+
+    let mut problems = problems.0;
+    problems.sort();
+    problems.dedup();
+    Ok(Report {
+        artifacts: loaded.len(),
+        suites: suites.len(),
+        cases,
+        problems,
+    })
+}
+
+/// Every variable a message template reads must come from each case or its defaults.
+pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
+    for (i, message) in artifact.messages.iter().enumerate() {
+        let Ok(needed) = template::variables(&message.content) else {
+            continue;
+        };
+        for var in needed {
+            let missing: Vec<String> = set
+                .cases
+                .iter()
+                .filter(|c| !c.vars.contains_key(&var))
+                .map(|c| format!("`{}` ({}:{})", c.id, c.file, c.pos.line))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let count = missing.len();
+            let mut named = missing
+                .into_iter()
+                .take(NAMED)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if count > NAMED {
+                named.push_str(&format!(" and {} more", count - NAMED));
+            }
+            let who = if count == 1 { "case" } else { "cases" };
+            problems.push(
+                &artifact.path,
+                artifact.message_pos(i),
+                format!(
+                    "template variable `{var}` in `messages[{i}].content` is provided neither by the suite defaults nor by {who} {named}"
+                ),
+            );
+        }
+    }
+}
+
+/// Tool assertions and canned results must name tools the artifact defines.
+fn check_tools(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
+    let defined: Vec<&str> = artifact
+        .tools
+        .as_ref()
+        .map(|t| t.names())
+        .unwrap_or_default();
+    for case in &set.cases {
+        let mut named: Vec<&str> = case.tool_results.keys().map(String::as_str).collect();
+        for a in &case.assertions {
+            match &a.check {
+                Check::ToolCalled { tool } | Check::ToolArgs { tool, .. } => named.push(tool),
+                Check::ToolSequence { tools } => named.extend(tools.iter().map(String::as_str)),
+                _ => {}
+            }
+        }
+        named.sort_unstable();
+        named.dedup();
+        for tool in named {
+            if !defined.contains(&tool) {
+                problems.push(
+                    &case.file,
+                    case.pos,
+                    format!(
+                        "case `{}` names tool `{tool}`, which {} does not define{}",
+                        case.id,
+                        artifact.path,
+                        crate::diag::did_you_mean(tool, defined.iter().copied())
+                    ),
+                );
+            }
+        }
+    }
+}
