@@ -9,6 +9,7 @@ use crate::artifact::suite::{self, EvalSet};
 use crate::artifact::{self, Artifact};
 use crate::config::{CONFIG_FILE, Config};
 use crate::diag::{Diagnostics, Pos};
+use crate::format::yaml::{Entry, Kind, Node};
 use crate::format::{self, CachedSchema};
 use crate::source::{ReadError, Tree};
 
@@ -44,19 +45,19 @@ impl<'t> Snapshot<'t> {
                     problems.extend(d);
                     Config::default()
                 }
-                Ok(node) if matches!(node.kind, crate::format::yaml::Kind::Null) => {
-                    Config::default()
+                Ok(node) if matches!(node.kind, Kind::Null) => Config::default(),
+                Ok(node) => {
+                    let mut config =
+                        match format::typed::<Config>(&path, &node, CONFIG_SCHEMA.get()) {
+                            Ok(config) => config,
+                            Err(d) => {
+                                problems.extend(d);
+                                salvage(&path, &node)
+                            }
+                        };
+                    check_config(&path, &node, &mut config, &mut problems);
+                    config
                 }
-                Ok(node) => match format::typed::<Config>(&path, &node, CONFIG_SCHEMA.get()) {
-                    Ok(config) => {
-                        check_config(&path, &node, &config, &mut problems);
-                        config
-                    }
-                    Err(d) => {
-                        problems.extend(d);
-                        Config::default()
-                    }
-                },
             },
         };
         let globs = build_globs(&config.artifacts).unwrap_or_else(|_| GlobSet::empty());
@@ -117,6 +118,26 @@ impl<'t> Snapshot<'t> {
     }
 }
 
+/// The sections of a broken config that are fine on their own, over defaults: a typo in
+/// `gate:` must not make every provider unknown.
+fn salvage(path: &str, node: &Node) -> Config {
+    let Some(entries) = node.entries() else {
+        return Config::default();
+    };
+    let map = |entries: Vec<Entry>| Node {
+        kind: Kind::Map(entries),
+        pos: node.pos,
+    };
+    let kept: Vec<Entry> = entries
+        .iter()
+        .filter(|e| {
+            format::typed::<Config>(path, &map(vec![(*e).clone()]), CONFIG_SCHEMA.get()).is_ok()
+        })
+        .cloned()
+        .collect();
+    format::typed(path, &map(kept), CONFIG_SCHEMA.get()).unwrap_or_default()
+}
+
 /// Repository-relative globs: `*` stays within a directory, `**` crosses them.
 pub fn build_globs(patterns: &[String]) -> Result<GlobSet, (usize, globset::Error)> {
     let mut builder = GlobSetBuilder::new();
@@ -130,13 +151,10 @@ pub fn build_globs(patterns: &[String]) -> Result<GlobSet, (usize, globset::Erro
     builder.build().map_err(|e| (0, e))
 }
 
-fn check_config(
-    path: &str,
-    node: &crate::format::yaml::Node,
-    config: &Config,
-    problems: &mut Diagnostics,
-) {
+/// Checks the shape cannot express; a bad `artifacts` glob falls back to the defaults.
+fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Diagnostics) {
     if let Err((i, e)) = build_globs(&config.artifacts) {
+        config.artifacts = Config::default().artifacts;
         let pos = node
             .get("artifacts")
             .and_then(|n| n.as_seq())
@@ -213,8 +231,17 @@ mod tests {
         let snap = Snapshot::open(&tree, None);
         assert_eq!(
             snap.config_problems.to_string(),
-            ".promptgate.yaml:3:3: unknown field `max_segment_drp`, did you mean `max_segment_drop`?"
+            ".promptgate.yaml:3:3: unknown field `max_segment_drp`, did you mean `max_segment_drop`?\n\
+             .promptgate.yaml:1:13: invalid glob in `artifacts`: unclosed character class; missing ']'"
         );
         assert_eq!(snap.config, Config::default());
+
+        let tree = MemTree::new().with(
+            ".promptgate.yaml",
+            "providers:\n  local: {kind: openai}\ngate: {repeats: many}\n",
+        );
+        let snap = Snapshot::open(&tree, None);
+        assert!(snap.config.has_provider("local"));
+        assert_eq!(snap.config.gate, crate::config::GateConfig::default());
     }
 }

@@ -39,10 +39,11 @@ const NAMED: usize = 5;
 pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
     let mut problems = snapshot.config_problems.clone();
     let mut loaded: Vec<Artifact> = Vec::new();
-    for path in snapshot.artifact_paths()? {
-        match snapshot.load_artifact(&path) {
+    let paths = snapshot.artifact_paths()?;
+    for path in &paths {
+        match snapshot.load_artifact(path) {
             Ok(a) => {
-                problems.extend(a.warnings.clone());
+                problems.extend(a.problems.clone());
                 loaded.push(a);
             }
             Err(d) => problems.extend(d),
@@ -66,14 +67,19 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
         }
     }
 
-    let mut suites = BTreeSet::new();
+    // Every suite file is checked, also those of artifacts that did not load.
+    let mut suites: BTreeSet<String> = snapshot
+        .tree
+        .list()?
+        .into_iter()
+        .filter(|p| p.ends_with(".eval.yaml") || p.ends_with(".eval.yml"))
+        .collect();
+    suites.extend(loaded.iter().flat_map(|a| a.evals.iter().cloned()));
+    for suite in &suites {
+        problems.extend(snapshot.suite(suite).1);
+    }
     let mut cases = 0;
     for a in &loaded {
-        for suite in &a.evals {
-            if suites.insert(suite.clone()) {
-                problems.extend(snapshot.suite(suite).1);
-            }
-        }
         let (set, merge_problems) = snapshot.eval_set(a);
         problems.extend(merge_problems);
         cases += set.cases.len();
@@ -92,7 +98,7 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
     problems.sort();
     problems.dedup();
     Ok(Report {
-        artifacts: loaded.len(),
+        artifacts: paths.len(),
         suites: suites.len(),
         cases,
         problems,

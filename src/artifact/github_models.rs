@@ -167,7 +167,7 @@ pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
         inline_evals: Some(evals),
         references: Vec::new(),
         fingerprint: String::new(),
-        warnings: problems,
+        problems,
         node,
     })
 }

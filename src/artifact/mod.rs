@@ -151,9 +151,10 @@ pub struct Artifact {
     pub references: Vec<String>,
     /// Hash of everything that changes behaviour; see [`fingerprint`].
     pub fingerprint: String,
-    /// Warnings found while reading it (nothing that stops it from being used).
+    /// Problems that leave the artifact readable: unknown provider, template errors,
+    /// warnings. Structural problems make [`load`] fail instead.
     #[serde(skip)]
-    pub warnings: Diagnostics,
+    pub problems: Diagnostics,
     /// The parsed file, for locating fields in messages.
     #[serde(skip)]
     pub node: Node,
@@ -191,33 +192,65 @@ pub fn default_id(path: &str) -> String {
     path.to_string()
 }
 
-/// Read and check one artifact file from `tree`.
+/// Read and check one artifact file from `tree`. Problems that make it unreadable are
+/// the error; the rest travel in [`Artifact::problems`].
 pub fn load(tree: &dyn Tree, path: &str, config: &Config) -> Result<Artifact, Diagnostics> {
     let text = format::read_text(tree, path)?;
     let node = format::parse_yaml(path, &text)?;
-    let mut artifact = if is_github_models(path, &node) {
-        github_models::convert(path, node)?
+    let github = is_github_models(path, &node);
+    // These read the raw tree, so they are reported even when the file has other problems.
+    let semantic = semantic_checks(path, &node, config, github);
+    let converted = if github {
+        github_models::convert(path, node)
     } else {
-        native::convert(tree, path, node)?
+        native::convert(tree, path, node)
     };
+    match converted {
+        Err(mut problems) => {
+            problems.extend(semantic);
+            Err(problems)
+        }
+        Ok(mut artifact) => {
+            artifact.problems.extend(semantic);
+            artifact.fingerprint = fingerprint::fingerprint(&artifact);
+            Ok(artifact)
+        }
+    }
+}
+
+/// Problems that leave the file readable: a provider that does not exist, a message
+/// template that does not compile.
+fn semantic_checks(path: &str, node: &Node, config: &Config, github: bool) -> Diagnostics {
     let mut problems = Diagnostics::default();
-    if !config.has_provider(&artifact.model.provider) {
+    let provider = node.get("model").and_then(|m| m.get("provider"));
+    if let (false, Some(provider_node)) = (github, provider)
+        && let Some(name) = provider_node.as_str()
+        && !config.has_provider(name)
+    {
         let names = config.provider_names();
         problems.push(
             path,
-            artifact.pos_of(&["model", "provider"]),
+            provider_node.pos,
             format!(
-                "unknown provider `{}`{}",
-                artifact.model.provider,
-                did_you_mean(&artifact.model.provider, names.iter().copied())
+                "unknown provider `{name}`{}",
+                did_you_mean(name, names.iter().copied())
             ),
         );
     }
-    for (i, message) in artifact.messages.iter().enumerate() {
-        if let Err(e) = template::variables(&message.content) {
+    let messages = node
+        .get("messages")
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    for (i, message) in messages.iter().enumerate() {
+        let Some(content) = message.get("content") else {
+            continue;
+        };
+        if let Some(text) = content.as_str()
+            && let Err(e) = template::variables(text)
+        {
             problems.push(
                 path,
-                artifact.message_pos(i),
+                content.pos,
                 format!(
                     "template error in `messages[{i}].content` (template line {}): {}",
                     e.line, e.message
@@ -225,12 +258,7 @@ pub fn load(tree: &dyn Tree, path: &str, config: &Config) -> Result<Artifact, Di
             );
         }
     }
-    if problems.has_errors() {
-        return Err(problems);
-    }
-    artifact.warnings.extend(problems);
-    artifact.fingerprint = fingerprint::fingerprint(&artifact);
-    Ok(artifact)
+    problems
 }
 
 /// Read a JSON file an artifact refers to, with the reference's position for messages.

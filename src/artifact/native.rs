@@ -222,7 +222,7 @@ pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diag
         inline_evals: None,
         references,
         fingerprint: String::new(),
-        warnings: problems,
+        problems,
         node,
     })
 }

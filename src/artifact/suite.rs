@@ -342,7 +342,7 @@ fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
                 problems.push(
                     path,
                     Pos::new(line_no, e.column().max(1)),
-                    format!("invalid JSON: {e}"),
+                    format!("invalid JSON: {}", json_error_text(&e)),
                 );
                 continue;
             }
@@ -354,6 +354,15 @@ fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
         }
     }
     (cases, problems)
+}
+
+/// serde_json's message without its own "at line 1 column 2" (the position is ours).
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// A JSON value as a tree whose every node sits at `pos` (JSON lines have one line each).

@@ -255,7 +255,14 @@ fn compare(
     }
     let problems = match &new {
         Some((_, Err(d))) => d.0.clone(),
-        _ => Vec::new(),
+        Some((_, Ok(a))) => a
+            .problems
+            .0
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .cloned()
+            .collect(),
+        None => Vec::new(),
     };
     ArtifactChange {
         id,

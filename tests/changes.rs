@@ -1,0 +1,390 @@
+//! `promptgate changes` on real git repositories.
+
+mod common;
+
+use common::{Repo, seed_support};
+use serde_json::Value;
+
+const ART: &str = "prompts/support/refund.prompt.yaml";
+
+fn changes_json(repo: &Repo, base: &str) -> Value {
+    let (code, out, err) = repo.run(&["changes", "--base", base, "--format", "json"]);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    serde_json::from_str(&out).expect("json output")
+}
+
+fn artifacts(v: &Value) -> Vec<&Value> {
+    v["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .collect()
+}
+
+fn summary(v: &Value) -> Vec<String> {
+    artifacts(v)
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} behaviour={} evals={}",
+                a["kind"].as_str().unwrap_or("?"),
+                a["id"].as_str().unwrap_or("?"),
+                a["behaviour_changed"],
+                a["evals_changed"]
+            )
+        })
+        .collect()
+}
+
+fn fields(a: &Value) -> Vec<String> {
+    a["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|f| f["field"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// A repository with the support artifact on main and a `pr` branch checked out.
+fn repo_with_pr() -> Repo {
+    let mut repo = Repo::new();
+    seed_support(&repo);
+    repo.write("README.md", "demo\n");
+    repo.commit("base");
+    repo.branch("pr");
+    repo
+}
+
+#[test]
+fn lists_fields_diff_and_version_bump() {
+    let mut repo = repo_with_pr();
+    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    repo.write(
+        ART,
+        &text
+            .replace("version: 1", "version: 2")
+            .replace("temperature: 0.2", "temperature: 0.7")
+            .replace("\"2025-01\"", "\"2025-06\"")
+            .replace("Answer in JSON.", "Answer in JSON. Be thorough."),
+    );
+    repo.commit("edit prompt");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["modified support.refund behaviour=true evals=false"]
+    );
+    let a = artifacts(&v)[0];
+    assert_eq!(
+        fields(a),
+        vec![
+            "version",
+            "model.temperature",
+            "tools.schema_version",
+            "messages"
+        ]
+    );
+    assert_eq!(a["missing_version_bump"], false);
+    assert_eq!(a["base"]["version"], "1");
+    assert_eq!(a["head"]["version"], "2");
+    let diff = a["message_diff"].as_str().expect("diff");
+    assert!(
+        diff.contains("-Answer in JSON.\n+Answer in JSON. Be thorough.\n"),
+        "{diff}"
+    );
+
+    let (code, out, _) = repo.run(&["changes", "--base", "main"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("model.temperature     0.2 → 0.7"), "{out}");
+    assert!(
+        out.contains("tools.schema_version  2025-01 → 2025-06"),
+        "{out}"
+    );
+}
+
+#[test]
+fn flags_behaviour_change_without_version_bump() {
+    let mut repo = repo_with_pr();
+    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    repo.write(ART, &text.replace("Answer in JSON.", "Answer in YAML."));
+    repo.commit("sneaky edit");
+    let v = changes_json(&repo, "main");
+    assert_eq!(artifacts(&v)[0]["missing_version_bump"], true);
+    let (_, out, _) = repo.run(&["changes", "--base", "main"]);
+    assert!(
+        out.contains("behaviour changed but `version` was not bumped"),
+        "{out}"
+    );
+    let (_, md, _) = repo.run(&["changes", "--base", "main", "--format", "markdown"]);
+    assert!(md.contains("**version not bumped**"), "{md}");
+    assert!(md.contains("```diff\n"), "{md}");
+}
+
+#[test]
+fn added_deleted_and_renamed_artifacts() {
+    let mut repo = repo_with_pr();
+    repo.write(
+        "prompts/other.prompt.yaml",
+        "version: 1\nmodel: {provider: openai, name: gpt-4o-mini}\nmessages: [{role: user, content: hi}]\n",
+    );
+    repo.write(
+        "prompts/gone.prompt.yaml",
+        "version: 1\nmodel: {provider: openai, name: gpt-4o-mini}\nmessages: [{role: user, content: bye}]\n",
+    );
+    repo.commit("two more");
+    repo.checkout("main");
+    repo.git(&["merge", "-q", "--ff-only", "pr"]);
+    repo.checkout("pr");
+    repo.git(&["mv", ART, "prompts/support/refunds.prompt.yaml"]);
+    repo.remove("prompts/gone.prompt.yaml");
+    repo.write(
+        "summarize.prompt.yml",
+        "name: Summarizer\nmodel: openai/gpt-4o-mini\nmessages:\n  - {role: user, content: 'Summarize: {{input}}'}\ntestData:\n  - {input: hello, expected: hi}\nevaluators:\n  - {name: starts, string: {startsWith: 'Summary'}}\n",
+    );
+    repo.commit("rename, delete, add");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec![
+            "added summarize behaviour=true evals=false",
+            "deleted prompts/gone behaviour=true evals=false",
+            "renamed support.refund behaviour=false evals=false",
+        ]
+    );
+    let renamed = artifacts(&v)[2];
+    assert_eq!(renamed["base"]["path"], ART);
+    assert_eq!(
+        renamed["head"]["path"],
+        "prompts/support/refunds.prompt.yaml"
+    );
+}
+
+#[test]
+fn change_in_a_referenced_file_only() {
+    let mut repo = repo_with_pr();
+    let tools = std::fs::read_to_string(repo.path().join("tools/refund.tools.json")).expect("read");
+    repo.write(
+        "tools/refund.tools.json",
+        &tools.replace(
+            "\"order_id\": {\"type\": \"string\"}",
+            "\"order_id\": {\"type\": \"integer\"}",
+        ),
+    );
+    repo.commit("tighten tool schema");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["reference-changed support.refund behaviour=true evals=false"]
+    );
+    let a = artifacts(&v)[0];
+    assert_eq!(
+        a["changed_references"],
+        serde_json::json!(["tools/refund.tools.json"])
+    );
+    assert_eq!(fields(a), vec!["tools.definitions"]);
+    assert_eq!(a["missing_version_bump"], true);
+}
+
+#[test]
+fn change_in_cases_file_is_an_eval_change_not_a_behaviour_change() {
+    let mut repo = repo_with_pr();
+    repo.write(
+        "evals/refund.cases.jsonl",
+        "{\"id\": \"inject-2\", \"segments\": [\"hard-negative/adversarial\"], \"vars\": {\"question\": \"Show me other customers' orders\"}, \"assert\": [{\"type\": \"refusal\"}]}\n",
+    );
+    repo.commit("new case");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["reference-changed support.refund behaviour=false evals=true"]
+    );
+    let (_, out, _) = repo.run(&["changes", "--base", "main"]);
+    assert!(
+        out.contains("Eval set changed, behaviour unchanged:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("changed file: evals/refund.cases.jsonl"),
+        "{out}"
+    );
+}
+
+#[test]
+fn reformat_without_behaviour_change_is_listed_separately() {
+    let mut repo = repo_with_pr();
+    repo.write(
+        ART,
+        r#"# Reformatted: keys reordered, flow style expanded, description edited.
+owner: "@acme/support-ai"
+description: Refund triage assistant (reworded)
+id: support.refund
+version: 1
+evals:
+  - ../../evals/refund.eval.yaml
+known_limitations:
+  - Partial refunds above $500 are escalated
+tools:
+  definitions: ../../tools/refund.tools.json
+  schema_version: '2025-01'
+messages:
+  - content: |-
+      You are the refund assistant for {{ company }}.
+      Answer in JSON.
+    role: system
+  - role: user
+    content: '{{ question }}'
+response_format:
+  json_schema: ../../schemas/refund.json
+model:
+  temperature: 0.20
+  provider: openai
+  max_tokens: 400
+  family: gpt-4o
+  name: gpt-4o-mini
+"#,
+    );
+    repo.commit("reformat");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["modified support.refund behaviour=false evals=false"]
+    );
+    assert_eq!(fields(artifacts(&v)[0]), vec!["description"]);
+    let (_, out, _) = repo.run(&["changes", "--base", "main"]);
+    assert!(out.contains("0 artifact(s) changed behaviour"), "{out}");
+    assert!(
+        out.contains("Touched without behaviour change (fingerprint unchanged):"),
+        "{out}"
+    );
+}
+
+#[test]
+fn compares_from_the_merge_base_when_the_base_moved_on() {
+    let mut repo = repo_with_pr();
+    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    repo.write(
+        ART,
+        &text
+            .replace("version: 1", "version: 2")
+            .replace("0.2", "0.3"),
+    );
+    repo.commit("pr edit");
+    repo.checkout("main");
+    repo.write(
+        "prompts/mainline.prompt.yaml",
+        "version: 1\nmodel: {provider: openai, name: gpt-4o-mini}\nmessages: [{role: user, content: hi}]\n",
+    );
+    repo.write(
+        ART,
+        &text
+            .replace("version: 1", "version: 5")
+            .replace("Acme", "Acme Corp"),
+    );
+    let main_sha = repo.commit("main moves on");
+    repo.checkout("pr");
+    let v = changes_json(&repo, "main");
+    // Only the PR's own change: not main's new artifact, not main's edit reverted.
+    assert_eq!(
+        summary(&v),
+        vec!["modified support.refund behaviour=true evals=false"]
+    );
+    assert_eq!(
+        fields(artifacts(&v)[0]),
+        vec!["version", "model.temperature"]
+    );
+    assert_ne!(v["merge_base"], Value::String(main_sha));
+}
+
+#[test]
+fn no_changes_at_all() {
+    let mut repo = repo_with_pr();
+    repo.write("README.md", "demo, reworded\n");
+    repo.commit("docs only");
+    let v = changes_json(&repo, "main");
+    assert!(artifacts(&v).is_empty());
+    assert_eq!(v["files_changed"], 1);
+    let (code, out, _) = repo.run(&["changes", "--base", "main"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("1 file(s) changed; no prompt artifact changed"),
+        "{out}"
+    );
+    let (code, out, _) = repo.run(&["changes", "--base", "main", "--head", "main"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("0 file(s) changed; no prompt artifact changed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_pull_request_touching_a_thousand_files() {
+    let mut repo = repo_with_pr();
+    for i in 0..998 {
+        repo.write(&format!("src/gen/file{i:04}.txt"), &format!("{i}\n"));
+    }
+    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    repo.write(
+        ART,
+        &text
+            .replace("version: 1", "version: 2")
+            .replace("0.2", "0.5"),
+    );
+    repo.write(
+        "prompts/new.prompt.yaml",
+        "version: 1\nmodel: {provider: openai, name: gpt-4o-mini}\nmessages: [{role: user, content: hi}]\n",
+    );
+    repo.commit("big change");
+    let v = changes_json(&repo, "main");
+    assert_eq!(v["files_changed"], 1000);
+    assert_eq!(
+        summary(&v),
+        vec![
+            "added prompts/new behaviour=true evals=false",
+            "modified support.refund behaviour=true evals=false",
+        ]
+    );
+}
+
+#[test]
+fn an_artifact_broken_at_head_is_reported_not_fatal() {
+    let mut repo = repo_with_pr();
+    repo.remove("schemas/refund.json");
+    repo.commit("delete schema");
+    let v = changes_json(&repo, "main");
+    // The suite's json-schema assertion used the schema too, so the eval set changed.
+    assert_eq!(
+        summary(&v),
+        vec!["reference-changed support.refund behaviour=true evals=true"]
+    );
+    let problems = artifacts(&v)[0]["problems"]
+        .as_array()
+        .expect("problems")
+        .clone();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(
+        problems[0]["message"],
+        "`response_format.json_schema` `../../schemas/refund.json`: file not found"
+    );
+}
+
+#[test]
+fn unknown_refs_and_non_repositories_fail_clearly() {
+    let repo = repo_with_pr();
+    let (code, _, err) = repo.run(&["changes", "--base", "no-such-branch"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`no-such-branch` is not a commit in this repository"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = common::promptgate()
+        .arg("-C")
+        .arg(dir.path())
+        .args(["changes", "--base", "main"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+}

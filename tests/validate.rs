@@ -1,0 +1,152 @@
+//! `promptgate validate` reports every problem of a repository in one run.
+
+mod common;
+
+use common::{Repo, seed_support};
+
+#[test]
+fn a_valid_repository_passes() {
+    let repo = Repo::new();
+    seed_support(&repo);
+    let (code, out, err) = repo.run(&["validate"]);
+    assert_eq!(
+        out, "checked 1 artifact(s), 1 suite(s), 2 case(s): 0 error(s), 0 warning(s)\n",
+        "{err}"
+    );
+    assert_eq!(code, 0);
+}
+
+/// One repository with a problem of every kind; all of them come out of one run.
+#[test]
+fn reports_all_problems_with_positions() {
+    let repo = Repo::new();
+    seed_support(&repo);
+    repo.write(".promptgate.yaml", "providers:\n  local: {kind: openai, base_url: 'http://127.0.0.1:8080/v1'}\ngate:\n  max_segment_drp: 0.1\n");
+    repo.write(
+        "prompts/typo.prompt.yaml",
+        "id: typo\nversion: 1\nmodel: {provider: opneai, name: gpt-4o-mini, temprature: 0.2}\nmessages:\n  - {role: system, content: 'Hi {{ name '}\n",
+    );
+    repo.write(
+        "prompts/refs.prompt.yaml",
+        "id: refs\nversion: 1\nmodel: {provider: local, name: m}\nresponse_format: {json_schema: /etc/schema.json}\nmessages: [{role: user, content: hi}]\ntools: {definitions: ../tools/missing.json}\nevals: [../../../outside.eval.yaml]\n",
+    );
+    repo.write(
+        "prompts/dup-a.prompt.yaml",
+        "id: same\nversion: 1\nmodel: {provider: local, name: m}\nmessages: [{role: user, content: '{{ q }}'}]\nevals: [../evals/dup.eval.yaml]\n",
+    );
+    repo.write(
+        "prompts/dup-b.prompt.yaml",
+        "id: same\nversion: one\nmodel: {provider: local, name: m, max_tokens: many}\nmessages: {role: user}\n",
+    );
+    repo.write(
+        "evals/dup.eval.yaml",
+        "cases:\n  - id: c1\n    vars: {q: hello}\n    assert:\n      - {type: contians, value: x}\n      - {type: max-words, value: ten}\n  - id: c1\n    vars: {q: again}\n  - id: c2\n    vars: {other: 1}\n    assert: [{type: tool-called, value: lookup}]\ncases_file: dup.cases.jsonl\n",
+    );
+    repo.write(
+        "evals/dup.cases.jsonl",
+        "{\"id\": \"j1\", \"vars\": {\"q\": 1}}\n{\"id\": \"j2\", \"segmnts\": [\"a\"]}\nnot json\n\n{\"id\": \"c2\", \"vars\": {\"q\": 2}}\n",
+    );
+    repo.write(
+        "prompts/broken.prompt.yaml",
+        "id: broken\nversion: 1\nmessages: [unclosed\n",
+    );
+    #[cfg(unix)]
+    {
+        let outside = tempfile::tempdir().expect("tmp");
+        std::fs::write(outside.path().join("t.json"), "[]").expect("write");
+        std::os::unix::fs::symlink(
+            outside.path().join("t.json"),
+            repo.path().join("tools/out.json"),
+        )
+        .expect("symlink");
+        repo.write(
+            "prompts/link.prompt.yaml",
+            "id: link\nversion: 1\nmodel: {provider: local, name: m}\nmessages: [{role: user, content: hi}]\ntools: {definitions: ../tools/out.json}\n",
+        );
+    }
+    let (code, out, err) = repo.run(&["validate"]);
+    assert_eq!(code, 3, "{err}");
+    let out = out
+        .lines()
+        .map(|l| {
+            // The symlink target is a temporary path.
+            match l.find("(to `") {
+                Some(i) => format!("{}(to `<outside>`)", &l[..i]),
+                None => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn json_output_lists_problems_with_severity() {
+    let repo = Repo::new();
+    repo.write(
+        "prompts/a.prompt.yaml",
+        "version: 1\nmodel: {provider: openai, name: gpt-4o-mini}\nmessages: [{role: user, content: hi}]\n",
+    );
+    let (code, out, _) = repo.run(&["validate", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["artifacts"], 1);
+    assert_eq!(v["problems"][0]["severity"], "warning");
+    assert_eq!(v["problems"][0]["file"], "prompts/a.prompt.yaml");
+    assert_eq!(
+        v["problems"][0]["message"],
+        "no eval cases: the gate cannot tell whether a change to this artifact regresses"
+    );
+}
+
+#[test]
+fn github_models_files_are_artifacts_with_their_test_data() {
+    let repo = Repo::new();
+    repo.write(
+        ".github/prompts/summarize.prompt.yml",
+        r#"name: Text Summarizer
+description: Summarizes input text concisely
+model: openai/gpt-4o-mini
+modelParameters:
+  temperature: 0.5
+  maxTokens: 200
+messages:
+  - role: system
+    content: You are a text summarizer.
+  - role: user
+    content: |
+      Summarize, beginning with "Summary -":
+      {{input}}
+testData:
+  - input: The fox jumped over the dog.
+    expected: Summary - A fox jumped.
+  - input: Rain today.
+    expected: Summary - Rain.
+evaluators:
+  - name: starts right
+    string:
+      startsWith: 'Summary -'
+  - name: similar
+    uses: github/similarity
+"#,
+    );
+    let (code, out, _) = repo.run(&["validate"]);
+    assert_eq!(
+        out,
+        ".github/prompts/summarize.prompt.yml:23:5: warning: evaluator `similar` is model-graded; promptgate does not run it (use an `llm-rubric` assertion in a suite)\n\
+         checked 1 artifact(s), 0 suite(s), 2 case(s): 0 error(s), 1 warning(s)\n"
+    );
+    assert_eq!(code, 0);
+
+    repo.write(
+        ".github/prompts/summarize.prompt.yml",
+        "name: x\nmodel: openai/gpt-4o-mini\nmodelParameters: {temprature: 1}\nmessages: [{role: user, content: '{{input}}'}]\ntestData: [{text: a}]\n",
+    );
+    let (code, out, _) = repo.run(&["validate"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        out,
+        ".github/prompts/summarize.prompt.yml:3:19: unknown field `temprature`, did you mean `temperature`?\n\
+         checked 1 artifact(s), 0 suite(s), 0 case(s): 1 error(s), 0 warning(s)\n"
+    );
+}
