@@ -144,13 +144,10 @@ fn dispatch(cli: Cli, _env: &Env) -> anyhow::Result<Exit> {
             })
         }
         Command::Changes { base, head, format } => {
-            let git = Git::new(&root);
-            let head_commit = git.resolve(head)?;
-            git.resolve(base)?;
-            let merge_base = git.merge_base(base, &head_commit)?;
-            let entries = git.diff(&merge_base, &head_commit)?;
-            let base_tree = git.tree(&merge_base);
-            let head_tree = git.tree(&head_commit);
+            let git = Git::open(&root)?;
+            let (head_commit, merge_base, entries) = git.pull_request_diff(base, head)?;
+            let base_tree = git.tree(&merge_base)?;
+            let head_tree = git.tree(&head_commit)?;
             let base_snap = Snapshot::open(&base_tree, cli.config.as_deref());
             let head_snap = Snapshot::open(&head_tree, cli.config.as_deref());
             let set = changes::detect(

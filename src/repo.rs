@@ -1,7 +1,7 @@
 //! A repository at one point in time: its files, its config, its artifacts and suites.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -23,7 +23,7 @@ pub struct Snapshot<'t> {
     /// Problems with the config; when there are any, defaults stand in for it.
     pub config_problems: Diagnostics,
     globs: GlobSet,
-    suites: Mutex<BTreeMap<String, (EvalSet, Diagnostics)>>,
+    suites: Mutex<BTreeMap<String, Arc<(EvalSet, Diagnostics)>>>,
 }
 
 impl<'t> Snapshot<'t> {
@@ -91,13 +91,13 @@ impl<'t> Snapshot<'t> {
     }
 
     /// One suite file's cases and problems, loaded once.
-    pub fn suite(&self, path: &str) -> (EvalSet, Diagnostics) {
+    pub fn suite(&self, path: &str) -> Arc<(EvalSet, Diagnostics)> {
         if let Ok(cache) = self.suites.lock()
             && let Some(hit) = cache.get(path)
         {
             return hit.clone();
         }
-        let loaded = suite::load(self.tree, path);
+        let loaded = Arc::new(suite::load(self.tree, path));
         if let Ok(mut cache) = self.suites.lock() {
             cache.insert(path.to_string(), loaded.clone());
         }
@@ -111,8 +111,7 @@ impl<'t> Snapshot<'t> {
         let mut set = artifact.inline_evals.clone().unwrap_or_default();
         let mut problems = Diagnostics::default();
         for path in &artifact.evals {
-            let (suite, _) = self.suite(path);
-            set.absorb(suite, &mut problems);
+            set.absorb(self.suite(path).0.clone(), &mut problems);
         }
         (set, problems)
     }

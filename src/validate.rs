@@ -76,7 +76,7 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
         .collect();
     suites.extend(loaded.iter().flat_map(|a| a.evals.iter().cloned()));
     for suite in &suites {
-        problems.extend(snapshot.suite(suite).1);
+        problems.extend(snapshot.suite(suite).1.clone());
     }
     let mut cases = 0;
     for a in &loaded {

@@ -35,9 +35,9 @@ pub fn fingerprint(artifact: &Artifact) -> String {
         "tools": tools,
         "retrieval": artifact.retrieval,
     });
-    let mut canonical = String::new();
-    write_canonical(&doc, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
+    let mut hasher = Sha256::new();
+    write_canonical(&doc, &mut hasher);
+    let digest = hasher.finalize();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
@@ -48,36 +48,51 @@ pub fn short(fingerprint: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
-/// JSON with object keys sorted at every level, whatever map type serde_json was built
-/// with.
-fn write_canonical(value: &Value, out: &mut String) {
+/// Feed JSON with object keys sorted at every level, whatever map type serde_json was
+/// built with, into the hash.
+fn write_canonical(value: &Value, out: &mut Sha256) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.update(b"{");
+            for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.update(b",");
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
+                write_scalar(&Value::String(key.clone()), out);
+                out.update(b":");
+                write_canonical(item, out);
             }
-            out.push('}');
+            out.update(b"}");
         }
         Value::Array(items) => {
-            out.push('[');
+            out.update(b"[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.update(b",");
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.update(b"]");
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
+}
+
+fn write_scalar(value: &Value, out: &mut Sha256) {
+    struct Hash<'a>(&'a mut Sha256);
+    impl std::io::Write for Hash<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // Writing a scalar to a hasher cannot fail.
+    let _ = serde_json::to_writer(Hash(out), value);
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Message templates: minijinja, strict (an undefined variable is an error, never "").
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
@@ -8,10 +9,14 @@ use serde_json::Value;
 /// Names minijinja provides itself; a template using them needs no variable.
 const BUILTINS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "self"];
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env
+/// One environment for the process: building one registers every builtin filter.
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env
+    })
 }
 
 /// A template that does not compile, with the template line where it broke.

@@ -148,7 +148,7 @@ pub fn detect(
         .filter(|p| !base.is_artifact(p) && !head.is_artifact(p))
         .collect();
     if !others.is_empty() {
-        for path in head.artifact_paths()? {
+        for path in mentioning_artifacts(head, &others)? {
             if direct.contains(&path) {
                 continue;
             }
@@ -165,10 +165,9 @@ pub fn detect(
         }
     }
 
-    let mut artifacts: Vec<ArtifactChange> = candidates
-        .into_iter()
-        .map(|(kind, b, h)| compare(base, head, kind, b.as_deref(), h.as_deref(), &changed))
-        .collect();
+    let mut artifacts: Vec<ArtifactChange> = parallel_map(&candidates, |(kind, b, h)| {
+        compare(base, head, *kind, b.as_deref(), h.as_deref(), &changed)
+    });
     artifacts.sort_by(|a, b| (a.kind, a.path()).cmp(&(b.kind, b.path())));
     Ok(ChangeSet {
         schema: SCHEMA,
@@ -181,12 +180,69 @@ pub fn detect(
     })
 }
 
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn mentions(text: &[u8], needles: &BTreeSet<String>) -> bool {
+    needles
+        .iter()
+        .any(|n| memchr::memmem::find(text, n.as_bytes()).is_some())
+}
+
+/// Artifacts whose text names a changed file, directly or through a YAML file (a suite)
+/// that names it: a reference is a relative path, so it ends in the file's name. Only
+/// these are parsed, not every artifact of the repository; parsing decides for sure.
+fn mentioning_artifacts(head: &Snapshot, changed: &BTreeSet<&str>) -> anyhow::Result<Vec<String>> {
+    let files = head.tree.list()?;
+    let mut needles: BTreeSet<String> = changed.iter().map(|p| base_name(p).to_string()).collect();
+    let direct = needles.clone();
+    for path in &files {
+        let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
+        if yaml
+            && !head.is_artifact(path)
+            && let Ok(text) = head.tree.read(path)
+            && mentions(&text, &direct)
+        {
+            needles.insert(base_name(path).to_string());
+        }
+    }
+    Ok(files
+        .into_iter()
+        .filter(|p| head.is_artifact(p))
+        .filter(|p| {
+            head.tree
+                .read(p)
+                .is_ok_and(|text| mentions(&text, &needles))
+        })
+        .collect())
+}
+
+/// `f` over `items` on every core, results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if workers < 2 || items.len() < 8 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// Every file an artifact's behaviour or eval set is read from.
 fn dependencies(snapshot: &Snapshot, artifact: &Artifact) -> BTreeSet<String> {
     let mut deps: BTreeSet<String> = artifact.references.iter().cloned().collect();
     for suite in &artifact.evals {
         deps.insert(suite.clone());
-        deps.extend(snapshot.suite(suite).0.files);
+        deps.extend(snapshot.suite(suite).0.files.iter().cloned());
     }
     deps
 }
@@ -228,10 +284,10 @@ fn compare(
                 }
             }
             for suite in &a.evals {
-                for f in std::iter::once(suite.clone()).chain(snapshot.suite(suite).0.files) {
+                for f in std::iter::once(suite).chain(&snapshot.suite(suite).0.files) {
                     if changed.contains(f.as_str()) {
                         evals_changed = true;
-                        changed_references.insert(f);
+                        changed_references.insert(f.clone());
                     }
                 }
             }

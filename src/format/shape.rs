@@ -13,7 +13,7 @@ use crate::diag::{Diagnostics, Pos, did_you_mean};
 /// Check `node` (from `file`) against `schema`, appending problems to `out`.
 pub fn check(schema: &Value, node: &Node, file: &str, out: &mut Diagnostics) {
     let checker = Checker { root: schema };
-    for (pos, message) in checker.check(schema, node, "") {
+    for (pos, message) in checker.check(schema, node, &Path::Root) {
         out.push(file, pos, message);
     }
 }
@@ -31,10 +31,14 @@ impl<'a> Checker<'a> {
             let Some(reference) = current.get("$ref").and_then(Value::as_str) else {
                 break;
             };
-            let Some(pointer) = reference.strip_prefix('#') else {
-                break;
+            // schemars writes `#/$defs/Name`; look that up without JSON-pointer escaping.
+            let target = match reference.strip_prefix("#/$defs/") {
+                Some(name) => self.root.get("$defs").and_then(|d| d.get(name)),
+                None => reference
+                    .strip_prefix('#')
+                    .and_then(|pointer| self.root.pointer(pointer)),
             };
-            match self.root.pointer(pointer) {
+            match target {
                 Some(target) => current = target,
                 None => break,
             }
@@ -42,7 +46,7 @@ impl<'a> Checker<'a> {
         current
     }
 
-    fn check(&self, schema: &'a Value, node: &Node, path: &str) -> Problems {
+    fn check(&self, schema: &'a Value, node: &Node, path: &Path<'_>) -> Problems {
         let schema = self.resolve(schema);
         if schema == &Value::Bool(true) {
             return Vec::new();
@@ -98,7 +102,7 @@ impl<'a> Checker<'a> {
                 let props = schema.get("properties").and_then(Value::as_object);
                 let extra = schema.get("additionalProperties");
                 for entry in entries {
-                    let child = join(path, &entry.key);
+                    let child = Path::Key(path, &entry.key);
                     match props.and_then(|p| p.get(&entry.key)) {
                         Some(sub) => problems.extend(self.check(sub, &entry.value, &child)),
                         None => match extra {
@@ -118,10 +122,9 @@ impl<'a> Checker<'a> {
                 if let Some(required) = schema.get("required").and_then(Value::as_array) {
                     for name in required.iter().filter_map(Value::as_str) {
                         if !entries.iter().any(|e| e.key == name) {
-                            let within = if path.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" in `{path}`")
+                            let within = match path {
+                                Path::Root => String::new(),
+                                _ => format!(" in `{path}`"),
                             };
                             problems.push((node.pos, format!("missing field `{name}`{within}")));
                         }
@@ -131,7 +134,7 @@ impl<'a> Checker<'a> {
             Kind::Seq(items) => {
                 if let Some(item_schema) = schema.get("items") {
                     for (i, item) in items.iter().enumerate() {
-                        problems.extend(self.check(item_schema, item, &format!("{path}[{i}]")));
+                        problems.extend(self.check(item_schema, item, &Path::Index(path, i)));
                     }
                 }
                 if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
@@ -171,7 +174,7 @@ impl<'a> Checker<'a> {
         problems
     }
 
-    fn check_alternatives(&self, alts: &'a [Value], node: &Node, path: &str) -> Problems {
+    fn check_alternatives(&self, alts: &'a [Value], node: &Node, path: &Path<'_>) -> Problems {
         let mut by_type = Vec::new();
         for alt in alts {
             let problems = self.check(alt, node, path);
@@ -214,19 +217,29 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// Where a value sits in the file (`model.temperature`, `cases[3].assert`), built as the
+/// checker descends and written out only for a problem.
+enum Path<'p> {
+    Root,
+    Key(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Key(Path::Root, key) => write!(f, "{key}"),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
-fn describe(path: &str) -> String {
-    if path.is_empty() {
-        "the file".to_string()
-    } else {
-        format!("`{path}`")
+fn describe(path: &Path<'_>) -> String {
+    match path {
+        Path::Root => "the file".to_string(),
+        _ => format!("`{path}`"),
     }
 }
 
@@ -249,7 +262,7 @@ fn unknown_field(name: &str, known: &[&str]) -> String {
     )
 }
 
-fn enum_message(path: &str, options: &[Value], node: &Node) -> String {
+fn enum_message(path: &Path<'_>, options: &[Value], node: &Node) -> String {
     let names: Vec<String> = options.iter().map(plain).collect();
     let mut message = format!(
         "{} must be one of {}, found {}",

@@ -1,23 +1,23 @@
-//! Real git, through its command line: the same program users and GitHub run.
+//! Git repositories, read in-process with gitoxide: refs, merge-base, the tree diff of a
+//! pull request, and the files of a commit.
 //!
-//! File contents come from one long-lived `git cat-file --batch` process per repository,
-//! so reading a hundred blobs costs one process start, not a hundred.
+//! Running the git program for each of these costs a process start apiece, several
+//! times the work itself on a pull request of a few files; reading the object database
+//! directly keeps `changes` within a small factor of `git diff --name-status`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use gix::ObjectId;
 use thiserror::Error;
 
-use super::{MAX_FILE_BYTES, ReadError, Tree};
+use super::{MAX_FILE_BYTES, ReadError, Tree, resolve_ref};
 
 #[derive(Debug, Error)]
 pub enum GitError {
-    #[error("cannot run git: {0} (is git installed and on PATH?)")]
-    Spawn(std::io::Error),
-    #[error("`git {args}` failed: {stderr}")]
-    Failed { args: String, stderr: String },
+    #[error("{dir} is not a git repository (or cannot be opened): {message}")]
+    Open { dir: PathBuf, message: String },
     #[error("`{rev}` is not a commit in this repository")]
     UnknownRev { rev: String },
     #[error(
@@ -25,11 +25,15 @@ pub enum GitError {
          history (actions/checkout with `fetch-depth: 0`)"
     )]
     NoMergeBase { base: String, head: String },
-    #[error("unexpected output from git {0}")]
-    Protocol(String),
+    #[error("reading the git repository failed: {0}")]
+    Read(String),
 }
 
-/// One entry of `git diff --name-status`.
+fn read_error(e: impl std::fmt::Display) -> GitError {
+    GitError::Read(e.to_string())
+}
+
+/// One changed path between two commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiffEntry {
     Added(String),
@@ -48,323 +52,420 @@ impl DiffEntry {
     }
 }
 
-/// A git repository on disk.
+/// Files with at least this share of equal lines count as renamed (git's default).
+const RENAME_SIMILARITY: f32 = 0.5;
+/// Content comparison for renames stops at this many added × deleted files; exact renames
+/// (same content) are always found.
+const RENAME_PAIRS_LIMIT: usize = 10_000;
+
+/// A git repository.
 #[derive(Clone)]
 pub struct Git {
-    dir: PathBuf,
-    batch: Arc<Mutex<Option<CatFile>>>,
+    repo: Arc<Mutex<gix::Repository>>,
 }
 
 impl Git {
-    pub fn new(dir: &Path) -> Self {
-        Git {
+    pub fn open(dir: &Path) -> Result<Self, GitError> {
+        let mut repo = gix::open(dir).map_err(|e| GitError::Open {
             dir: dir.to_path_buf(),
-            batch: Arc::new(Mutex::new(None)),
-        }
+            message: e.to_string(),
+        })?;
+        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        Ok(Git {
+            repo: Arc::new(Mutex::new(repo)),
+        })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C")
-            .arg(&self.dir)
-            .args(["--no-optional-locks", "-c", "core.quotepath=off"])
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
-        let out = self
-            .command()
-            .args(args)
-            .output()
-            .map_err(GitError::Spawn)?;
-        if !out.status.success() {
-            return Err(GitError::Failed {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(out.stdout)
+    fn repo(&self) -> Result<MutexGuard<'_, gix::Repository>, GitError> {
+        self.repo
+            .lock()
+            .map_err(|_| GitError::Read("repository lock poisoned".into()))
     }
 
     /// The full commit id `rev` names.
     pub fn resolve(&self, rev: &str) -> Result<String, GitError> {
-        let mut guard = self.batch()?;
-        let cat = guard
-            .as_mut()
-            .ok_or_else(|| GitError::Protocol("cat-file is not running".into()))?;
-        match cat.request(&format!("{rev}^{{commit}}"))? {
-            Reply::Object { id, kind, .. } if kind == "commit" => Ok(id),
-            _ => Err(GitError::UnknownRev { rev: rev.into() }),
-        }
+        let repo = self.repo()?;
+        Ok(commit_id(&repo, rev)?.to_string())
     }
 
-    /// The best common ancestor of two commits: what a pull request is compared to.
-    pub fn merge_base(&self, base: &str, head: &str) -> Result<String, GitError> {
-        match self.run(&["merge-base", base, head]) {
-            Ok(out) => Ok(String::from_utf8_lossy(&out).trim().to_string()),
-            Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => {
-                Err(GitError::NoMergeBase {
-                    base: base.into(),
-                    head: head.into(),
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Files that differ between two commits, with renames detected.
-    pub fn diff(&self, from: &str, to: &str) -> Result<Vec<DiffEntry>, GitError> {
-        let out = self.run(&[
-            "diff",
-            "--name-status",
-            "-z",
-            "-M",
-            "--no-relative",
-            "--no-ext-diff",
-            "--no-textconv",
-            from,
-            to,
-            "--",
-        ])?;
-        parse_name_status(&out)
-    }
-
-    /// Every file path in a commit.
-    pub fn ls_tree(&self, commit: &str) -> Result<Vec<String>, GitError> {
-        let out = self.run(&["ls-tree", "-r", "-z", "--name-only", commit])?;
-        Ok(out
-            .split(|b| *b == 0)
-            .filter(|p| !p.is_empty())
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect())
+    /// What a pull request changed: the head commit, the merge-base of `base` and `head`
+    /// (what GitHub compares a PR to), and the files that differ between the two.
+    pub fn pull_request_diff(
+        &self,
+        base: &str,
+        head: &str,
+    ) -> Result<(String, String, Vec<DiffEntry>), GitError> {
+        let repo = self.repo()?;
+        let head_id = commit_id(&repo, head)?;
+        let base_id = commit_id(&repo, base)?;
+        let merge_base = repo
+            .merge_base(base_id, head_id)
+            .map_err(|_| GitError::NoMergeBase {
+                base: base.into(),
+                head: head.into(),
+            })?
+            .ok_or_else(|| GitError::NoMergeBase {
+                base: base.into(),
+                head: head.into(),
+            })?
+            .detach();
+        let entries = diff_commits(&repo, merge_base, head_id)?;
+        Ok((head_id.to_string(), merge_base.to_string(), entries))
     }
 
     /// The files of one commit, read on demand.
-    pub fn tree(&self, commit: &str) -> GitTree {
-        GitTree {
+    pub fn tree(&self, commit: &str) -> Result<GitTree, GitError> {
+        let tree = {
+            let repo = self.repo()?;
+            tree_of(&repo, commit_id(&repo, commit)?)?
+        };
+        Ok(GitTree {
             git: self.clone(),
             commit: commit.to_string(),
-        }
-    }
-
-    fn batch(&self) -> Result<std::sync::MutexGuard<'_, Option<CatFile>>, GitError> {
-        let mut guard = self
-            .batch
-            .lock()
-            .map_err(|_| GitError::Protocol("cat-file lock poisoned".into()))?;
-        if guard.is_none() {
-            let mut child = self
-                .command()
-                .args(["cat-file", "--batch", "--follow-symlinks"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(GitError::Spawn)?;
-            let stdin = child
-                .stdin
-                .take()
-                .ok_or_else(|| GitError::Protocol("cat-file without stdin".into()))?;
-            let stdout = child
-                .stdout
-                .take()
-                .ok_or_else(|| GitError::Protocol("cat-file without stdout".into()))?;
-            *guard = Some(CatFile {
-                child,
-                stdin,
-                stdout: BufReader::new(stdout),
-            });
-        }
-        Ok(guard)
+            tree,
+            cache: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+        })
     }
 }
 
-fn parse_name_status(out: &[u8]) -> Result<Vec<DiffEntry>, GitError> {
-    let mut fields = out
-        .split(|b| *b == 0)
-        .map(|f| String::from_utf8_lossy(f).into_owned());
-    let mut entries = Vec::new();
-    let missing = || GitError::Protocol("diff --name-status: missing path".into());
-    while let Some(status) = fields.next() {
-        if status.is_empty() {
+fn commit_id(repo: &gix::Repository, rev: &str) -> Result<ObjectId, GitError> {
+    let unknown = || GitError::UnknownRev { rev: rev.into() };
+    let id = repo.rev_parse_single(rev).map_err(|_| unknown())?;
+    let commit = id
+        .object()
+        .map_err(read_error)?
+        .peel_to_commit()
+        .map_err(|_| unknown())?;
+    Ok(commit.id)
+}
+
+fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, GitError> {
+    let commit = repo
+        .find_object(commit)
+        .map_err(read_error)?
+        .peel_to_commit()
+        .map_err(read_error)?;
+    commit.tree_id().map(|id| id.detach()).map_err(read_error)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Link,
+}
+
+/// A tree's entries by name (submodules left out).
+fn entries(
+    repo: &gix::Repository,
+    tree: Option<ObjectId>,
+) -> Result<BTreeMap<String, (ObjectId, Kind)>, GitError> {
+    let Some(tree) = tree else {
+        return Ok(BTreeMap::new());
+    };
+    let object = repo.find_tree(tree).map_err(read_error)?;
+    let decoded = object.decode().map_err(read_error)?;
+    Ok(decoded
+        .entries
+        .iter()
+        .filter(|e| !e.mode.is_commit())
+        .map(|e| (e.filename.to_string(), (e.oid.to_owned(), kind_of(e.mode))))
+        .collect())
+}
+
+fn kind_of(mode: gix::object::tree::EntryMode) -> Kind {
+    if mode.is_tree() {
+        Kind::Dir
+    } else if mode.is_link() {
+        Kind::Link
+    } else {
+        Kind::File
+    }
+}
+
+/// Files (blobs and symlinks) that differ between two trees, walking only the
+/// subtrees whose ids differ.
+fn diff_trees(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+    prefix: &str,
+    out: &mut Changes,
+) -> Result<(), GitError> {
+    if old == new {
+        return Ok(());
+    }
+    let (a, b) = (entries(repo, old)?, entries(repo, new)?);
+    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for name in names {
+        let path = format!("{prefix}{name}");
+        let (before, after) = (a.get(name), b.get(name));
+        if before == after {
             continue;
         }
-        let entry = match status.as_bytes()[0] {
-            b'A' => DiffEntry::Added(fields.next().ok_or_else(missing)?),
-            b'D' => DiffEntry::Deleted(fields.next().ok_or_else(missing)?),
-            b'M' | b'T' => DiffEntry::Modified(fields.next().ok_or_else(missing)?),
-            b'R' => DiffEntry::Renamed {
-                from: fields.next().ok_or_else(missing)?,
-                to: fields.next().ok_or_else(missing)?,
-            },
-            b'C' => {
-                let _from = fields.next().ok_or_else(missing)?;
-                DiffEntry::Added(fields.next().ok_or_else(missing)?)
-            }
-            _ => {
-                return Err(GitError::Protocol(format!(
-                    "diff --name-status: unknown status `{status}`"
-                )));
-            }
+        let dir = |side: Option<&(ObjectId, Kind)>| {
+            side.filter(|(_, k)| *k == Kind::Dir).map(|(id, _)| *id)
         };
-        entries.push(entry);
+        let file = |side: Option<&(ObjectId, Kind)>| {
+            side.filter(|(_, k)| *k != Kind::Dir).map(|(id, _)| *id)
+        };
+        let (old_dir, new_dir) = (dir(before), dir(after));
+        if old_dir.is_some() || new_dir.is_some() {
+            diff_trees(repo, old_dir, new_dir, &format!("{path}/"), out)?;
+        }
+        match (file(before), file(after)) {
+            (Some(_), Some(_)) => out.modified.push(path),
+            (Some(id), None) => out.deleted.push((path, id)),
+            (None, Some(id)) => out.added.push((path, id)),
+            (None, None) => {}
+        }
     }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Changes {
+    added: Vec<(String, ObjectId)>,
+    deleted: Vec<(String, ObjectId)>,
+    modified: Vec<String>,
+}
+
+fn diff_commits(
+    repo: &gix::Repository,
+    from: ObjectId,
+    to: ObjectId,
+) -> Result<Vec<DiffEntry>, GitError> {
+    let mut changes = Changes::default();
+    diff_trees(
+        repo,
+        Some(tree_of(repo, from)?),
+        Some(tree_of(repo, to)?),
+        "",
+        &mut changes,
+    )?;
+    let renames = pair_renames(repo, &changes.deleted, &changes.added)?;
+    let renamed_from: std::collections::HashSet<&str> =
+        renames.iter().map(|(f, _)| f.as_str()).collect();
+    let renamed_to: std::collections::HashSet<&str> =
+        renames.iter().map(|(_, t)| t.as_str()).collect();
+    let mut entries: Vec<DiffEntry> = changes
+        .modified
+        .iter()
+        .map(|p| DiffEntry::Modified(p.clone()))
+        .chain(
+            changes
+                .deleted
+                .iter()
+                .filter(|(p, _)| !renamed_from.contains(p.as_str()))
+                .map(|(p, _)| DiffEntry::Deleted(p.clone())),
+        )
+        .chain(
+            changes
+                .added
+                .iter()
+                .filter(|(p, _)| !renamed_to.contains(p.as_str()))
+                .map(|(p, _)| DiffEntry::Added(p.clone())),
+        )
+        .chain(renames.iter().map(|(from, to)| DiffEntry::Renamed {
+            from: from.clone(),
+            to: to.clone(),
+        }))
+        .collect();
+    entries.sort_by(|a, b| a.paths().last().cmp(&b.paths().last()));
     Ok(entries)
 }
 
-struct CatFile {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-enum Reply {
-    Object {
-        id: String,
-        kind: String,
-        content: Option<Vec<u8>>,
-        size: u64,
-    },
-    Missing,
-    /// A symlink whose target lies outside the tree.
-    OutOfTree(String),
-}
-
-impl CatFile {
-    fn request(&mut self, what: &str) -> Result<Reply, GitError> {
-        let io = |e: std::io::Error| GitError::Protocol(format!("cat-file: {e}"));
-        writeln!(self.stdin, "{what}").map_err(io)?;
-        self.stdin.flush().map_err(io)?;
-        let mut header = String::new();
-        self.stdout.read_line(&mut header).map_err(io)?;
-        let header = header.trim_end_matches('\n');
-        if header.ends_with(" missing") || header.ends_with(" ambiguous") {
-            return Ok(Reply::Missing);
-        }
-        let words: Vec<&str> = header.split(' ').collect();
-        match words.as_slice() {
-            ["symlink", size] | ["dangling", size] | ["loop", size] | ["notdir", size] => {
-                let size: usize = size
-                    .parse()
-                    .map_err(|_| GitError::Protocol(format!("cat-file header `{header}`")))?;
-                let mut body = vec![0; size + 1];
-                self.stdout.read_exact(&mut body).map_err(io)?;
-                body.pop();
-                let target = String::from_utf8_lossy(&body).into_owned();
-                if words[0] == "symlink" {
-                    Ok(Reply::OutOfTree(target))
-                } else {
-                    Ok(Reply::Missing)
-                }
-            }
-            [id, kind, size] => {
-                let size: u64 = size
-                    .parse()
-                    .map_err(|_| GitError::Protocol(format!("cat-file header `{header}`")))?;
-                let keep = *kind == "blob" && size <= MAX_FILE_BYTES;
-                let mut content = Vec::new();
-                let mut body = (&mut self.stdout).take(size + 1);
-                if keep {
-                    body.read_to_end(&mut content).map_err(io)?;
-                    content.pop();
-                } else {
-                    std::io::copy(&mut body, &mut std::io::sink()).map_err(io)?;
-                }
-                Ok(Reply::Object {
-                    id: (*id).to_string(),
-                    kind: (*kind).to_string(),
-                    content: keep.then_some(content),
-                    size,
-                })
-            }
-            _ => Err(GitError::Protocol(format!("cat-file header `{header}`"))),
+/// Deleted and added files that are the same file moved: first identical content, then,
+/// while the number of pairs stays reasonable, content that is at least half the same.
+fn pair_renames(
+    repo: &gix::Repository,
+    deleted: &[(String, ObjectId)],
+    added: &[(String, ObjectId)],
+) -> Result<Vec<(String, String)>, GitError> {
+    let mut pairs = Vec::new();
+    let mut taken_old = vec![false; deleted.len()];
+    let mut taken_new = vec![false; added.len()];
+    for (j, (_, new_id)) in added.iter().enumerate() {
+        if let Some(i) = (0..deleted.len()).find(|&i| !taken_old[i] && deleted[i].1 == *new_id) {
+            taken_old[i] = true;
+            taken_new[j] = true;
+            pairs.push((deleted[i].0.clone(), added[j].0.clone()));
         }
     }
-}
-
-impl Drop for CatFile {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let olds: Vec<usize> = (0..deleted.len()).filter(|&i| !taken_old[i]).collect();
+    let news: Vec<usize> = (0..added.len()).filter(|&j| !taken_new[j]).collect();
+    if olds.is_empty() || news.is_empty() || olds.len() * news.len() > RENAME_PAIRS_LIMIT {
+        return Ok(pairs);
     }
+    let text = |id: ObjectId| -> Result<Option<String>, GitError> {
+        if repo.find_header(id).map_err(read_error)?.size() > MAX_FILE_BYTES {
+            return Ok(None);
+        }
+        let blob = repo.find_blob(id).map_err(read_error)?;
+        Ok(String::from_utf8(blob.data.clone()).ok())
+    };
+    let old_texts: Vec<Option<String>> = olds
+        .iter()
+        .map(|&i| text(deleted[i].1))
+        .collect::<Result<_, _>>()?;
+    let new_texts: Vec<Option<String>> = news
+        .iter()
+        .map(|&j| text(added[j].1))
+        .collect::<Result<_, _>>()?;
+    let mut scored = Vec::new();
+    for (oi, old) in old_texts.iter().enumerate() {
+        for (ni, new) in new_texts.iter().enumerate() {
+            if let (Some(a), Some(b)) = (old, new) {
+                let ratio = similar::TextDiff::from_lines(a.as_str(), b.as_str()).ratio();
+                if ratio >= RENAME_SIMILARITY {
+                    scored.push((ratio, oi, ni));
+                }
+            }
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut used_old, mut used_new) = (vec![false; olds.len()], vec![false; news.len()]);
+    for (_, oi, ni) in scored {
+        if !used_old[oi] && !used_new[ni] {
+            used_old[oi] = true;
+            used_new[ni] = true;
+            pairs.push((deleted[olds[oi]].0.clone(), added[news[ni]].0.clone()));
+        }
+    }
+    Ok(pairs)
 }
 
-/// The files of one commit.
+/// Symlinks followed in one read before giving up (a loop).
+const MAX_LINK_HOPS: usize = 16;
+
+/// The files of one commit. Every read is remembered: artifacts share tool definitions
+/// and suites, and each is read once.
 pub struct GitTree {
     git: Git,
     commit: String,
+    tree: ObjectId,
+    cache: Mutex<HashMap<String, Result<Vec<u8>, ReadError>>>,
+    /// Listings of the directories walked so far, by tree id.
+    dirs: Mutex<HashMap<ObjectId, Arc<Listing>>>,
 }
+
+type Listing = HashMap<String, (ObjectId, Kind)>;
 
 impl GitTree {
     pub fn commit(&self) -> &str {
         &self.commit
     }
+
+    /// Read `path`, following symlinks that stay inside the tree.
+    fn walk(&self, repo: &gix::Repository, path: &str, hops: usize) -> Result<Vec<u8>, ReadError> {
+        let io = |e: GitError| ReadError::Io(e.to_string());
+        if hops > MAX_LINK_HOPS {
+            return Err(ReadError::Io(format!(
+                "too many symlinks resolving `{path}`"
+            )));
+        }
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let mut tree = self.tree;
+        for (i, part) in parts.iter().enumerate() {
+            let Some((id, kind)) = self.listing(repo, tree).map_err(io)?.get(*part).copied() else {
+                return Err(ReadError::Missing);
+            };
+            let last = i + 1 == parts.len();
+            if kind == Kind::Dir {
+                if last {
+                    return Err(ReadError::NotAFile);
+                }
+                tree = id;
+                continue;
+            }
+            let size = repo.find_header(id).map_err(|e| io(read_error(e)))?.size();
+            if kind == Kind::Link {
+                let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
+                let target = String::from_utf8_lossy(&blob.data).into_owned();
+                let here = parts[..=i].join("/");
+                let resolved = resolve_ref(&here, &target).map_err(|_| ReadError::Escapes {
+                    target: target.clone(),
+                })?;
+                let rest = parts[i + 1..].join("/");
+                let next = if rest.is_empty() {
+                    resolved
+                } else {
+                    format!("{resolved}/{rest}")
+                };
+                return self.walk(repo, &next, hops + 1);
+            }
+            if !last {
+                return Err(ReadError::Missing);
+            }
+            if size > MAX_FILE_BYTES {
+                return Err(ReadError::TooLarge {
+                    size,
+                    limit: MAX_FILE_BYTES,
+                });
+            }
+            let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
+            return Ok(blob.data.clone());
+        }
+        Err(ReadError::NotAFile)
+    }
+
+    fn listing(&self, repo: &gix::Repository, tree: ObjectId) -> Result<Arc<Listing>, GitError> {
+        if let Ok(dirs) = self.dirs.lock()
+            && let Some(hit) = dirs.get(&tree)
+        {
+            return Ok(hit.clone());
+        }
+        let listing: Arc<Listing> = Arc::new(entries(repo, Some(tree))?.into_iter().collect());
+        if let Ok(mut dirs) = self.dirs.lock() {
+            dirs.insert(tree, listing.clone());
+        }
+        Ok(listing)
+    }
+
+    fn list_into(
+        repo: &gix::Repository,
+        tree: ObjectId,
+        prefix: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), GitError> {
+        for (name, (id, kind)) in entries(repo, Some(tree))? {
+            let path = format!("{prefix}{name}");
+            if kind == Kind::Dir {
+                Self::list_into(repo, id, &format!("{path}/"), out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Tree for GitTree {
     fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
-        if path.contains('\n') {
-            return Err(ReadError::Missing);
-        }
-        let mut guard = self.git.batch().map_err(|e| ReadError::Io(e.to_string()))?;
-        let cat = guard
-            .as_mut()
-            .ok_or_else(|| ReadError::Io("cat-file is not running".into()))?;
-        match cat
-            .request(&format!("{}:{path}", self.commit))
-            .map_err(|e| ReadError::Io(e.to_string()))?
+        if let Ok(cache) = self.cache.lock()
+            && let Some(hit) = cache.get(path)
         {
-            Reply::Object {
-                kind,
-                content,
-                size,
-                ..
-            } => match (kind.as_str(), content) {
-                ("blob", Some(bytes)) => Ok(bytes),
-                ("blob", None) => Err(ReadError::TooLarge {
-                    size,
-                    limit: MAX_FILE_BYTES,
-                }),
-                _ => Err(ReadError::NotAFile),
-            },
-            Reply::Missing => Err(ReadError::Missing),
-            Reply::OutOfTree(target) => Err(ReadError::Escapes { target }),
+            return hit.clone();
         }
+        let result = {
+            let repo = self.git.repo().map_err(|e| ReadError::Io(e.to_string()))?;
+            self.walk(&repo, path, 0)
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(path.to_string(), result.clone());
+        }
+        result
     }
 
     fn list(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.git.ls_tree(&self.commit)?)
+        let repo = self.git.repo()?;
+        let mut out = Vec::new();
+        Self::list_into(&repo, self.tree, "", &mut out)?;
+        Ok(out)
     }
 
     fn describe(&self) -> String {
         format!("commit {}", &self.commit[..self.commit.len().min(7)])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_name_status_with_renames() -> Result<(), GitError> {
-        let out = b"M\0a.yaml\0R087\0old.yaml\0new.yaml\0A\0b c.yaml\0D\0gone.yaml\0";
-        assert_eq!(
-            parse_name_status(out)?,
-            vec![
-                DiffEntry::Modified("a.yaml".into()),
-                DiffEntry::Renamed {
-                    from: "old.yaml".into(),
-                    to: "new.yaml".into()
-                },
-                DiffEntry::Added("b c.yaml".into()),
-                DiffEntry::Deleted("gone.yaml".into()),
-            ]
-        );
-        Ok(())
     }
 }
