@@ -1,0 +1,89 @@
+//! The shipped demo repository, materialized by its script into a real git repository.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn demo() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dest = tmp.path().join("demo");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-repo.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&dest)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (tmp, dest)
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = common::promptgate()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn demo_is_valid_on_both_branches() {
+    let (_tmp, dir) = demo();
+    assert_eq!(
+        run(&dir, &["validate"]),
+        (
+            0,
+            "checked 3 artifact(s), 2 suite(s), 64 case(s): 0 error(s), 0 warning(s)\n".into()
+        )
+    );
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["checkout", "-q", "main"])
+        .status()
+        .expect("git");
+    assert!(status.success());
+    assert_eq!(
+        run(&dir, &["validate"]),
+        (
+            0,
+            "checked 3 artifact(s), 2 suite(s), 63 case(s): 0 error(s), 0 warning(s)\n".into()
+        )
+    );
+}
+
+#[test]
+fn demo_changes_as_text_and_markdown() {
+    let (_tmp, dir) = demo();
+    let (code, text) = run(
+        &dir,
+        &["changes", "--base", "main", "--head", "prompt-update"],
+    );
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("demo_changes_text", text);
+    let (code, markdown) = run(
+        &dir,
+        &[
+            "changes",
+            "--base",
+            "main",
+            "--head",
+            "prompt-update",
+            "--format",
+            "markdown",
+        ],
+    );
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("demo_changes_markdown", markdown);
+}
