@@ -388,3 +388,67 @@ fn unknown_refs_and_non_repositories_fail_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: "), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinks_in_a_commit_are_followed_inside_and_refused_outside() {
+    let mut repo = repo_with_pr();
+    std::fs::remove_file(repo.path().join("tools/refund.tools.json")).expect("rm");
+    std::fs::create_dir_all(repo.path().join("shared")).expect("mkdir");
+    std::fs::write(
+        repo.path().join("shared/tools.json"),
+        r#"[{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}},
+ {"type": "function", "function": {"name": "issue_refund", "parameters": {"type": "object"}}}]"#,
+    )
+    .expect("write");
+    std::os::unix::fs::symlink(
+        "../shared/tools.json",
+        repo.path().join("tools/refund.tools.json"),
+    )
+    .expect("symlink");
+    repo.commit("tools through a symlink");
+    let v = changes_json(&repo, "main");
+    let a = artifacts(&v)[0];
+    assert_eq!(a["problems"], serde_json::json!([]), "{a}");
+    assert_eq!(fields(a), vec!["tools.definitions"]);
+
+    std::fs::remove_file(repo.path().join("tools/refund.tools.json")).expect("rm");
+    std::os::unix::fs::symlink(
+        "../../outside.json",
+        repo.path().join("tools/refund.tools.json"),
+    )
+    .expect("symlink");
+    repo.commit("symlink out of the repository");
+    let v = changes_json(&repo, "main");
+    let problems = artifacts(&v)[0]["problems"]
+        .as_array()
+        .expect("problems")
+        .clone();
+    assert_eq!(
+        problems[0]["message"],
+        "`tools.definitions` `../../tools/refund.tools.json`: cannot read: is a symlink that leads outside the repository (to `../../outside.json`)"
+    );
+}
+
+#[test]
+fn a_renamed_and_edited_artifact_is_one_rename() {
+    let mut repo = repo_with_pr();
+    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    repo.remove(ART);
+    repo.write(
+        "prompts/support/refunds-v2.prompt.yaml",
+        &text
+            .replace("version: 1", "version: 2")
+            .replace("0.2", "0.4"),
+    );
+    repo.commit("move and edit");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["renamed support.refund behaviour=true evals=false"]
+    );
+    assert_eq!(
+        fields(artifacts(&v)[0]),
+        vec!["version", "model.temperature"]
+    );
+}

@@ -168,7 +168,9 @@ pub fn detect(
     let mut artifacts: Vec<ArtifactChange> = parallel_map(&candidates, |(kind, b, h)| {
         compare(base, head, *kind, b.as_deref(), h.as_deref(), &changed)
     });
-    artifacts.sort_by(|a, b| (a.kind, a.path()).cmp(&(b.kind, b.path())));
+    artifacts.sort_by(|a, b| {
+        (!a.behaviour_changed, a.kind, a.path()).cmp(&(!b.behaviour_changed, b.kind, b.path()))
+    });
     Ok(ChangeSet {
         schema: SCHEMA,
         base: refs.base,

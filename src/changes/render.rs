@@ -71,11 +71,10 @@ pub fn text(set: &ChangeSet) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} ({}) … {} ({}), compared from merge-base {}",
-        set.base,
-        short_sha(&set.merge_base),
+        "{} ({}) against {}, from their merge-base {}",
         set.head,
         short_sha(&set.head_commit),
+        set.base,
         short_sha(&set.merge_base)
     );
     let _ = writeln!(out, "{}", summary(set));
@@ -172,15 +171,23 @@ pub fn code(text: &str) -> String {
     }
 }
 
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Markdown for a pull-request comment.
 pub fn markdown(set: &ChangeSet) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Prompt artifact changes\n");
     let _ = writeln!(
         out,
-        "`{}` … `{}` (merge-base `{}`): {}.\n",
-        short_sha(&set.merge_base),
+        "{} at `{}` against {}, from their merge-base `{}`: {}.\n",
+        code(&set.head),
         short_sha(&set.head_commit),
+        code(&set.base),
         short_sha(&set.merge_base),
         summary(set)
     );
@@ -218,7 +225,12 @@ pub fn markdown(set: &ChangeSet) -> String {
         .iter()
         .filter(|c| !c.fields.is_empty() || c.message_diff.is_some() || !c.problems.is_empty())
     {
-        let _ = writeln!(out, "\n<details><summary>{}</summary>\n", code(&c.id));
+        // Markdown does not render inside <summary>; HTML does.
+        let _ = writeln!(
+            out,
+            "\n<details><summary><code>{}</code></summary>\n",
+            html_escape(&c.id)
+        );
         for p in &c.problems {
             let _ = writeln!(out, "- ⚠️ {}", code(&p.to_string()));
         }
