@@ -1,0 +1,28 @@
+# promptgate: container image for the GitHub Action (see action.yml).
+# Base images are pinned by digest; the tag beside each is for readers.
+
+# --- build: a static binary (musl targets link statically by default) ---------
+FROM rust:1.95-alpine@sha256:606fd313a0f49743ee2a7bd49a0914bab7deedb12791f3a846a34a4711db7ed2 AS builder
+WORKDIR /build
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
+    && cp target/x86_64-unknown-linux-musl/release/promptgate /usr/local/bin/promptgate
+
+# --- runtime ------------------------------------------------------------------
+FROM alpine:3.22@sha256:14358309a308569c32bdc37e2e0e9694be33a9d99e68afb0f5ff33cc1f695dce
+LABEL org.opencontainers.image.title="promptgate" \
+      org.opencontainers.image.description="Release gate for LLM prompt changes" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# The runner mounts the workspace owned by another user than the container's
+# root; without safe.directory, git refuses to read it ("dubious ownership").
+RUN apk add --no-cache ca-certificates git \
+    && git config --system --add safe.directory '*'
+
+COPY --from=builder /usr/local/bin/promptgate /usr/local/bin/promptgate
+RUN promptgate --version
+
+# No USER: GitHub runs Docker actions as root so they can write to the workspace.
+ENTRYPOINT ["promptgate"]
