@@ -452,3 +452,77 @@ fn a_renamed_and_edited_artifact_is_one_rename() {
         vec!["version", "model.temperature"]
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn change_behind_a_symlinked_reference_is_found() {
+    let mut repo = repo_with_pr();
+    repo.checkout("main");
+    let tools = std::fs::read_to_string(repo.path().join("tools/refund.tools.json")).expect("read");
+    repo.write("tools/v2/refund.json", &tools);
+    std::fs::remove_file(repo.path().join("tools/refund.tools.json")).expect("rm");
+    std::os::unix::fs::symlink(
+        "v2/refund.json",
+        repo.path().join("tools/refund.tools.json"),
+    )
+    .expect("symlink");
+    repo.commit("tools behind a symlink");
+    repo.git(&["branch", "-f", "pr"]);
+    repo.checkout("pr");
+    repo.write(
+        "tools/v2/refund.json",
+        &tools.replace("issue_refund", "refund_order"),
+    );
+    repo.commit("rename a tool in the target");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["reference-changed support.refund behaviour=true evals=false"]
+    );
+    assert_eq!(
+        artifacts(&v)[0]["changed_references"],
+        serde_json::json!(["tools/v2/refund.json"])
+    );
+}
+
+#[test]
+fn schema_named_only_in_a_cases_file_is_an_eval_change() {
+    let mut repo = repo_with_pr();
+    repo.checkout("main");
+    repo.write("evals/schemas/reply.json", "{\"type\": \"object\"}\n");
+    repo.write(
+        "evals/refund.cases.jsonl",
+        "{\"id\": \"inject-1\", \"vars\": {\"question\": \"q\"}, \"assert\": [{\"type\": \"json-schema\", \"value\": \"schemas/reply.json\"}]}\n",
+    );
+    repo.commit("cases use a schema");
+    repo.git(&["branch", "-f", "pr"]);
+    repo.checkout("pr");
+    repo.write(
+        "evals/schemas/reply.json",
+        "{\"type\": \"object\", \"required\": [\"a\"]}\n",
+    );
+    repo.commit("tighten the schema");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["reference-changed support.refund behaviour=false evals=true"]
+    );
+}
+
+#[test]
+fn moving_a_suite_is_not_a_behaviour_change() {
+    let mut repo = repo_with_pr();
+    repo.git(&["mv", "evals/refund.eval.yaml", "evals/renamed.eval.yaml"]);
+    repo.commit("move the suite, forget the artifact");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec!["reference-changed support.refund behaviour=false evals=true"]
+    );
+    let a = artifacts(&v)[0];
+    assert_eq!(a["head"]["fingerprint"], a["base"]["fingerprint"]);
+    assert_eq!(
+        a["problems"][0]["message"],
+        "`evals` `../../evals/refund.eval.yaml`: file not found"
+    );
+}

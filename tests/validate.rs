@@ -150,3 +150,34 @@ evaluators:
          checked 1 artifact(s), 0 suite(s), 0 case(s): 1 error(s), 0 warning(s)\n"
     );
 }
+
+#[test]
+fn every_bad_case_and_every_bad_reference_is_reported() {
+    let repo = Repo::new();
+    seed_support(&repo);
+    repo.write(
+        "evals/refund.eval.yaml",
+        "cases:\n  - {id: c1, segments: hard-negative, vars: {question: q, company: A}}\n  - {id: c2, vars: {question: q, company: A}, assert: [{type: contians, value: x}]}\n  - {id: c3, vars: {question: q, company: A}}\n  - {id: c3, vars: {question: q, company: A}}\ncases_file: data/cases.jsonl\n",
+    );
+    repo.write("evals/data/schemas/x.json", "{\"type\": \"object\"}");
+    repo.write(
+        "evals/data/cases.jsonl",
+        "{\"id\": \"j1\", \"vars\": {\"question\": \"q\", \"company\": \"A\"}, \"assert\": [{\"type\": \"json-schema\", \"value\": \"schemas/x.json\"}]}\n",
+    );
+    repo.write(
+        "prompts/other.prompt.yaml",
+        "version: 1\nmodel: {provider: openai, name: m, temprature: 0.1}\nmessages: [{role: user, content: hi}]\ntools: {definitions: ../../outside.json}\nevals: [missing.eval.yaml]\n",
+    );
+    let (code, out, _) = repo.run(&["validate"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        out,
+        "evals/refund.eval.yaml:2:24: `segments` must be a list, found `hard-negative`\n\
+         evals/refund.eval.yaml:3:56: unknown assertion type `contians`, did you mean `contains`?\n\
+         evals/refund.eval.yaml:5:5: duplicate case id `c3` (first at evals/refund.eval.yaml:4)\n\
+         prompts/other.prompt.yaml:2:36: unknown field `temprature`, did you mean `temperature`?\n\
+         prompts/other.prompt.yaml:4:22: `tools.definitions`: `../../outside.json` leads outside the repository\n\
+         prompts/other.prompt.yaml:5:9: `evals` `missing.eval.yaml`: file not found\n\
+         checked 2 artifact(s), 1 suite(s), 2 case(s): 6 error(s), 0 warning(s)\n"
+    );
+}

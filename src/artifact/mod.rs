@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 use crate::format::{self, yaml::Node};
-use crate::source::{Tree, resolve_ref};
+use crate::source::Tree;
 use suite::EvalSet;
 
 /// Which file format an artifact was written in.
@@ -208,6 +208,11 @@ pub fn load(tree: &dyn Tree, path: &str, config: &Config) -> Result<Artifact, Di
     match converted {
         Err(mut problems) => {
             problems.extend(semantic);
+            if !github && let Ok(node) = format::parse_yaml(path, &text) {
+                problems.extend(native::raw_reference_problems(tree, path, &node));
+            }
+            problems.0.sort();
+            problems.0.dedup();
             Err(problems)
         }
         Ok(mut artifact) => {
@@ -261,7 +266,7 @@ fn semantic_checks(path: &str, node: &Node, config: &Config, github: bool) -> Di
     problems
 }
 
-/// Read a JSON file an artifact refers to, with the reference's position for messages.
+/// Read a JSON file an artifact refers to, the problem located at the reference.
 pub(crate) fn read_json_ref(
     tree: &dyn Tree,
     from: &str,
@@ -269,24 +274,11 @@ pub(crate) fn read_json_ref(
     reference: &str,
     pos: Pos,
 ) -> Result<(String, Value), Diagnostics> {
-    let fail = |message: String| {
+    format::read_json(tree, from, field, reference).map_err(|message| {
         let mut d = Diagnostics::default();
         d.push(from, pos, message);
         d
-    };
-    let target = resolve_ref(from, reference).map_err(|e| fail(format!("`{field}`: {e}")))?;
-    let bytes = tree.read(&target).map_err(|e| {
-        fail(format!(
-            "`{field}` `{reference}`: {}",
-            format::read_error_message(&e)
-        ))
-    })?;
-    let value = serde_json::from_slice(&bytes).map_err(|e| {
-        fail(format!(
-            "`{field}` `{reference}` is not valid JSON: {e} (in {target})"
-        ))
-    })?;
-    Ok((target, value))
+    })
 }
 
 /// Trailing whitespace of a message is not sent and not fingerprinted: `|` and `|-`

@@ -178,22 +178,9 @@ pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diag
         }
     };
 
-    let mut evals = Vec::new();
-    let eval_nodes = node.get("evals").and_then(Node::as_seq).unwrap_or_default();
-    for (i, reference) in file.evals.iter().enumerate() {
-        let pos = eval_nodes.get(i).map_or(node.pos, |n| n.pos);
-        match resolve_ref(path, reference) {
-            Ok(target) => match tree.read(&target) {
-                Ok(_) => evals.push(target),
-                Err(e) => problems.push(
-                    path,
-                    pos,
-                    format!("`evals` `{reference}`: {}", format::read_error_message(&e)),
-                ),
-            },
-            Err(e) => problems.push(path, pos, format!("`evals`: {e}")),
-        }
-    }
+    // A suite that cannot be read does not change what the prompt does: the artifact
+    // still loads, with the problem attached.
+    let (evals, suite_problems) = check_evals(tree, path, &node, &file.evals);
 
     if problems.has_errors() {
         return Err(problems);
@@ -222,9 +209,70 @@ pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diag
         inline_evals: None,
         references,
         fingerprint: String::new(),
-        problems,
+        problems: suite_problems,
         node,
     })
+}
+
+/// The suite files `evals` names that exist, and the problems with the others.
+fn check_evals(
+    tree: &dyn Tree,
+    path: &str,
+    node: &Node,
+    references: &[String],
+) -> (Vec<String>, Diagnostics) {
+    let mut problems = Diagnostics::default();
+    let mut evals: Vec<String> = Vec::new();
+    let nodes = node.get("evals").and_then(Node::as_seq).unwrap_or_default();
+    for (i, reference) in references.iter().enumerate() {
+        let pos = nodes.get(i).map_or(node.pos, |n| n.pos);
+        match resolve_ref(path, reference) {
+            Ok(target) if evals.contains(&target) => {
+                problems.push(path, pos, format!("`evals` lists `{reference}` twice"));
+            }
+            Ok(target) => match tree.read(&target) {
+                Ok(_) => evals.push(target),
+                Err(e) => problems.push(
+                    path,
+                    pos,
+                    format!("`evals` `{reference}`: {}", format::read_error_message(&e)),
+                ),
+            },
+            Err(e) => problems.push(path, pos, format!("`evals`: {e}")),
+        }
+    }
+    (evals, problems)
+}
+
+/// The problems with the files a structurally broken artifact refers to, read from its
+/// raw tree, so they are reported in the same run as the structural ones.
+pub fn raw_reference_problems(tree: &dyn Tree, path: &str, node: &Node) -> Diagnostics {
+    let mut problems = Diagnostics::default();
+    let at = |keys: &[&str]| super::suite::locate(node, keys);
+    let refs = [
+        (["tools", "definitions"], "tools.definitions"),
+        (
+            ["response_format", "json_schema"],
+            "response_format.json_schema",
+        ),
+    ];
+    for (keys, field) in refs {
+        let value = keys.iter().try_fold(node, |n, k| n.get(k));
+        if let Some(reference) = value.and_then(Node::as_str)
+            && let Err(d) = read_json_ref(tree, path, field, reference, at(&keys))
+        {
+            problems.extend(d);
+        }
+    }
+    let evals: Vec<String> = node
+        .get("evals")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    problems.extend(check_evals(tree, path, node, &evals).1);
+    problems
 }
 
 /// Each definition must be an OpenAI function tool with a name.

@@ -1,7 +1,7 @@
 //! Eval suites (`*.eval.yaml`, plus a `cases_file` of JSON lines): the cases an artifact
 //! is judged on, each in one or more segments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -123,8 +123,14 @@ impl EvalSet {
                 entry.description = segment.description;
             }
         }
+        let mut ids: HashMap<String, usize> = self
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
         for case in suite.cases {
-            if let Some(first) = self.cases.iter().find(|c| c.id == case.id) {
+            if let Some(first) = ids.get(&case.id).map(|&i| &self.cases[i]) {
                 problems.push(
                     &case.file,
                     case.pos,
@@ -135,6 +141,7 @@ impl EvalSet {
                 );
                 continue;
             }
+            ids.insert(case.id.clone(), self.cases.len());
             self.cases.push(case);
         }
         for file in suite.files {
@@ -156,9 +163,28 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         files: vec![path.to_string()],
         ..EvalSet::default()
     };
-    let (file, node) = match format::load_yaml::<SuiteFile>(tree, path, SUITE_SCHEMA.get()) {
-        Ok(loaded) => loaded,
+    let mut node = match format::read_text(tree, path).and_then(|t| format::parse_yaml(path, &t)) {
+        Ok(node) => node,
         Err(d) => return (set, d),
+    };
+    // Each case is checked on its own, so one bad case does not hide the others.
+    let case_nodes = take_cases(&mut node);
+    let file = match format::typed::<SuiteFile>(path, &node, SUITE_SCHEMA.get()) {
+        Ok(file) => Some(file),
+        Err(d) => {
+            problems.extend(d);
+            None
+        }
+    };
+    let mut specs: Vec<(CaseSpec, String, Pos, Option<Node>)> = Vec::new();
+    for case in case_nodes {
+        match format::typed::<CaseSpec>(path, &case, CASE_SCHEMA.get()) {
+            Ok(spec) => specs.push((spec, path.to_string(), case.pos, Some(case))),
+            Err(d) => problems.extend(d),
+        }
+    }
+    let Some(file) = file else {
+        return (set, problems);
     };
     set.segments = file
         .segments
@@ -174,30 +200,22 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         })
         .collect();
 
-    let mut loader = SchemaFiles {
-        tree,
-        from: path,
-        files: Vec::new(),
+    let mut files: Vec<String> = Vec::new();
+    let mut load_schema = |from: &str, reference: &str| {
+        let (target, schema) = format::read_json(tree, from, "json-schema", reference)?;
+        if !files.contains(&target) {
+            files.push(target.clone());
+        }
+        Ok((target, schema))
     };
     let mut default_asserts = Vec::new();
     for (i, a) in file.defaults.assert.iter().enumerate() {
         let at = item_pos(&node, &["defaults", "assert"], i);
-        match a.build(at, &mut |p: &str| loader.load(p)) {
+        match a.build(at, &mut |r: &str| load_schema(path, r)) {
             Ok(built) => default_asserts.push(built),
             Err(message) => problems.push(path, at, message),
         }
     }
-
-    let case_nodes = node.get("cases").and_then(Node::as_seq).unwrap_or_default();
-    let mut specs: Vec<(CaseSpec, String, Pos, Option<&Node>)> = file
-        .cases
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let n = case_nodes.get(i);
-            (c, path.to_string(), n.map_or(Pos::START, |n| n.pos), n)
-        })
-        .collect();
 
     if let Some(cases_file) = &file.cases_file {
         let at = locate(&node, &["cases_file"]);
@@ -243,7 +261,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         return (set, problems);
     }
 
-    let mut seen: BTreeMap<String, (String, Pos)> = BTreeMap::new();
+    let mut seen: HashMap<String, (String, Pos)> = HashMap::new();
     for (spec, file_path, pos, case_node) in specs {
         if let Some((first_file, first_pos)) = seen.get(&spec.id) {
             problems.push(
@@ -260,8 +278,11 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         let mut assertions = default_asserts.clone();
         let mut ok = true;
         for (i, a) in spec.assert.iter().enumerate() {
-            let at = case_node.map_or(pos, |n| item_pos(n, &["assert"], i));
-            match a.build(at, &mut |p: &str| loader.load(p)) {
+            let at = case_node
+                .as_ref()
+                .map_or(pos, |n| item_pos(n, &["assert"], i));
+            // A reference in a case is relative to the file the case is written in.
+            match a.build(at, &mut |r: &str| load_schema(&file_path, r)) {
                 Ok(built) => assertions.push(built),
                 Err(message) => {
                     ok = false;
@@ -271,7 +292,9 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         }
         let mut tool_results = BTreeMap::new();
         for (tool, result) in &spec.tool_results {
-            let at = case_node.map_or(pos, |n| locate(n, &["tool_results", tool]));
+            let at = case_node
+                .as_ref()
+                .map_or(pos, |n| locate(n, &["tool_results", tool]));
             match (&result.content, &result.error) {
                 (Some(content), None) => {
                     tool_results.insert(tool.clone(), ToolResult::Content(content.clone()));
@@ -310,12 +333,27 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
             pos,
         });
     }
-    for f in loader.files {
+    for f in files {
         if !set.files.contains(&f) {
             set.files.push(f);
         }
     }
     (set, problems)
+}
+
+/// Take the items of a `cases:` list out of the suite's tree (leaving it empty), so the
+/// file and each case are checked separately.
+fn take_cases(node: &mut Node) -> Vec<Node> {
+    let Kind::Map(entries) = &mut node.kind else {
+        return Vec::new();
+    };
+    match entries.iter_mut().find(|e| e.key == "cases") {
+        Some(entry) => match &mut entry.value.kind {
+            Kind::Seq(items) => std::mem::take(items),
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    }
 }
 
 /// Parse a JSON-lines cases file: one case object a line, blank lines skipped. Bad lines
@@ -414,30 +452,4 @@ fn item_pos(node: &Node, keys: &[&str], index: usize) -> Pos {
         .as_seq()
         .and_then(|items| items.get(index))
         .map_or(current.pos, |item| item.pos)
-}
-
-/// Reads the JSON schema files `json-schema` assertions name, relative to the suite.
-struct SchemaFiles<'a> {
-    tree: &'a dyn Tree,
-    from: &'a str,
-    files: Vec<String>,
-}
-
-impl SchemaFiles<'_> {
-    fn load(&mut self, reference: &str) -> Result<(String, Value), String> {
-        let target =
-            resolve_ref(self.from, reference).map_err(|e| format!("`json-schema`: {e}"))?;
-        let bytes = self.tree.read(&target).map_err(|e| {
-            format!(
-                "`json-schema` `{reference}`: {}",
-                format::read_error_message(&e)
-            )
-        })?;
-        let schema: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("`json-schema` `{reference}` is not valid JSON: {e}"))?;
-        if !self.files.contains(&target) {
-            self.files.push(target.clone());
-        }
-        Ok((target, schema))
-    }
 }

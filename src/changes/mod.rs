@@ -49,7 +49,8 @@ pub struct ArtifactChange {
     pub kind: ChangeKind,
     pub base: Option<Side>,
     pub head: Option<Side>,
-    /// The fingerprint differs (always true for added and deleted artifacts).
+    /// The fingerprint differs; true as well for added and deleted artifacts, and when
+    /// one side cannot be read at all (then its `problems` say why).
     pub behaviour_changed: bool,
     /// A suite or cases file of the artifact changed.
     pub evals_changed: bool,
@@ -152,13 +153,13 @@ pub fn detect(
             if direct.contains(&path) {
                 continue;
             }
-            let touches = match head.load_artifact(&path) {
-                Ok(a) => uses_any(&dependencies(head, &a), &others),
-                // It broke at head; it matters if it used a changed file at base.
-                Err(_) => base
+            // At head it may have lost the reference (a suite moved away): ask both sides.
+            let uses = |snapshot: &Snapshot| {
+                snapshot
                     .load_artifact(&path)
-                    .is_ok_and(|a| uses_any(&dependencies(base, &a), &others)),
+                    .is_ok_and(|a| uses_any(&dependencies(snapshot, &a), &others))
             };
+            let touches = uses(head) || uses(base);
             if touches {
                 candidates.push((ChangeKind::ReferenceChanged, Some(path.clone()), Some(path)));
             }
@@ -192,31 +193,58 @@ fn mentions(text: &[u8], needles: &BTreeSet<String>) -> bool {
         .any(|n| memchr::memmem::find(text, n.as_bytes()).is_some())
 }
 
-/// Artifacts whose text names a changed file, directly or through a YAML file (a suite)
-/// that names it: a reference is a relative path, so it ends in the file's name. Only
-/// these are parsed, not every artifact of the repository; parsing decides for sure.
+/// Files that can name other files: suites, cases files, schemas.
+fn may_refer(path: &str) -> bool {
+    [".yaml", ".yml", ".json", ".jsonl"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+/// Artifacts that may depend on a changed file. A reference is a relative path, so it
+/// ends in the file's name: an artifact depends on a changed file only if its text names
+/// the file, or names a file (a suite, a cases file, a symlink) that in turn leads to it.
+/// Only these artifacts are parsed; parsing decides.
 fn mentioning_artifacts(head: &Snapshot, changed: &BTreeSet<&str>) -> anyhow::Result<Vec<String>> {
     let files = head.tree.list()?;
     let mut needles: BTreeSet<String> = changed.iter().map(|p| base_name(p).to_string()).collect();
-    let direct = needles.clone();
-    for path in &files {
-        let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
-        if yaml
-            && !head.is_artifact(path)
-            && let Ok(text) = head.tree.read(path)
-            && mentions(&text, &direct)
+    let others: Vec<&String> = files.iter().filter(|p| !head.is_artifact(p)).collect();
+    // A symlink to a changed file (or to a directory holding one) stands for it.
+    for path in &others {
+        if let Some(target) = head.tree.resolve(path)
+            && target != **path
+            && changed
+                .iter()
+                .any(|c| *c == target || c.starts_with(&format!("{target}/")))
         {
             needles.insert(base_name(path).to_string());
         }
     }
+    // Files naming a needle pass it on, until nothing new is found.
+    let mut named: BTreeSet<&str> = BTreeSet::new();
+    loop {
+        let before = needles.len();
+        for path in others.iter().filter(|p| may_refer(p)) {
+            if !named.contains(path.as_str())
+                && let Ok(text) = head.tree.read(path)
+                && mentions(&text, &needles)
+            {
+                named.insert(path.as_str());
+                needles.insert(base_name(path).to_string());
+            }
+        }
+        if needles.len() == before {
+            break;
+        }
+    }
     Ok(files
-        .into_iter()
+        .iter()
         .filter(|p| head.is_artifact(p))
         .filter(|p| {
             head.tree
                 .read(p)
                 .is_ok_and(|text| mentions(&text, &needles))
         })
+        .cloned()
         .collect())
 }
 
@@ -239,13 +267,30 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     })
 }
 
+/// The files an artifact's eval set is read from (suites, cases files, schemas), with
+/// the files that symlinks among them lead to.
+fn eval_files(snapshot: &Snapshot, artifact: &Artifact) -> BTreeSet<String> {
+    let mut files = BTreeSet::new();
+    for suite in &artifact.evals {
+        files.insert(suite.clone());
+        files.extend(snapshot.suite(suite).0.files.iter().cloned());
+    }
+    with_link_targets(snapshot, files)
+}
+
+fn with_link_targets(snapshot: &Snapshot, mut files: BTreeSet<String>) -> BTreeSet<String> {
+    let targets: Vec<String> = files
+        .iter()
+        .filter_map(|f| snapshot.tree.resolve(f))
+        .collect();
+    files.extend(targets);
+    files
+}
+
 /// Every file an artifact's behaviour or eval set is read from.
 fn dependencies(snapshot: &Snapshot, artifact: &Artifact) -> BTreeSet<String> {
-    let mut deps: BTreeSet<String> = artifact.references.iter().cloned().collect();
-    for suite in &artifact.evals {
-        deps.insert(suite.clone());
-        deps.extend(snapshot.suite(suite).0.files.iter().cloned());
-    }
+    let mut deps = with_link_targets(snapshot, artifact.references.iter().cloned().collect());
+    deps.extend(eval_files(snapshot, artifact));
     deps
 }
 
@@ -280,17 +325,11 @@ fn compare(
     let mut evals_changed = false;
     for (snapshot, loaded) in [(base, &old), (head, &new)] {
         if let Some((_, Ok(a))) = loaded {
-            for r in &a.references {
-                if changed.contains(r.as_str()) {
-                    changed_references.insert(r.clone());
-                }
-            }
-            for suite in &a.evals {
-                for f in std::iter::once(suite).chain(&snapshot.suite(suite).0.files) {
-                    if changed.contains(f.as_str()) {
-                        evals_changed = true;
-                        changed_references.insert(f.clone());
-                    }
+            let suite_files = eval_files(snapshot, a);
+            for file in dependencies(snapshot, a) {
+                if changed.contains(file.as_str()) {
+                    evals_changed |= suite_files.contains(&file);
+                    changed_references.insert(file);
                 }
             }
         }

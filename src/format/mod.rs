@@ -52,8 +52,12 @@ pub fn read_error_message(e: &ReadError) -> String {
     }
 }
 
-/// Decode UTF-8, locating the first invalid byte.
+/// Decode UTF-8, locating the first invalid byte. A byte-order mark is dropped.
 pub fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
+    let bytes = match bytes.strip_prefix("\u{feff}".as_bytes()) {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
@@ -66,6 +70,25 @@ pub fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
         d.push(path, Pos::new(line, col), "file is not valid UTF-8");
         d
     })
+}
+
+/// Read the JSON file that `reference`, written in `from` under `field`, points to:
+/// `(repository path, value)`, or one line saying what is wrong.
+pub fn read_json(
+    tree: &dyn Tree,
+    from: &str,
+    field: &str,
+    reference: &str,
+) -> Result<(String, serde_json::Value), String> {
+    let target =
+        crate::source::resolve_ref(from, reference).map_err(|e| format!("`{field}`: {e}"))?;
+    let bytes = tree
+        .read(&target)
+        .map_err(|e| format!("`{field}` `{reference}`: {}", read_error_message(&e)))?;
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("`{field}` `{reference}` is not valid JSON: {e} (in {target})"))?;
+    Ok((target, value))
 }
 
 /// Parse YAML text into a positioned tree.

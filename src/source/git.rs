@@ -357,8 +357,14 @@ impl GitTree {
         &self.commit
     }
 
-    /// Read `path`, following symlinks that stay inside the tree.
-    fn walk(&self, repo: &gix::Repository, path: &str, hops: usize) -> Result<Vec<u8>, ReadError> {
+    /// Where `path` leads once symlinks inside the tree are followed: the final path and
+    /// the file's blob (`None` for a directory).
+    fn locate(
+        &self,
+        repo: &gix::Repository,
+        path: &str,
+        hops: usize,
+    ) -> Result<(String, Option<ObjectId>), ReadError> {
         let io = |e: GitError| ReadError::Io(e.to_string());
         if hops > MAX_LINK_HOPS {
             return Err(ReadError::Io(format!(
@@ -372,42 +378,44 @@ impl GitTree {
                 return Err(ReadError::Missing);
             };
             let last = i + 1 == parts.len();
-            if kind == Kind::Dir {
-                if last {
-                    return Err(ReadError::NotAFile);
+            match kind {
+                Kind::Dir if last => return Ok((parts.join("/"), None)),
+                Kind::Dir => tree = id,
+                Kind::Link => {
+                    let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
+                    let target = String::from_utf8_lossy(&blob.data).into_owned();
+                    let here = parts[..=i].join("/");
+                    let resolved =
+                        resolve_ref(&here, &target).map_err(|_| ReadError::Escapes { target })?;
+                    let rest = parts[i + 1..].join("/");
+                    let next = if rest.is_empty() {
+                        resolved
+                    } else {
+                        format!("{resolved}/{rest}")
+                    };
+                    return self.locate(repo, &next, hops + 1);
                 }
-                tree = id;
-                continue;
+                Kind::File if last => return Ok((parts.join("/"), Some(id))),
+                Kind::File => return Err(ReadError::Missing),
             }
-            let size = repo.find_header(id).map_err(|e| io(read_error(e)))?.size();
-            if kind == Kind::Link {
-                let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
-                let target = String::from_utf8_lossy(&blob.data).into_owned();
-                let here = parts[..=i].join("/");
-                let resolved = resolve_ref(&here, &target).map_err(|_| ReadError::Escapes {
-                    target: target.clone(),
-                })?;
-                let rest = parts[i + 1..].join("/");
-                let next = if rest.is_empty() {
-                    resolved
-                } else {
-                    format!("{resolved}/{rest}")
-                };
-                return self.walk(repo, &next, hops + 1);
-            }
-            if !last {
-                return Err(ReadError::Missing);
-            }
-            if size > MAX_FILE_BYTES {
-                return Err(ReadError::TooLarge {
-                    size,
-                    limit: MAX_FILE_BYTES,
-                });
-            }
-            let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
-            return Ok(blob.data.clone());
         }
-        Err(ReadError::NotAFile)
+        Ok((String::new(), None))
+    }
+
+    fn read_blob(&self, repo: &gix::Repository, path: &str) -> Result<Vec<u8>, ReadError> {
+        let io = |e: GitError| ReadError::Io(e.to_string());
+        let Some(id) = self.locate(repo, path, 0)?.1 else {
+            return Err(ReadError::NotAFile);
+        };
+        let size = repo.find_header(id).map_err(|e| io(read_error(e)))?.size();
+        if size > MAX_FILE_BYTES {
+            return Err(ReadError::TooLarge {
+                size,
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
+        Ok(blob.data.clone())
     }
 
     fn listing(&self, repo: &gix::Repository, tree: ObjectId) -> Result<Arc<Listing>, GitError> {
@@ -450,12 +458,17 @@ impl Tree for GitTree {
         }
         let result = {
             let repo = self.git.repo().map_err(|e| ReadError::Io(e.to_string()))?;
-            self.walk(&repo, path, 0)
+            self.read_blob(&repo, path)
         };
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(path.to_string(), result.clone());
         }
         result
+    }
+
+    fn resolve(&self, path: &str) -> Option<String> {
+        let repo = self.git.repo().ok()?;
+        self.locate(&repo, path, 0).ok().map(|(p, _)| p)
     }
 
     fn list(&self) -> anyhow::Result<Vec<String>> {

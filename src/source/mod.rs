@@ -30,8 +30,12 @@ pub enum ReadError {
 pub trait Tree: Send + Sync {
     /// The bytes of a file, following symlinks that stay inside the repository.
     fn read(&self, path: &str) -> Result<Vec<u8>, ReadError>;
-    /// Every file path in the tree.
+    /// Every file path in the tree (symlinks included).
     fn list(&self) -> anyhow::Result<Vec<String>>;
+    /// The path `path` leads to once symlinks are followed, if it leads anywhere.
+    fn resolve(&self, path: &str) -> Option<String> {
+        Some(path.to_string())
+    }
     /// What this tree is, for messages: "working tree", "commit 1a2b3c4".
     fn describe(&self) -> String;
 }
