@@ -108,16 +108,21 @@ pub struct JudgeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct GateConfig {
     /// Samples per case; more than one makes flaky cases visible.
+    #[schemars(range(min = 1))]
     pub repeats: u32,
     /// Absolute pass-rate drop that blocks, per segment.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub max_segment_drop: f64,
     /// Segment globs where any new failure blocks.
     pub critical_segments: Vec<String>,
     /// Share of cases that could not be evaluated above which the gate errors.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub max_error_rate: f64,
     /// Relative cost growth above which the trade-off label is needed.
+    #[schemars(range(min = 0.0))]
     pub max_cost_increase: f64,
     /// Relative p95 latency growth above which the trade-off label is needed.
+    #[schemars(range(min = 0.0))]
     pub max_latency_p95_increase: f64,
     /// Behaviour changed but `version` did not: blocks.
     pub require_version_bump: bool,

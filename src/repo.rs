@@ -176,8 +176,20 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
             ),
         );
     }
+    if config.artifacts.is_empty() {
+        problems.warn(
+            path,
+            suite::locate(node, &["artifacts"]),
+            "`artifacts` is empty: no file is an artifact",
+        );
+    }
     for (name, provider) in &config.providers {
         let pos = suite::locate(node, &["providers", name]);
+        if let Some(dir) = &provider.dir
+            && let Err(e) = crate::source::resolve_ref(path, dir)
+        {
+            problems.push(path, pos, format!("provider `{name}`: `dir`: {e}"));
+        }
         if provider.kind == crate::config::ProviderKind::Replay && provider.dir.is_none() {
             problems.push(path, pos, format!("provider `{name}` (replay) needs `dir`"));
         }

@@ -105,12 +105,38 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
     })
 }
 
-/// Every variable a message template reads must come from each case or its defaults.
+/// Every variable a message template reads must come from each case or its defaults,
+/// and the template must render with them (an unknown filter only shows then).
 pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
     for (i, message) in artifact.messages.iter().enumerate() {
         let Ok(needed) = template::variables(&message.content) else {
             continue;
         };
+        let complete = set
+            .cases
+            .iter()
+            .filter(|c| needed.iter().all(|v| c.vars.contains_key(v)));
+        let failures: Vec<_> = complete
+            .filter_map(|c| {
+                template::render(&message.content, &c.vars)
+                    .err()
+                    .map(|e| (c, e))
+            })
+            .collect();
+        if let Some((case, error)) = failures.first() {
+            let more = match failures.len() {
+                1 => String::new(),
+                n => format!(" (and {} more cases)", n - 1),
+            };
+            problems.push(
+                &artifact.path,
+                artifact.message_pos(i),
+                format!(
+                    "`messages[{i}].content` does not render for case `{}` ({}:{}){more}: {} (template line {})",
+                    case.id, case.file, case.pos.line, error.message, error.line
+                ),
+            );
+        }
         for var in needed {
             let missing: Vec<String> = set
                 .cases

@@ -526,3 +526,43 @@ fn moving_a_suite_is_not_a_behaviour_change() {
         "`evals` `../../evals/refund.eval.yaml`: file not found"
     );
 }
+
+#[test]
+fn artifact_ids_decide_renames() {
+    let mut repo = repo_with_pr();
+    repo.checkout("main");
+    let boilerplate = "version: 1\nmodel: {provider: openai, name: gpt-4o-mini, temperature: 0.2}\nmessages:\n  - role: system\n    content: |\n      You are a careful assistant for Acme.\n      Answer briefly and politely.\n      Never invent facts.\n  - {role: user, content: hi}\n";
+    repo.write(
+        "prompts/a.prompt.yaml",
+        &format!("id: billing.refund\n{boilerplate}"),
+    );
+    repo.write(
+        "prompts/moved.prompt.yaml",
+        &format!("id: sales.faq\n{boilerplate}"),
+    );
+    repo.commit("two artifacts");
+    repo.git(&["branch", "-f", "pr"]);
+    repo.checkout("pr");
+    // Same boilerplate, another id: not a rename of a.
+    repo.remove("prompts/a.prompt.yaml");
+    repo.write(
+        "prompts/b.prompt.yaml",
+        &format!("id: sales.upsell\n{}", boilerplate.replace("hi", "hello")),
+    );
+    // Same id, heavily rewritten: a rename.
+    repo.remove("prompts/moved.prompt.yaml");
+    repo.write(
+        "prompts/faq/sales.prompt.yaml",
+        "id: sales.faq\nversion: 2\nmodel: {provider: anthropic, name: claude}\nmessages: [{role: user, content: 'Completely new text'}]\n",
+    );
+    repo.commit("replace and move");
+    let v = changes_json(&repo, "main");
+    assert_eq!(
+        summary(&v),
+        vec![
+            "added sales.upsell behaviour=true evals=false",
+            "deleted billing.refund behaviour=true evals=false",
+            "renamed sales.faq behaviour=true evals=false",
+        ]
+    );
+}

@@ -181,3 +181,22 @@ fn every_bad_case_and_every_bad_reference_is_reported() {
          checked 2 artifact(s), 1 suite(s), 2 case(s): 6 error(s), 0 warning(s)\n"
     );
 }
+
+#[test]
+fn templates_that_fail_only_when_rendered_are_reported() {
+    let repo = Repo::new();
+    seed_support(&repo);
+    let art = "prompts/support/refund.prompt.yaml";
+    let text = std::fs::read_to_string(repo.path().join(art)).expect("read");
+    repo.write(
+        art,
+        &text.replace("{{ question }}", "{{ question | upperr }}"),
+    );
+    let (code, out, _) = repo.run(&["validate"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        out,
+        "prompts/support/refund.prompt.yaml:12:27: `messages[1].content` does not render for case `refund-late-delivery` (evals/refund.eval.yaml:6) (and 1 more cases): filter upperr is unknown (template line 1)\n\
+         checked 1 artifact(s), 1 suite(s), 2 case(s): 1 error(s), 0 warning(s)\n"
+    );
+}

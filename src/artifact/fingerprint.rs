@@ -19,8 +19,13 @@ pub fn fingerprint(artifact: &Artifact) -> String {
     let response_format = match &artifact.response_format {
         ResponseFormat::Text => json!({"type": "text"}),
         ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema { name, schema, .. } => {
-            json!({"type": "json_schema", "name": name, "schema": schema})
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+            ..
+        } => {
+            json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict})
         }
     };
     let tools = artifact

@@ -15,7 +15,8 @@ use crate::diag::Diagnostics;
 use crate::format::yaml::Node;
 use crate::format::{self, CachedSchema};
 
-/// Provider that GitHub Models files run on unless `.promptgate.yaml` maps it elsewhere.
+/// Provider that GitHub Models files run on; declaring a provider of this name in
+/// `.promptgate.yaml` points them at another endpoint.
 pub const PROVIDER: &str = "github-models";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -94,13 +95,14 @@ pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
         }
         (Some(GithubResponseFormat::JsonSchema), Some(text)) => {
             match serde_json::from_str::<Value>(text) {
-                Ok(doc) => match doc.get("schema") {
-                    Some(schema) => ResponseFormat::JsonSchema {
-                        name: doc.get("name").and_then(Value::as_str).map(str::to_string),
+                Ok(doc) => match (doc.get("name").and_then(Value::as_str), doc.get("schema")) {
+                    (Some(name), Some(schema)) => ResponseFormat::JsonSchema {
+                        name: Some(name.to_string()),
+                        strict: doc.get("strict").and_then(Value::as_bool),
                         source: None,
                         schema: schema.clone(),
                     },
-                    None => {
+                    _ => {
                         problems.push(
                             path,
                             at(&["jsonSchema"]),
@@ -279,7 +281,16 @@ fn eval_set(
         let base = row_id(row);
         let n = ids.entry(base.clone()).or_insert(0);
         *n += 1;
-        let id = if *n == 1 { base } else { format!("{base}-{n}") };
+        if *n > 1 && row.contains_key("id") {
+            problems.push(
+                path,
+                pos,
+                format!("duplicate test data id `{base}` (row {})", i + 1),
+            );
+            continue;
+        }
+        // Identical rows get a suffix no id can collide with.
+        let id = if *n == 1 { base } else { format!("{base}#{n}") };
         set.cases.push(Case {
             id,
             description: None,

@@ -83,6 +83,9 @@ pub enum ResponseFormat {
     JsonSchema {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        /// Whether the provider must follow the schema exactly (OpenAI's `strict`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
         /// Repository path of the schema file, when it came from one.
         #[serde(skip_serializing_if = "Option::is_none")]
         source: Option<String>,

@@ -75,6 +75,8 @@ pub struct SchemaSpec {
     pub json_schema: PathOrInline,
     /// Schema name sent to the provider; default: the file name.
     pub name: Option<String>,
+    /// Ask the provider to follow the schema exactly.
+    pub strict: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -118,6 +120,7 @@ pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diag
             match &spec.json_schema {
                 PathOrInline::Inline(map) => ResponseFormat::JsonSchema {
                     name: spec.name.clone(),
+                    strict: spec.strict,
                     source: None,
                     schema: Value::Object(map.clone().into_iter().collect()),
                 },
@@ -128,6 +131,7 @@ pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diag
                             let name = spec.name.clone().or_else(|| Some(schema_name(&target)));
                             ResponseFormat::JsonSchema {
                                 name,
+                                strict: spec.strict,
                                 source: Some(target),
                                 schema,
                             }

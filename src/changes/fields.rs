@@ -95,15 +95,18 @@ pub fn diff(base: &Artifact, head: &Artifact) -> Vec<FieldChange> {
             schema: s0,
             name: n0,
             source: src0,
+            strict: t0,
         },
         ResponseFormat::JsonSchema {
             schema: s1,
             name: n1,
             source: src1,
+            strict: t1,
         },
     ) = (f0, f1)
     {
         c.field("response_format.name", n0, n1, true);
+        c.field("response_format.strict", t0, t1, true);
         if s0 != s1 {
             let where_ = src1
                 .as_ref()

@@ -141,6 +141,7 @@ pub fn detect(
         direct.extend(b.iter().chain(h.iter()).cloned());
         candidates.push((kind, b, h));
     }
+    pair_by_id(base, head, &mut candidates);
 
     // Files that are not artifacts may be what an untouched artifact depends on.
     let others: BTreeSet<&str> = changed
@@ -181,6 +182,56 @@ pub fn detect(
         files_changed: entries.len(),
         artifacts,
     })
+}
+
+type Candidate = (ChangeKind, Option<String>, Option<String>);
+
+/// The `id` a file sets itself, if it loads and sets one.
+fn explicit_id(snapshot: &Snapshot, path: &str) -> Option<String> {
+    let artifact = snapshot.load_artifact(path).ok()?;
+    artifact.node.get("id").map(|_| artifact.id)
+}
+
+/// An artifact's id outweighs file similarity: a "rename" between two different ids is a
+/// deletion and an addition, and a deletion and an addition of one id is a rename.
+fn pair_by_id(base: &Snapshot, head: &Snapshot, candidates: &mut Vec<Candidate>) {
+    let mut split = Vec::new();
+    for candidate in candidates.iter_mut() {
+        if let (ChangeKind::Renamed, Some(b), Some(h)) = candidate
+            && let (Some(old), Some(new)) = (explicit_id(base, b), explicit_id(head, h))
+            && old != new
+        {
+            split.push((ChangeKind::Added, None, Some(h.clone())));
+            *candidate = (ChangeKind::Deleted, Some(b.clone()), None);
+        }
+    }
+    candidates.extend(split);
+    let added: Vec<(usize, String)> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.0 == ChangeKind::Added)
+        .filter_map(|(i, c)| Some((i, explicit_id(head, c.2.as_deref()?)?)))
+        .collect();
+    let mut merged = Vec::new();
+    for (i, id) in added {
+        let deleted = candidates.iter().position(|c| {
+            c.0 == ChangeKind::Deleted
+                && c.1
+                    .as_deref()
+                    .and_then(|b| explicit_id(base, b))
+                    .is_some_and(|old| old == id)
+        });
+        if let Some(d) = deleted {
+            let from = candidates[d].1.take();
+            candidates[i] = (ChangeKind::Renamed, from, candidates[i].2.take());
+            merged.push(d);
+        }
+    }
+    let mut index = 0;
+    candidates.retain(|_| {
+        index += 1;
+        !merged.contains(&(index - 1))
+    });
 }
 
 fn base_name(path: &str) -> &str {

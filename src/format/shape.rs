@@ -146,12 +146,29 @@ impl<'a> Checker<'a> {
                     ));
                 }
             }
+            Kind::Float(f) if !f.is_finite() => {
+                problems.push((
+                    node.pos,
+                    format!("{} must be a finite number, found {f}", describe(path)),
+                ));
+            }
             Kind::Int(_) | Kind::Float(_) => {
                 let value = match node.kind {
                     Kind::Int(i) => i as f64,
                     Kind::Float(f) => f,
                     _ => 0.0,
                 };
+                let (low, high) = format_range(schema.get("format").and_then(Value::as_str));
+                let below = value < low && schema.get("minimum").is_none();
+                if below || value > high {
+                    problems.push((
+                        node.pos,
+                        format!(
+                            "{} must be between {low} and {high}, found {value}",
+                            describe(path)
+                        ),
+                    ));
+                }
                 if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
                     && value < min
                 {
@@ -280,6 +297,20 @@ fn enum_message(path: &Path<'_>, options: &[Value], node: &Node) -> String {
     message
 }
 
+/// The range an integer `format` allows (schemars writes `uint32`, `int64`…).
+fn format_range(format: Option<&str>) -> (f64, f64) {
+    match format {
+        Some("uint8") => (0.0, f64::from(u8::MAX)),
+        Some("uint16") => (0.0, f64::from(u16::MAX)),
+        Some("uint32") => (0.0, f64::from(u32::MAX)),
+        Some("uint64" | "uint") => (0.0, u64::MAX as f64),
+        Some("int8") => (f64::from(i8::MIN), f64::from(i8::MAX)),
+        Some("int16") => (f64::from(i16::MIN), f64::from(i16::MAX)),
+        Some("int32") => (f64::from(i32::MIN), f64::from(i32::MAX)),
+        _ => (f64::NEG_INFINITY, f64::INFINITY),
+    }
+}
+
 fn found(node: &Node) -> String {
     match &node.kind {
         Kind::Str(s) => {
@@ -295,16 +326,17 @@ fn found(node: &Node) -> String {
 }
 
 fn type_matches(types: &Value, node: &Node) -> bool {
-    let one = |t: &str| match (t, &node.kind) {
-        ("null", Kind::Null)
-        | ("boolean", Kind::Bool(_))
-        | ("integer", Kind::Int(_))
-        | ("number", Kind::Int(_) | Kind::Float(_))
-        | ("string", Kind::Str(_))
-        | ("array", Kind::Seq(_))
-        | ("object", Kind::Map(_)) => true,
-        ("integer", Kind::Float(f)) => f.fract() == 0.0,
-        _ => false,
+    let one = |t: &str| {
+        matches!(
+            (t, &node.kind),
+            ("null", Kind::Null)
+                | ("boolean", Kind::Bool(_))
+                | ("integer", Kind::Int(_))
+                | ("number", Kind::Int(_) | Kind::Float(_))
+                | ("string", Kind::Str(_))
+                | ("array", Kind::Seq(_))
+                | ("object", Kind::Map(_))
+        )
     };
     match types {
         Value::String(t) => one(t),
@@ -394,6 +426,26 @@ mod tests {
                 "f.yaml:2:14: `temperature` must be a number, found `hot`",
                 "f.yaml:3:9: `format` must be `text`, `json_object` or a mapping, found a list",
             ]
+        );
+    }
+
+    #[test]
+    fn integers_are_whole_and_in_range() {
+        let got = problems(
+            model_schema(),
+            "name: x\nmax_tokens: 400.0\ntemperature: .nan\n",
+        );
+        assert_eq!(
+            got,
+            vec![
+                "f.yaml:2:13: `max_tokens` must be an integer, found a number `400`",
+                "f.yaml:3:14: `temperature` must be a finite number, found NaN",
+            ]
+        );
+        let schema = json!({"type": "integer", "format": "uint32", "minimum": 0});
+        assert_eq!(
+            problems(schema, "5000000000"),
+            vec!["f.yaml:1:1: the file must be between 0 and 4294967295, found 5000000000"]
         );
     }
 

@@ -168,6 +168,15 @@ impl Builder {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(pos, 1)?;
+                // An empty value is marked at the next token, often on a later line; the
+                // key it belongs to is where a reader looks.
+                let pos = match self.stack.last() {
+                    Some(Open::Map {
+                        key: Some((_, key_pos)),
+                        ..
+                    }) if text.is_empty() && style == TScalarStyle::Plain => *key_pos,
+                    _ => pos,
+                };
                 let node = Node {
                     kind: resolve_scalar(text, style, tag.as_ref()),
                     pos,
@@ -291,6 +300,13 @@ impl Builder {
                             });
                         }
                     };
+                    if name == "<<" && matches!(node.kind, Kind::Str(_)) {
+                        return Err(SyntaxError {
+                            pos: node.pos,
+                            message: "YAML merge keys (`<<`) are not supported; write the keys out"
+                                .into(),
+                        });
+                    }
                     if let Kind::Map(entries) = &map.kind
                         && let Some(first) = entries.iter().find(|e| e.key == name)
                     {
@@ -463,6 +479,13 @@ mod tests {
         let doc = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         let err = parse(&doc).expect_err("deep");
         assert!(err.message.starts_with("nesting deeper"), "{err:?}");
+    }
+
+    #[test]
+    fn places_empty_values_at_their_key() {
+        let node = parse("cases:\n  - id: c1\n    vars:\n    assert: []\n").expect("parses");
+        let case = &node.get("cases").and_then(Node::as_seq).expect("cases")[0];
+        assert_eq!(case.get("vars").map(|n| n.pos), Some(Pos::new(3, 5)));
     }
 
     #[test]
