@@ -55,10 +55,6 @@ impl Diagnostic {
             ..Diagnostic::new(file, pos, message)
         }
     }
-
-    pub fn pos(&self) -> Pos {
-        Pos::new(self.line, self.col)
-    }
 }
 
 impl fmt::Display for Diagnostic {

@@ -1,4 +1,5 @@
-//! The process exit codes, documented in the README.
+//! The process exit codes, documented in the README. Code 2, a wrong command line, is
+//! clap's own exit.
 
 use std::process::ExitCode;
 
@@ -8,8 +9,6 @@ pub enum Exit {
     Ok = 0,
     /// promptgate itself could not do its job (git missing, unreadable repository…).
     ToolError = 1,
-    /// The command line was wrong (clap exits with this code too).
-    Usage = 2,
     /// The repository's artifacts, suites or config are invalid.
     Invalid = 3,
 }

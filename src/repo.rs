@@ -166,7 +166,7 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
         );
     }
     if let Err((i, e)) = build_globs(&config.gate.critical_segments) {
-        let pos = suite::locate(node, &["gate", "critical_segments"]);
+        let pos = node.pos_at(&["gate", "critical_segments"]);
         problems.push(
             path,
             pos,
@@ -179,12 +179,12 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
     if config.artifacts.is_empty() {
         problems.warn(
             path,
-            suite::locate(node, &["artifacts"]),
+            node.pos_at(&["artifacts"]),
             "`artifacts` is empty: no file is an artifact",
         );
     }
     for (name, provider) in &config.providers {
-        let pos = suite::locate(node, &["providers", name]);
+        let pos = node.pos_at(&["providers", name]);
         if let Some(dir) = &provider.dir
             && let Err(e) = crate::source::resolve_ref(path, dir)
         {
@@ -206,7 +206,7 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
     {
         problems.push(
             path,
-            suite::locate(node, &["judge", "provider"]),
+            node.pos_at(&["judge", "provider"]),
             format!(
                 "unknown judge provider `{}`{}",
                 judge.provider,

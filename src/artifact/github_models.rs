@@ -80,7 +80,7 @@ static SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<GithubModels
 pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
     let file: GithubModelsFile = format::typed(path, &node, SCHEMA.get())?;
     let mut problems = Diagnostics::default();
-    let at = |keys: &[&str]| super::suite::locate(&node, keys);
+    let at = |keys: &[&str]| node.pos_at(keys);
 
     let response_format = match (file.response_format, &file.json_schema) {
         (None | Some(GithubResponseFormat::Text), _) => ResponseFormat::Text,

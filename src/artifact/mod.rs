@@ -166,7 +166,7 @@ pub struct Artifact {
 impl Artifact {
     /// Where field `keys` is written in the artifact's file.
     pub fn pos_of(&self, keys: &[&str]) -> Pos {
-        suite::locate(&self.node, keys)
+        self.node.pos_at(keys)
     }
 
     /// The position of message `index`'s content.
@@ -175,7 +175,7 @@ impl Artifact {
             .get("messages")
             .and_then(Node::as_seq)
             .and_then(|m| m.get(index))
-            .map_or(self.node.pos, |m| suite::locate(m, &["content"]))
+            .map_or(self.node.pos, |m| m.pos_at(&["content"]))
     }
 }
 

@@ -108,7 +108,7 @@ pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diag
     let file: NativeFile = format::typed(path, &node, SCHEMA.get())?;
     let mut problems = Diagnostics::default();
     let mut references = Vec::new();
-    let at = |keys: &[&str]| super::suite::locate(&node, keys);
+    let at = |keys: &[&str]| node.pos_at(keys);
 
     let response_format = match &file.response_format {
         None | Some(ResponseFormatSpec::Named(ResponseFormatName::Text)) => ResponseFormat::Text,
@@ -252,7 +252,7 @@ fn check_evals(
 /// raw tree, so they are reported in the same run as the structural ones.
 pub fn raw_reference_problems(tree: &dyn Tree, path: &str, node: &Node) -> Diagnostics {
     let mut problems = Diagnostics::default();
-    let at = |keys: &[&str]| super::suite::locate(node, keys);
+    let at = |keys: &[&str]| node.pos_at(keys);
     let refs = [
         (["tools", "definitions"], "tools.definitions"),
         (

@@ -210,7 +210,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
     };
     let mut default_asserts = Vec::new();
     for (i, a) in file.defaults.assert.iter().enumerate() {
-        let at = item_pos(&node, &["defaults", "assert"], i);
+        let at = node.item_pos_at(&["defaults", "assert"], i);
         match a.build(at, &mut |r: &str| load_schema(path, r)) {
             Ok(built) => default_asserts.push(built),
             Err(message) => problems.push(path, at, message),
@@ -218,7 +218,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
     }
 
     if let Some(cases_file) = &file.cases_file {
-        let at = locate(&node, &["cases_file"]);
+        let at = node.pos_at(&["cases_file"]);
         match resolve_ref(path, cases_file) {
             Err(e) => problems.push(path, at, format!("`cases_file`: {e}")),
             Ok(target) => match tree.read(&target) {
@@ -280,7 +280,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         for (i, a) in spec.assert.iter().enumerate() {
             let at = case_node
                 .as_ref()
-                .map_or(pos, |n| item_pos(n, &["assert"], i));
+                .map_or(pos, |n| n.item_pos_at(&["assert"], i));
             // A reference in a case is relative to the file the case is written in.
             match a.build(at, &mut |r: &str| load_schema(&file_path, r)) {
                 Ok(built) => assertions.push(built),
@@ -294,7 +294,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         for (tool, result) in &spec.tool_results {
             let at = case_node
                 .as_ref()
-                .map_or(pos, |n| locate(n, &["tool_results", tool]));
+                .map_or(pos, |n| n.pos_at(&["tool_results", tool]));
             match (&result.content, &result.error) {
                 (Some(content), None) => {
                     tool_results.insert(tool.clone(), ToolResult::Content(content.clone()));
@@ -425,31 +425,4 @@ pub fn node_from_json(value: &Value, pos: Pos) -> Node {
         ),
     };
     Node { kind, pos }
-}
-
-/// The position of the value at `keys` below `node`, or of the deepest one that exists.
-pub fn locate(node: &Node, keys: &[&str]) -> Pos {
-    let mut current = node;
-    for key in keys {
-        match current.get(key) {
-            Some(next) => current = next,
-            None => break,
-        }
-    }
-    current.pos
-}
-
-/// The position of item `index` of the list at `keys` below `node`.
-fn item_pos(node: &Node, keys: &[&str], index: usize) -> Pos {
-    let mut current = node;
-    for key in keys {
-        match current.get(key) {
-            Some(next) => current = next,
-            None => return current.pos,
-        }
-    }
-    current
-        .as_seq()
-        .and_then(|items| items.get(index))
-        .map_or(current.pos, |item| item.pos)
 }

@@ -77,6 +77,34 @@ impl Node {
         }
     }
 
+    /// Where the value at `keys` below this node is written, or the deepest one of them
+    /// that exists.
+    pub fn pos_at(&self, keys: &[&str]) -> Pos {
+        let mut current = self;
+        for key in keys {
+            match current.get(key) {
+                Some(next) => current = next,
+                None => break,
+            }
+        }
+        current.pos
+    }
+
+    /// Where item `index` of the list at `keys` is written.
+    pub fn item_pos_at(&self, keys: &[&str], index: usize) -> Pos {
+        let mut current = self;
+        for key in keys {
+            match current.get(key) {
+                Some(next) => current = next,
+                None => return current.pos,
+            }
+        }
+        current
+            .as_seq()
+            .and_then(|items| items.get(index))
+            .map_or(current.pos, |item| item.pos)
+    }
+
     /// What a user would call this value's type, for messages.
     pub fn type_name(&self) -> &'static str {
         match self.kind {
@@ -235,8 +263,11 @@ impl Builder {
                 self.remember(anchor, &node);
                 self.attach(node)
             }
-            Event::Nothing | Event::StreamStart | Event::DocumentEnd => Ok(()),
-            Event::StreamEnd | Event::DocumentStart => Ok(()),
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => Ok(()),
         }
     }
 

@@ -21,10 +21,6 @@ impl WorkTree {
             canonical_root,
         })
     }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
 }
 
 /// The repository root containing `start`: the nearest directory upwards holding `.git`,
@@ -107,10 +103,6 @@ impl Tree for WorkTree {
         }
         paths.sort();
         Ok(paths)
-    }
-
-    fn describe(&self) -> String {
-        "working tree".into()
     }
 }
 

@@ -82,12 +82,6 @@ impl Git {
             .map_err(|_| GitError::Read("repository lock poisoned".into()))
     }
 
-    /// The full commit id `rev` names.
-    pub fn resolve(&self, rev: &str) -> Result<String, GitError> {
-        let repo = self.repo()?;
-        Ok(commit_id(&repo, rev)?.to_string())
-    }
-
     /// What a pull request changed: the head commit, the merge-base of `base` and `head`
     /// (what GitHub compares a PR to), and the files that differ between the two.
     pub fn pull_request_diff(
@@ -121,7 +115,6 @@ impl Git {
         };
         Ok(GitTree {
             git: self.clone(),
-            commit: commit.to_string(),
             tree,
             cache: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
@@ -343,7 +336,6 @@ const MAX_LINK_HOPS: usize = 16;
 /// and suites, and each is read once.
 pub struct GitTree {
     git: Git,
-    commit: String,
     tree: ObjectId,
     cache: Mutex<HashMap<String, Result<Vec<u8>, ReadError>>>,
     /// Listings of the directories walked so far, by tree id.
@@ -353,10 +345,6 @@ pub struct GitTree {
 type Listing = HashMap<String, (ObjectId, Kind)>;
 
 impl GitTree {
-    pub fn commit(&self) -> &str {
-        &self.commit
-    }
-
     /// Where `path` leads once symlinks inside the tree are followed: the final path and
     /// the file's blob (`None` for a directory).
     fn locate(
@@ -476,9 +464,5 @@ impl Tree for GitTree {
         let mut out = Vec::new();
         Self::list_into(&repo, self.tree, "", &mut out)?;
         Ok(out)
-    }
-
-    fn describe(&self) -> String {
-        format!("commit {}", &self.commit[..self.commit.len().min(7)])
     }
 }

@@ -22,10 +22,6 @@ impl MemTree {
     pub fn insert(&mut self, path: &str, content: impl Into<Vec<u8>>) {
         self.files.insert(path.to_string(), content.into());
     }
-
-    pub fn remove(&mut self, path: &str) {
-        self.files.remove(path);
-    }
 }
 
 impl Tree for MemTree {
@@ -42,9 +38,5 @@ impl Tree for MemTree {
 
     fn list(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.files.keys().cloned().collect())
-    }
-
-    fn describe(&self) -> String {
-        "in-memory tree".into()
     }
 }

@@ -36,8 +36,6 @@ pub trait Tree: Send + Sync {
     fn resolve(&self, path: &str) -> Option<String> {
         Some(path.to_string())
     }
-    /// What this tree is, for messages: "working tree", "commit 1a2b3c4".
-    fn describe(&self) -> String;
 }
 
 /// A reference from one file to another that cannot be followed.
@@ -80,11 +78,6 @@ pub fn resolve_ref(from: &str, reference: &str) -> Result<String, RefError> {
         return Err(RefError::Escapes(reference.to_string()));
     }
     Ok(parts.join("/"))
-}
-
-/// The directory part of a repository path ("" at the root).
-pub fn parent_dir(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 #[cfg(test)]
