@@ -58,7 +58,7 @@ fn repo_with_pr() -> Repo {
 #[test]
 fn lists_fields_diff_and_version_bump() {
     let mut repo = repo_with_pr();
-    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    let text = repo.read(ART);
     repo.write(
         ART,
         &text
@@ -104,7 +104,7 @@ fn lists_fields_diff_and_version_bump() {
 #[test]
 fn flags_behaviour_change_without_version_bump() {
     let mut repo = repo_with_pr();
-    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    let text = repo.read(ART);
     repo.write(ART, &text.replace("Answer in JSON.", "Answer in YAML."));
     repo.commit("sneaky edit");
     let v = changes_json(&repo, "main");
@@ -161,7 +161,7 @@ fn added_deleted_and_renamed_artifacts() {
 #[test]
 fn change_in_a_referenced_file_only() {
     let mut repo = repo_with_pr();
-    let tools = std::fs::read_to_string(repo.path().join("tools/refund.tools.json")).expect("read");
+    let tools = repo.read("tools/refund.tools.json");
     repo.write(
         "tools/refund.tools.json",
         &tools.replace(
@@ -260,7 +260,7 @@ model:
 #[test]
 fn compares_from_the_merge_base_when_the_base_moved_on() {
     let mut repo = repo_with_pr();
-    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    let text = repo.read(ART);
     repo.write(
         ART,
         &text
@@ -322,7 +322,7 @@ fn a_pull_request_touching_a_thousand_files() {
     for i in 0..998 {
         repo.write(&format!("src/gen/file{i:04}.txt"), &format!("{i}\n"));
     }
-    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    let text = repo.read(ART);
     repo.write(
         ART,
         &text
@@ -433,7 +433,7 @@ fn symlinks_in_a_commit_are_followed_inside_and_refused_outside() {
 #[test]
 fn a_renamed_and_edited_artifact_is_one_rename() {
     let mut repo = repo_with_pr();
-    let text = std::fs::read_to_string(repo.path().join(ART)).expect("read");
+    let text = repo.read(ART);
     repo.remove(ART);
     repo.write(
         "prompts/support/refunds-v2.prompt.yaml",
@@ -458,7 +458,7 @@ fn a_renamed_and_edited_artifact_is_one_rename() {
 fn change_behind_a_symlinked_reference_is_found() {
     let mut repo = repo_with_pr();
     repo.checkout("main");
-    let tools = std::fs::read_to_string(repo.path().join("tools/refund.tools.json")).expect("read");
+    let tools = repo.read("tools/refund.tools.json");
     repo.write("tools/v2/refund.json", &tools);
     std::fs::remove_file(repo.path().join("tools/refund.tools.json")).expect("rm");
     std::os::unix::fs::symlink(

@@ -187,7 +187,7 @@ fn templates_that_fail_only_when_rendered_are_reported() {
     let repo = Repo::new();
     seed_support(&repo);
     let art = "prompts/support/refund.prompt.yaml";
-    let text = std::fs::read_to_string(repo.path().join(art)).expect("read");
+    let text = repo.read(art);
     repo.write(
         art,
         &text.replace("{{ question }}", "{{ question | upperr }}"),

@@ -75,6 +75,10 @@ impl Repo {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.path().join(path)).expect("read")
+    }
+
     pub fn write(&self, path: &str, content: &str) -> &Self {
         let full = self.path().join(path);
         std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
