@@ -118,6 +118,7 @@ impl Git {
             tree,
             cache: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -340,6 +341,8 @@ pub struct GitTree {
     cache: Mutex<HashMap<String, Result<Vec<u8>, ReadError>>>,
     /// Listings of the directories walked so far, by tree id.
     dirs: Mutex<HashMap<ObjectId, Arc<Listing>>>,
+    /// Where paths lead once symlinks are followed.
+    resolved: Mutex<HashMap<String, Option<String>>>,
 }
 
 type Listing = HashMap<String, (ObjectId, Kind)>;
@@ -455,8 +458,19 @@ impl Tree for GitTree {
     }
 
     fn resolve(&self, path: &str) -> Option<String> {
-        let repo = self.git.repo().ok()?;
-        self.locate(&repo, path, 0).ok().map(|(p, _)| p)
+        if let Ok(resolved) = self.resolved.lock()
+            && let Some(hit) = resolved.get(path)
+        {
+            return hit.clone();
+        }
+        let target = {
+            let repo = self.git.repo().ok()?;
+            self.locate(&repo, path, 0).ok().map(|(p, _)| p)
+        };
+        if let Ok(mut resolved) = self.resolved.lock() {
+            resolved.insert(path.to_string(), target.clone());
+        }
+        target
     }
 
     fn list(&self) -> anyhow::Result<Vec<String>> {
