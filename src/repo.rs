@@ -60,7 +60,7 @@ impl<'t> Snapshot<'t> {
                 }
             },
         };
-        let globs = build_globs(&config.artifacts).unwrap_or_else(|_| GlobSet::empty());
+        let globs = cached_globs(&config.artifacts);
         Snapshot {
             tree,
             config,
@@ -135,6 +135,23 @@ fn salvage(path: &str, node: &Node) -> Config {
         .cloned()
         .collect();
     format::typed(path, &map(kept), CONFIG_SCHEMA.get()).unwrap_or_default()
+}
+
+/// The compiled artifact globs, built once for the patterns both sides of a pull
+/// request usually share.
+fn cached_globs(patterns: &[String]) -> GlobSet {
+    static LAST: Mutex<Option<(Vec<String>, GlobSet)>> = Mutex::new(None);
+    if let Ok(last) = LAST.lock()
+        && let Some((p, set)) = last.as_ref()
+        && p == patterns
+    {
+        return set.clone();
+    }
+    let set = build_globs(patterns).unwrap_or_else(|_| GlobSet::empty());
+    if let Ok(mut last) = LAST.lock() {
+        *last = Some((patterns.to_vec(), set.clone()));
+    }
+    set
 }
 
 /// Repository-relative globs: `*` stays within a directory, `**` crosses them.
