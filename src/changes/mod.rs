@@ -119,8 +119,7 @@ pub fn detect(
     refs: Refs,
 ) -> anyhow::Result<ChangeSet> {
     let changed: BTreeSet<&str> = entries.iter().flat_map(DiffEntry::paths).collect();
-    // (kind, base path, head path)
-    let mut candidates: Vec<(ChangeKind, Option<String>, Option<String>)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     let mut direct: BTreeSet<String> = BTreeSet::new();
     for entry in entries {
         let (b, h) = match entry {
@@ -184,6 +183,7 @@ pub fn detect(
     })
 }
 
+/// (kind, base path, head path)
 type Candidate = (ChangeKind, Option<String>, Option<String>);
 
 /// The `id` a file sets itself, if it loads and sets one.
