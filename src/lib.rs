@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod env;
+pub mod eval;
 pub mod exit;
 pub mod format;
 pub mod repo;

@@ -237,6 +237,11 @@ impl AssertionSpec {
                 Some(_) => Err(format!("`{kind}` takes no `value`")),
             }
         };
+        let valid_schema = |schema: &Value| -> Result<(), String> {
+            jsonschema::validator_for(schema)
+                .map(|_| ())
+                .map_err(|e| format!("`{kind}`: not a valid JSON Schema: {e}"))
+        };
         Ok(match base {
             "equals" => Check::Equals { value: text()? },
             "contains" => Check::Contains { value: text()? },
@@ -255,15 +260,19 @@ impl AssertionSpec {
             "json-schema" => match value {
                 Some(Value::String(path)) => {
                     let (source, schema) = load_schema(path)?;
+                    valid_schema(&schema)?;
                     Check::JsonSchema {
                         source: Some(source),
                         schema,
                     }
                 }
-                Some(schema @ Value::Object(_)) => Check::JsonSchema {
-                    source: None,
-                    schema: schema.clone(),
-                },
+                Some(schema @ Value::Object(_)) => {
+                    valid_schema(schema)?;
+                    Check::JsonSchema {
+                        source: None,
+                        schema: schema.clone(),
+                    }
+                }
                 _ => {
                     return Err(format!(
                         "`{kind}` needs a schema file path or an inline schema as `value`"
@@ -385,6 +394,10 @@ mod tests {
         assert_eq!(
             build(json!({"type": "max-words", "value": "ten"})),
             Err("`max-words` needs a whole number ≥ 0 as `value`".into())
+        );
+        assert!(
+            build(json!({"type": "json-schema", "value": {"type": "nonsense"}}))
+                .is_err_and(|e| e.starts_with("`json-schema`: not a valid JSON Schema"))
         );
         assert_eq!(
             build(json!({"type": "is-json", "value": true})),
