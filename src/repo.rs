@@ -13,7 +13,11 @@ use crate::format::yaml::{Entry, Kind, Node};
 use crate::format::{self, CachedSchema};
 use crate::source::{ReadError, Tree};
 
-static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<Config>);
+pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
+    "schemas/config.schema.json",
+    include_str!("../schemas/config.schema.json"),
+    format::schema_of::<Config>,
+);
 
 /// One tree with its config read. Suites are loaded once however many artifacts use them.
 pub struct Snapshot<'t> {

@@ -75,7 +75,11 @@ pub struct StringEvaluator {
     pub equals: Option<String>,
 }
 
-static SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<GithubModelsFile>);
+pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
+    "schemas/github-models-prompt.schema.json",
+    include_str!("../../schemas/github-models-prompt.schema.json"),
+    format::schema_of::<GithubModelsFile>,
+);
 
 pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
     let file: GithubModelsFile = format::typed(path, &node, SCHEMA.get())?;

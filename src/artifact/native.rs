@@ -102,7 +102,11 @@ pub enum ToolDefinitions {
     Inline(Vec<Value>),
 }
 
-static SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<NativeFile>);
+pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
+    "schemas/prompt.schema.json",
+    include_str!("../../schemas/prompt.schema.json"),
+    format::schema_of::<NativeFile>,
+);
 
 pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diagnostics> {
     let file: NativeFile = format::typed(path, &node, SCHEMA.get())?;

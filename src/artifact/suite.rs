@@ -152,8 +152,16 @@ impl EvalSet {
     }
 }
 
-static SUITE_SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<SuiteFile>);
-static CASE_SCHEMA: CachedSchema = CachedSchema::new(format::schema_of::<CaseSpec>);
+pub(crate) static SUITE_SCHEMA: CachedSchema = CachedSchema::new(
+    "schemas/eval.schema.json",
+    include_str!("../../schemas/eval.schema.json"),
+    format::schema_of::<SuiteFile>,
+);
+pub(crate) static CASE_SCHEMA: CachedSchema = CachedSchema::new(
+    "schemas/eval-case.schema.json",
+    include_str!("../../schemas/eval-case.schema.json"),
+    format::schema_of::<CaseSpec>,
+);
 
 /// Load one suite file and its cases file. Problems are collected, and every case that
 /// is fine is still returned.
