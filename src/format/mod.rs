@@ -143,18 +143,6 @@ pub fn typed<T: DeserializeOwned>(
     })
 }
 
-/// Read, parse and type one YAML file.
-pub fn load_yaml<T: DeserializeOwned>(
-    tree: &dyn Tree,
-    path: &str,
-    schema: &Value,
-) -> Result<(T, Node), Diagnostics> {
-    let text = read_text(tree, path)?;
-    let node = parse_yaml(path, &text)?;
-    let value = typed(path, &node, schema)?;
-    Ok((value, node))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
