@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::changes::{self, Refs, render};
 use crate::env::Env;
+use crate::eval::result::{self, EvalReport, Outcome, Shard};
+use crate::eval::runner::{self, Engine, Plan};
 use crate::exit::Exit;
 use crate::repo::Snapshot;
 use crate::source::fs::{WorkTree, find_root};
@@ -55,6 +57,60 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ChangesFormat::Text)]
         format: ChangesFormat,
     },
+    /// Run artifacts' eval sets against their models (in the working tree).
+    Eval {
+        /// Artifacts by path or id (default: every artifact).
+        #[arg(value_name = "ARTIFACT")]
+        artifacts: Vec<String>,
+        /// Only cases in a segment matching this glob (repeatable), e.g. `hard-negative/*`.
+        #[arg(long, value_name = "GLOB")]
+        segment: Vec<String>,
+        /// Run only shard K of N (1-based), for spreading a suite over CI jobs; join
+        /// the JSON results with `promptgate merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, value_enum, default_value_t = EvalFormat::Table)]
+        format: EvalFormat,
+        /// Write the result to FILE instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Join the JSON results of `eval --shard` runs into one.
+    Merge {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = EvalFormat::Table)]
+        format: EvalFormat,
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// How evaluations reach the models.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Answer with this provider instead of each artifact's own (e.g. a replay provider
+    /// for an offline run); the judge too.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Samples per case (default: `gate.repeats` from the config).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeats: Option<u32>,
+    /// Write every live answer as a recording into DIR, for a `replay` provider.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Neither read nor write the answer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EvalFormat {
+    Table,
+    Json,
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -110,7 +166,27 @@ fn repo_root(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(find_root(&start))
 }
 
-fn dispatch(cli: Cli, _env: &Env) -> anyhow::Result<Exit> {
+fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
+    if let Command::Merge {
+        files,
+        format,
+        output,
+    } = &cli.command
+    {
+        let reports = files
+            .iter()
+            .map(|f| {
+                let text =
+                    std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+                serde_json::from_slice::<EvalReport>(&text).with_context(|| {
+                    format!("{}: not the JSON `promptgate eval` writes", f.display())
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let merged = result::merge(reports).map_err(|e| anyhow::anyhow!("cannot merge: {e}"))?;
+        emit(&render_eval(&merged, *format), output.as_deref())?;
+        return Ok(eval_exit(&merged));
+    }
     let root = repo_root(&cli)?;
     match &cli.command {
         Command::Validate { format } => {
@@ -173,5 +249,169 @@ fn dispatch(cli: Cli, _env: &Env) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        Command::Eval {
+            artifacts,
+            segment,
+            shard,
+            run,
+            format,
+            output,
+        } => {
+            let tree = WorkTree::new(&root)?;
+            let snapshot = Snapshot::open(&tree, cli.config.as_deref());
+            let plans = match eval_plans(&snapshot, artifacts, segment, *shard, run)? {
+                Ok(plans) => plans,
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    return Ok(Exit::Invalid);
+                }
+            };
+            let report = EvalReport::new(run_plans(&snapshot, env, &root, run, plans)?);
+            emit(&render_eval(&report, *format), output.as_deref())?;
+            Ok(eval_exit(&report))
+        }
+        Command::Merge { .. } => unreachable!("handled above"),
+    }
+}
+
+/// The plans for `eval`: the named artifacts (or all) with their cases, filtered.
+/// Problems in the artifacts or their suites come back as diagnostics.
+fn eval_plans(
+    snapshot: &Snapshot,
+    wanted: &[String],
+    segments: &[String],
+    shard: Option<Shard>,
+    run: &RunArgs,
+) -> anyhow::Result<Result<Vec<Plan>, crate::diag::Diagnostics>> {
+    let mut problems = snapshot.config_problems.clone();
+    let globs = crate::repo::build_globs(segments)
+        .map_err(|(i, e)| anyhow::anyhow!("--segment `{}`: {e}", segments[i]))?;
+    let paths = snapshot.artifact_paths()?;
+    let mut artifacts = Vec::new();
+    for path in &paths {
+        match snapshot.load_artifact(path) {
+            Ok(a) => artifacts.push(a),
+            Err(p) => {
+                if wanted.is_empty() || wanted.iter().any(|w| w == path) {
+                    problems.extend(p);
+                }
+            }
+        }
+    }
+    let mut chosen = Vec::new();
+    for w in wanted {
+        let w = w.trim_start_matches("./");
+        match artifacts.iter().position(|a| a.path == w || a.id == w) {
+            Some(i) => chosen.push(artifacts.swap_remove(i)),
+            None if paths.iter().any(|p| p == w) => {}
+            None => anyhow::bail!(
+                "no artifact `{w}` (give a path or an id; `promptgate validate` lists problems)"
+            ),
+        }
+    }
+    if wanted.is_empty() {
+        chosen = artifacts;
+    }
+    let repeats = run.repeats.unwrap_or(snapshot.config.gate.repeats);
+    let mut plans = Vec::new();
+    for artifact in chosen {
+        let mut eval = snapshot.eval_set(&artifact).0;
+        for file in &artifact.evals {
+            problems.extend(snapshot.suite(file).1.clone());
+        }
+        problems.extend(snapshot.eval_set(&artifact).1);
+        if !segments.is_empty() {
+            eval.cases
+                .retain(|c| c.segments.iter().any(|s| globs.is_match(s)));
+        }
+        plans.push(Plan {
+            artifact,
+            eval,
+            repeats,
+            shard,
+        });
+    }
+    problems
+        .0
+        .retain(|d| d.severity == crate::diag::Severity::Error);
+    Ok(if problems.is_empty() {
+        Ok(plans)
+    } else {
+        Err(problems)
+    })
+}
+
+/// Run `plans` on a tokio runtime with the engine the options describe.
+pub fn run_plans(
+    snapshot: &Snapshot,
+    env: &Env,
+    root: &std::path::Path,
+    run: &RunArgs,
+    plans: Vec<Plan>,
+) -> anyhow::Result<Vec<result::ArtifactRun>> {
+    use std::io::IsTerminal;
+    let progress = if std::io::stderr().is_terminal() && !env.ci {
+        crate::eval::progress::Style::Bar
+    } else {
+        crate::eval::progress::Style::Lines
+    };
+    let options = runner::Options {
+        provider: run.provider.clone(),
+        cache: if run.no_cache {
+            None
+        } else {
+            env.cache_dir.clone()
+        },
+        record: run.record.as_ref().map(|d| root.join(d)),
+        backoff: runner::Backoff::default(),
+        progress: Some(progress),
+    };
+    let engine = std::sync::Arc::new(Engine::new(
+        &snapshot.config,
+        &env.secrets,
+        root,
+        &plans,
+        options,
+    )?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(engine.run(plans))
+}
+
+fn render_eval(report: &EvalReport, format: EvalFormat) -> String {
+    match format {
+        EvalFormat::Table => crate::eval::render::table(report),
+        EvalFormat::Json => crate::eval::render::json(report),
+        EvalFormat::Junit => crate::eval::render::junit(report),
+    }
+}
+
+/// Write `text` to `path`, or to stdout.
+fn emit(text: &str, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            write!(out, "{text}")?;
+            if !text.ends_with('\n') {
+                writeln!(out)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// 0 when every case passed, [`Exit::Failed`] when some failed, [`Exit::Undecided`]
+/// when some could not be evaluated.
+fn eval_exit(report: &EvalReport) -> Exit {
+    let cases = || report.runs.iter().flat_map(|r| &r.run.cases);
+    if cases().any(|c| c.outcome == Outcome::Error) {
+        Exit::Undecided
+    } else if cases().any(|c| c.outcome == Outcome::Fail) {
+        Exit::Failed
+    } else {
+        Exit::Ok
     }
 }

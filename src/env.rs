@@ -1,5 +1,11 @@
 //! The one place that reads the process environment, into a typed context.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::secret::Secret;
+
 /// What promptgate takes from its environment.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
@@ -9,16 +15,59 @@ pub struct Env {
     pub no_color: bool,
     /// `CI` is set: no interactive output.
     pub ci: bool,
+    /// Where answers are cached: `PROMPTGATE_CACHE_DIR`, else `$XDG_CACHE_HOME/promptgate`,
+    /// else `~/.cache/promptgate`.
+    pub cache_dir: Option<PathBuf>,
+    /// Variables a config may name as holding a credential (`api_key_env`), read once
+    /// here; which ones are needed is known only once the config is read.
+    pub secrets: Secrets,
 }
 
 impl Env {
     #[allow(clippy::disallowed_methods)]
     pub fn read() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let vars: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        Env::from_vars(vars)
+    }
+
+    /// The environment as if `vars` were the process's variables.
+    pub fn from_vars(mut vars: HashMap<String, String>) -> Self {
+        let cache_dir = vars
+            .get("PROMPTGATE_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                vars.get("XDG_CACHE_HOME")
+                    .map(|d| PathBuf::from(d).join("promptgate"))
+            })
+            .or_else(|| {
+                vars.get("HOME")
+                    .map(|h| PathBuf::from(h).join(".cache").join("promptgate"))
+            });
         Env {
-            log_filter: var("PROMPTGATE_LOG"),
-            no_color: var("NO_COLOR").is_some(),
-            ci: var("CI").is_some_and(|v| v != "false" && v != "0"),
+            log_filter: vars.remove("PROMPTGATE_LOG"),
+            no_color: vars.contains_key("NO_COLOR"),
+            ci: vars.get("CI").is_some_and(|v| v != "false" && v != "0"),
+            cache_dir,
+            secrets: Secrets(vars.into_iter().map(|(k, v)| (k, Secret::new(v))).collect()),
         }
+    }
+}
+
+/// Environment variables by name, each held as a [`Secret`]; `Debug` shows names only.
+#[derive(Clone, Default)]
+pub struct Secrets(HashMap<String, Secret>);
+
+impl Secrets {
+    pub fn get(&self, name: &str) -> Option<&Secret> {
+        self.0.get(name)
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} variables)", self.0.len())
     }
 }

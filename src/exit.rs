@@ -11,6 +11,11 @@ pub enum Exit {
     ToolError = 1,
     /// The repository's artifacts, suites or config are invalid.
     Invalid = 3,
+    /// The evaluation found failures (`eval`: a case failed; `gate`: blocked).
+    Failed = 4,
+    /// Something could not be evaluated (provider errors, missing recordings): neither
+    /// a pass nor a fail.
+    Undecided = 5,
 }
 
 impl From<Exit> for ExitCode {

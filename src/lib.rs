@@ -14,5 +14,6 @@ pub mod eval;
 pub mod exit;
 pub mod format;
 pub mod repo;
+pub mod secret;
 pub mod source;
 pub mod validate;

@@ -40,11 +40,19 @@ pub fn fingerprint(artifact: &Artifact) -> String {
         "tools": tools,
         "retrieval": artifact.retrieval,
     });
+    format!("sha256:{}", canonical_digest(&doc))
+}
+
+/// Hex SHA-256 of `value` as canonical JSON (keys sorted at every level): equal for
+/// equal values however they were written.
+pub fn canonical_digest(value: &Value) -> String {
     let mut hasher = Sha256::new();
-    write_canonical(&doc, &mut hasher);
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    write_canonical(value, &mut hasher);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The first 12 hex digits, for people.

@@ -84,7 +84,7 @@ pub enum ToolResult {
     Error(String),
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub critical: bool,
     pub description: Option<String>,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::artifact::assertion::{Assertion, Check};
 
 /// A tool call the model made, with its arguments.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ToolCall {
     pub name: String,
     pub arguments: Value,
@@ -26,7 +26,7 @@ pub struct Answer {
 }
 
 /// The verdict on one assertion.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Verdict {
     Pass,

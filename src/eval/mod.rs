@@ -1,4 +1,12 @@
-//! Running eval sets and judging the answers. So far: judging one answer against one
-//! assertion ([`assertions`]); providers and the runner come next.
+//! Running eval sets and judging the answers: the provider-neutral [`request`], the
+//! [`provider`]s, the [`runner`] with its [`cache`] and [`progress`], [`assertions`] to
+//! judge each answer, and the [`result`] with its figures, written by [`render`].
 
 pub mod assertions;
+pub mod cache;
+pub mod progress;
+pub mod provider;
+pub mod render;
+pub mod request;
+pub mod result;
+pub mod runner;

@@ -1,0 +1,165 @@
+//! The answer cache on disk: content-addressed by everything that determines an answer
+//! (provider, endpoint, model, parameters, conversation, tools, sample number), so a
+//! re-run of an unchanged side makes no provider calls. Only answers are stored, never
+//! errors. Writes are atomic (a temporary file renamed into place), so concurrent runs
+//! can share a cache: the worst case is the same answer written twice.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::provider::Completion;
+use super::request::ChatRequest;
+use crate::artifact::fingerprint::canonical_digest;
+
+/// Bumped when the entry format changes; old entries are then ignored.
+const LAYOUT: &str = "v1";
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Cache {
+            dir: dir.into().join(LAYOUT),
+        }
+    }
+
+    fn path(&self, identity: &str, request: &ChatRequest, sample: u32) -> PathBuf {
+        let key = canonical_digest(&json!({
+            "provider": identity,
+            "request": request.key(sample),
+        }));
+        self.dir.join(&key[..2]).join(format!("{key}.json"))
+    }
+
+    /// The stored answer, if any. An unreadable entry counts as missing (and is
+    /// replaced by the next answer).
+    pub async fn get(
+        &self,
+        identity: &str,
+        request: &ChatRequest,
+        sample: u32,
+    ) -> Option<Completion> {
+        let path = self.path(identity, request, sample);
+        let bytes = tokio::fs::read(&path).await.ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("ignoring damaged cache entry {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    pub async fn put(
+        &self,
+        identity: &str,
+        request: &ChatRequest,
+        sample: u32,
+        completion: &Completion,
+    ) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(completion).map_err(std::io::Error::other)?;
+        write_atomic(&self.path(identity, request, sample), &bytes).await
+    }
+}
+
+/// Write `bytes` to `path` so that readers see the old file or the whole new one, never
+/// a part: write a uniquely named file beside it, flush it to disk, rename it over.
+pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:016x}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&tmp, path).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::request::{Format, Params, Turn};
+
+    fn request(text: &str) -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            params: Params::default(),
+            format: Format::Text,
+            messages: vec![Turn::User {
+                content: text.into(),
+            }],
+            tools: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn stores_and_finds_answers_by_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let answer = Completion {
+            text: "hello".into(),
+            latency_ms: Some(12.0),
+            ..Completion::default()
+        };
+        assert_eq!(cache.get("p", &request("hi"), 0).await, None);
+        cache
+            .put("p", &request("hi"), 0, &answer)
+            .await
+            .expect("put");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, Some(answer));
+        assert_eq!(cache.get("p", &request("hi"), 1).await, None);
+        assert_eq!(cache.get("q", &request("hi"), 0).await, None);
+        assert_eq!(cache.get("p", &request("ho"), 0).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_entry_is_a_miss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let path = cache.path("p", &request("hi"), 0);
+        write_atomic(&path, b"{trunc").await.expect("write");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_leave_one_whole_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let answer = Completion {
+            text: "x".repeat(100_000),
+            ..Completion::default()
+        };
+        let writes = (0..8).map(|_| {
+            let (cache, answer) = (cache.clone(), answer.clone());
+            tokio::spawn(async move { cache.put("p", &request("hi"), 0, &answer).await })
+        });
+        for w in writes {
+            w.await.expect("join").expect("put");
+        }
+        assert_eq!(cache.get("p", &request("hi"), 0).await, Some(answer));
+        let leftovers =
+            std::fs::read_dir(cache.path("p", &request("hi"), 0).parent().expect("dir"))
+                .expect("read dir")
+                .count();
+        assert_eq!(leftovers, 1);
+    }
+}

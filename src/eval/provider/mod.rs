@@ -1,0 +1,359 @@
+//! Model providers behind one trait: OpenAI-compatible chat completions, Anthropic's
+//! Messages API, and replay of recorded exchanges. A provider makes one attempt; retries,
+//! limits and caching belong to the runner.
+
+pub mod anthropic;
+pub mod openai;
+pub mod replay;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::request::{Call, ChatRequest};
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::env::Secrets;
+use crate::secret::Secret;
+
+/// Token counts as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// One answer from a model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<Call>,
+    /// `None` when the provider did not say.
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    /// Milliseconds the answer took when it was first received; set on answers that
+    /// come from a recording or the cache, so their latency stays the measured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+/// Why an attempt failed, classified for the retry decision.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("rate limited (HTTP 429){}: {body}", retry_after.map(|d| format!(", retry after {:.1}s", d.as_secs_f64())).unwrap_or_default())]
+    RateLimited {
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    #[error("server error (HTTP {status}): {body}")]
+    Server { status: u16, body: String },
+    #[error("request refused (HTTP {status}): {body}")]
+    Refused { status: u16, body: String },
+    #[error("no answer within {0:.0?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Connection(String),
+    #[error("answer unreadable: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ProviderError {
+    /// Whether trying again may succeed: rate limits, server errors, timeouts, broken
+    /// connections and mangled answers. Asking a model again has no effect beyond cost.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::RateLimited { .. }
+                | ProviderError::Server { .. }
+                | ProviderError::Timeout(_)
+                | ProviderError::Connection(_)
+                | ProviderError::Malformed(_)
+        )
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ProviderError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A model API.
+pub trait Provider: Send + Sync {
+    /// What besides the request determines the answer (kind, endpoint), for cache keys.
+    fn identity(&self) -> String;
+    /// Whether answers come from a live model (and so are worth caching and recording).
+    fn live(&self) -> bool {
+        true
+    }
+    /// One attempt at answering `request` as sample number `sample`.
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        sample: u32,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>>;
+}
+
+/// A provider's settings with defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// The variable the key should come from, for the error when it is missing.
+    pub api_key_env: Option<String>,
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub dir: Option<String>,
+}
+
+/// The built-in providers an artifact may name without configuring them.
+fn builtin(name: &str) -> Option<ProviderConfig> {
+    let (kind, url, key) = match name {
+        "openai" => (
+            ProviderKind::Openai,
+            "https://api.openai.com/v1",
+            "OPENAI_API_KEY",
+        ),
+        "anthropic" => (
+            ProviderKind::Anthropic,
+            "https://api.anthropic.com/v1",
+            "ANTHROPIC_API_KEY",
+        ),
+        "github-models" => (
+            ProviderKind::Openai,
+            "https://models.github.ai/inference",
+            "GITHUB_TOKEN",
+        ),
+        _ => return None,
+    };
+    Some(ProviderConfig {
+        kind,
+        base_url: Some(url.into()),
+        api_key_env: Some(key.into()),
+        concurrency: None,
+        requests_per_minute: None,
+        timeout_s: None,
+        max_retries: None,
+        dir: None,
+    })
+}
+
+impl Settings {
+    /// Settings of provider `name` from `configured` (the config's providers) or the
+    /// built-ins, with its key read from `secrets`.
+    pub fn resolve(
+        name: &str,
+        configured: Option<&ProviderConfig>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Settings> {
+        let builtin = builtin(name);
+        let config = configured.or(builtin.as_ref()).ok_or_else(|| {
+            anyhow::anyhow!("provider `{name}` is neither configured nor built in")
+        })?;
+        let default_url = match config.kind {
+            ProviderKind::Openai => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com/v1",
+            ProviderKind::Replay => "",
+        };
+        Ok(Settings {
+            name: name.to_string(),
+            kind: config.kind,
+            base_url: config
+                .base_url
+                .clone()
+                .unwrap_or_else(|| default_url.to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            api_key: config
+                .api_key_env
+                .as_deref()
+                .and_then(|v| secrets.get(v).cloned()),
+            api_key_env: config.api_key_env.clone(),
+            concurrency: config.concurrency.unwrap_or(8).max(1) as usize,
+            requests_per_minute: config.requests_per_minute.filter(|&r| r > 0),
+            timeout: Duration::from_secs_f64(config.timeout_s.unwrap_or(60.0).max(0.001)),
+            max_retries: config.max_retries.unwrap_or(4),
+            dir: config.dir.clone(),
+        })
+    }
+}
+
+/// HTTP plumbing shared by the live providers.
+pub(crate) mod http {
+    use std::time::Duration;
+
+    use reqwest::header::HeaderMap;
+    use serde_json::Value;
+
+    use super::ProviderError;
+    use crate::secret::Secret;
+
+    /// Error bodies are kept to this many characters.
+    const BODY_LIMIT: usize = 600;
+
+    pub fn client(timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+        // Installing fails only when a provider is installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Unavailable(format!("cannot build HTTP client: {e}")))
+    }
+
+    /// POST `body` as JSON and read the answer as JSON, classifying every failure.
+    /// The key, if any provider echoes it, is scrubbed from the error text.
+    pub async fn post_json(
+        client: &reqwest::Client,
+        url: &str,
+        headers: HeaderMap,
+        body: &Value,
+        timeout: Duration,
+        key: Option<&Secret>,
+    ) -> Result<Value, ProviderError> {
+        let scrub = |text: String| match key {
+            Some(k) => k.scrub(&text),
+            None => text,
+        };
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ProviderError::Timeout(timeout)
+            } else {
+                ProviderError::Connection(scrub(error_chain(&e)))
+            }
+        };
+        let response = client
+            .post(url)
+            .headers(headers)
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let text = scrub(shorten(&String::from_utf8_lossy(&bytes)));
+            let code = status.as_u16();
+            return Err(match code {
+                429 => ProviderError::RateLimited {
+                    retry_after,
+                    body: text,
+                },
+                408 => ProviderError::Timeout(timeout),
+                500.. => ProviderError::Server {
+                    status: code,
+                    body: text,
+                },
+                _ => ProviderError::Refused {
+                    status: code,
+                    body: text,
+                },
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::Malformed(scrub(format!(
+                "{e} in `{}`",
+                shorten(&String::from_utf8_lossy(&bytes))
+            )))
+        })
+    }
+
+    /// `Retry-After` as seconds or as an HTTP date.
+    pub fn parse_retry_after(value: &str) -> Option<Duration> {
+        let value = value.trim();
+        if let Ok(secs) = value.parse::<f64>() {
+            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+        )
+    }
+
+    fn shorten(text: &str) -> String {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if flat.chars().count() <= BODY_LIMIT {
+            return flat;
+        }
+        let cut: String = flat.chars().take(BODY_LIMIT).collect();
+        format!("{cut}…")
+    }
+
+    /// The error and its causes on one line (reqwest's own message hides the cause).
+    fn error_chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    /// Arguments as the model wrote them: JSON when they parse, the raw string if not.
+    pub fn arguments(raw: &str) -> Value {
+        serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn retry_after_in_seconds_or_as_a_date() {
+            assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+            assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+            assert_eq!(parse_retry_after("-1"), None);
+            assert_eq!(
+                parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+                Some(Duration::ZERO)
+            );
+            let soon =
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+            let wait = parse_retry_after(&soon).unwrap_or_default();
+            assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30));
+            assert_eq!(parse_retry_after("soon"), None);
+        }
+    }
+}
+
+/// Build the provider `settings` describe. `root` is the repository root, against which
+/// a replay directory resolves.
+pub fn build(settings: &Settings, root: &std::path::Path) -> anyhow::Result<Box<dyn Provider>> {
+    Ok(match settings.kind {
+        ProviderKind::Openai => Box::new(openai::OpenAi::new(settings)?),
+        ProviderKind::Anthropic => Box::new(anthropic::Anthropic::new(settings)?),
+        ProviderKind::Replay => {
+            let dir = settings.dir.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("replay provider `{}` needs `dir`", settings.name)
+            })?;
+            Box::new(replay::Replay::new(root.join(dir)))
+        }
+    })
+}
+
+/// `Value::String` of compact JSON, as OpenAI wants tool arguments and results.
+pub(crate) fn json_string(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
