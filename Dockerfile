@@ -5,6 +5,8 @@
 FROM rust:1.95-alpine@sha256:606fd313a0f49743ee2a7bd49a0914bab7deedb12791f3a846a34a4711db7ed2 AS builder
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
+# Workspace members: cargo reads their manifests even to build the root package.
+COPY crates ./crates
 COPY src ./src
 COPY benches ./benches
 COPY schemas ./schemas
