@@ -56,6 +56,34 @@ pub fn render(source: &str, vars: &BTreeMap<String, Value>) -> Result<String, Te
         .map_err(|e| to_error(&e))
 }
 
+/// An artifact's message templates compiled once, for rendering with many cases.
+pub struct Compiled(Environment<'static>);
+
+impl Compiled {
+    /// Compile `sources`; the error names the index of the first that does not compile.
+    pub fn new(sources: &[&str]) -> Result<Compiled, (usize, TemplateError)> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        for (i, source) in sources.iter().enumerate() {
+            env.add_template_owned(i.to_string(), source.to_string())
+                .map_err(|e| (i, to_error(&e)))?;
+        }
+        Ok(Compiled(env))
+    }
+
+    /// Render template `index` with `vars`, strictly as [`render`] does.
+    pub fn render(
+        &self,
+        index: usize,
+        vars: &BTreeMap<String, Value>,
+    ) -> Result<String, TemplateError> {
+        self.0
+            .get_template(&index.to_string())
+            .and_then(|t| t.render(minijinja::value::Serde(vars)))
+            .map_err(|e| to_error(&e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

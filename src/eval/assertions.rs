@@ -145,9 +145,16 @@ pub fn same_json(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// `text` cut to `max` characters with an ellipsis, on one line.
+/// `text` cut to `max` characters with an ellipsis, on one line, control characters
+/// (terminal escapes) shown as U+FFFD.
 pub fn short(text: &str, max: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
     if flat.chars().count() <= max {
         return flat;
     }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::artifact::fingerprint::canonical_digest;
 use crate::artifact::suite::Case;
-use crate::artifact::template;
+use crate::artifact::template::Compiled;
 use crate::artifact::{Artifact, ResponseFormat, Role};
 
 /// Sampling parameters, as the artifact sets them (unset ones are not sent).
@@ -102,14 +102,37 @@ pub struct ChatRequest {
 const KEY_VERSION: &str = "promptgate-request/1";
 
 impl ChatRequest {
-    /// The first request for `case`: the artifact's messages rendered with its variables.
-    pub fn for_case(artifact: &Artifact, case: &Case) -> Result<ChatRequest, String> {
+    /// The artifact's message templates, compiled once for all its cases.
+    pub fn templates(artifact: &Artifact) -> Result<Compiled, String> {
+        let sources: Vec<&str> = artifact
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        Compiled::new(&sources).map_err(|(i, e)| {
+            format!(
+                "message {} of {}, template line {}: {}",
+                i + 1,
+                artifact.path,
+                e.line,
+                e.message
+            )
+        })
+    }
+
+    /// The first request for `case`: the artifact's messages (compiled as `templates`,
+    /// see [`ChatRequest::templates`]) rendered with the case's variables.
+    pub fn for_case(
+        artifact: &Artifact,
+        templates: &Compiled,
+        case: &Case,
+    ) -> Result<ChatRequest, String> {
         let messages = artifact
             .messages
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let content = template::render(&m.content, &case.vars).map_err(|e| {
+                let content = templates.render(i, &case.vars).map_err(|e| {
                     format!(
                         "message {} of {}, template line {}: {}",
                         i + 1,

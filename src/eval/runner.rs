@@ -24,6 +24,7 @@ use super::result::{
 use crate::artifact::Artifact;
 use crate::artifact::assertion::Check;
 use crate::artifact::suite::{Case, EvalSet, ToolResult};
+use crate::artifact::template::Compiled;
 use crate::config::{Config, Price};
 use crate::env::Secrets;
 
@@ -129,6 +130,7 @@ pub struct Plan {
 
 struct Prepared {
     artifact: Artifact,
+    templates: Result<Compiled, String>,
     cases: Vec<Case>,
     lane: Arc<Lane>,
     price: Option<Price>,
@@ -236,6 +238,7 @@ impl Engine {
             }
             prepared.push((
                 Arc::new(Prepared {
+                    templates: ChatRequest::templates(&plan.artifact),
                     price: self.pricing.get(&plan.artifact.model.name).cloned(),
                     artifact: plan.artifact,
                     cases,
@@ -321,7 +324,11 @@ impl Engine {
     /// One sample of one case: the tool loop, then the judging.
     async fn sample(&self, prep: &Prepared, case: usize, sample: u32) -> Sample {
         let case = &prep.cases[case];
-        let mut request = match ChatRequest::for_case(&prep.artifact, case) {
+        let request = match &prep.templates {
+            Ok(templates) => ChatRequest::for_case(&prep.artifact, templates, case),
+            Err(e) => Err(e.clone()),
+        };
+        let mut request = match request {
             Ok(r) => r,
             Err(e) => return Sample::error(format!("case `{}`: {e}", case.id)),
         };

@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     let url = format!("{}/chat/completions", stub.base_url());
-    let client = reqwest::Client::new();
+    let client = new_client();
     let body = json!({
         "model": "stub",
         "messages": [
@@ -83,4 +83,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(", {failures} failed");
     assert_eq!(stub.requests().len(), args.requests);
     Ok(())
+}
+
+/// A plain reqwest client. In a workspace build reqwest comes with rustls but no crypto
+/// provider (the root crate installs its own), so install one first.
+fn new_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

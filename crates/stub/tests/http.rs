@@ -34,7 +34,7 @@ fn messages(content: &str) -> Value {
 }
 
 async fn post_chat(stub: &Stub, body: &Value) -> reqwest::Response {
-    reqwest::Client::new()
+    new_client()
         .post(format!("{}/chat/completions", stub.base_url()))
         .json(body)
         .send()
@@ -43,7 +43,7 @@ async fn post_chat(stub: &Stub, body: &Value) -> reqwest::Response {
 }
 
 async fn post_messages(stub: &Stub, body: &Value) -> reqwest::Response {
-    reqwest::Client::new()
+    new_client()
         .post(format!("{}/messages", stub.base_url()))
         .header("anthropic-version", "2023-06-01")
         .json(body)
@@ -270,7 +270,7 @@ async fn anthropic_round_trip_with_tool_use() {
 #[tokio::test]
 async fn anthropic_rejects_invalid_requests() {
     let stub = stub(StubConfig::default()).await;
-    let no_version = reqwest::Client::new()
+    let no_version = new_client()
         .post(format!("{}/messages", stub.base_url()))
         .json(&messages("hi"))
         .send()
@@ -384,7 +384,7 @@ async fn truncated_json_fails_while_reading_the_body() {
 async fn dropped_connection_is_a_connection_error() {
     let stub = stub(StubConfig::default()).await;
     stub.push_faults([Fault::DropConnection]);
-    let error = reqwest::Client::new()
+    let error = new_client()
         .post(format!("{}/chat/completions", stub.base_url()))
         .json(&chat("hi"))
         .send()
@@ -402,7 +402,7 @@ async fn dropped_connection_is_a_connection_error() {
 async fn hang_runs_into_the_client_timeout() {
     let stub = stub(StubConfig::default()).await;
     stub.push_faults([Fault::Hang]);
-    let error = reqwest::Client::new()
+    let error = new_client()
         .post(format!("{}/chat/completions", stub.base_url()))
         .timeout(Duration::from_millis(200))
         .json(&chat("hi"))
@@ -435,7 +435,7 @@ async fn slow_body_arrives_whole() {
 async fn echo_key_401_leaks_the_key() {
     let stub = stub(StubConfig::default()).await;
     stub.push_faults([Fault::EchoKey401, Fault::EchoKey401]);
-    let response = reqwest::Client::new()
+    let response = new_client()
         .post(format!("{}/chat/completions", stub.base_url()))
         .bearer_auth("sk-very-secret-123")
         .json(&chat("hi"))
@@ -451,7 +451,7 @@ async fn echo_key_401_leaks_the_key() {
             .contains("sk-very-secret-123")
     );
 
-    let response = reqwest::Client::new()
+    let response = new_client()
         .post(format!("{}/messages", stub.base_url()))
         .header("anthropic-version", "2023-06-01")
         .header("x-api-key", "sk-ant-secret-456")
@@ -477,7 +477,7 @@ async fn api_key_is_enforced() {
         ..StubConfig::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = new_client();
     let url = format!("{}/chat/completions", stub.base_url());
     for key in [None, Some("sk-bad")] {
         let mut request = client.post(&url).json(&chat("hi"));
@@ -694,4 +694,11 @@ async fn dropping_the_stub_stops_it() {
     drop(stub);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(reqwest::get(url).await.is_err());
+}
+
+/// A plain reqwest client. In a workspace build reqwest comes with rustls but no crypto
+/// provider (the root crate installs its own), so install one first.
+fn new_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

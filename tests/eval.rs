@@ -1,0 +1,640 @@
+//! `promptgate eval` and `merge` against the stub provider over real HTTP: request
+//! bodies, the tool loop, retries and backoff, timeouts, the cache, repeats, recording
+//! and replay, sharding, and keys kept out of every output.
+
+mod common;
+
+use std::time::Duration;
+
+use common::promptgate;
+use promptgate_stub::{Fault, Match, Reply, Rule, Stub, StubConfig, UsageMode};
+use serde_json::{Value, json};
+
+/// The stub on a runtime of its own, serving while the test blocks on the binary.
+struct Server {
+    stub: Stub,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Server {
+    fn start(config: StubConfig) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let stub = runtime.block_on(Stub::start(config)).expect("stub starts");
+        Server {
+            stub,
+            _runtime: runtime,
+        }
+    }
+
+    /// Bodies of the completion requests, in arrival order.
+    fn bodies(&self) -> Vec<Value> {
+        self.stub
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.body)
+            .collect()
+    }
+}
+
+/// A working tree with one artifact answered by provider `stub` at `base_url`.
+struct Project {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+const ARTIFACT: &str = r#"id: support.refund
+version: 3
+model: {provider: stub, name: stub-model, temperature: 0.2, max_tokens: 200, seed: 7}
+messages:
+  - {role: system, content: "You are the refund assistant of {{ company }}."}
+  - {role: user, content: "{{ question }}"}
+tools:
+  schema_version: "2025-01"
+  definitions:
+    - {type: function, function: {name: lookup_order, description: Find an order, parameters: {type: object, properties: {id: {type: string}}}}}
+    - {type: function, function: {name: issue_refund, parameters: {type: object}}}
+evals: [../evals/refund.eval.yaml]
+"#;
+
+const SUITE: &str = r#"segments:
+  intent/refund: {}
+  hard-negative/tool-failure: {critical: true}
+defaults: {vars: {company: Acme}}
+cases:
+  - id: greets
+    segments: [intent/refund]
+    vars: {question: "say hello"}
+    assert: [{type: icontains, value: hello}]
+  - id: says-goodbye
+    segments: [intent/refund]
+    vars: {question: "say goodbye"}
+    assert: [{type: contains, value: goodbye}]
+  - id: refund-with-tools
+    segments: [hard-negative/tool-failure]
+    vars: {question: "refund order 42"}
+    tool_results:
+      lookup_order: {content: {status: delivered}}
+      issue_refund: {error: upstream timeout}
+    assert:
+      - {type: tool-sequence, value: [lookup_order, issue_refund]}
+      - {type: tool-args, tool: lookup_order, value: {id: "42"}}
+      - {type: contains, value: escalated}
+"#;
+
+impl Project {
+    fn new(base_url: &str, provider: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |path: &str, text: &str| {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            std::fs::write(full, text).expect("write");
+        };
+        write(
+            ".promptgate.yaml",
+            &format!(
+                "providers:\n  stub: {{{provider}, base_url: \"{base_url}\", api_key_env: STUB_KEY, \
+                 concurrency: 4, timeout_s: 2, max_retries: 3}}\n  \
+                 recorded: {{kind: replay, dir: recordings}}\n\
+                 pricing:\n  stub-model: {{input: 1.0, output: 2.0}}\n"
+            ),
+        );
+        write("prompts/refund.prompt.yaml", ARTIFACT);
+        write("evals/refund.eval.yaml", SUITE);
+        Project {
+            dir,
+            cache: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn openai(server: &Server) -> Project {
+        Project::new(&server.stub.base_url(), "kind: openai")
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        std::fs::write(self.dir.path().join(path), text).expect("write");
+    }
+
+    /// Run `promptgate eval ARGS --format json`: exit code, the JSON, stderr.
+    fn eval(&self, args: &[&str]) -> (i32, Value, String) {
+        let out = promptgate()
+            .arg("-C")
+            .arg(self.dir.path())
+            .arg("eval")
+            .args(args)
+            .args(["--format", "json"])
+            .env("STUB_KEY", "sk-stub-secret-0123456789")
+            .env("PROMPTGATE_CACHE_DIR", self.cache.path())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json, stderr)
+    }
+}
+
+/// The answers of the refund flow: tools first, then an escalation.
+fn refund_rules() -> Vec<Rule> {
+    vec![
+        Rule {
+            when: Match {
+                contains: Some("refund order 42".into()),
+                after_tool_result: Some(false),
+            },
+            reply: Reply::ToolCalls(vec![
+                ("lookup_order".into(), json!({"id": "42"})),
+                ("issue_refund".into(), json!({"id": "42"})),
+            ]),
+            fault: None,
+        },
+        Rule {
+            when: Match {
+                contains: None,
+                after_tool_result: Some(true),
+            },
+            reply: Reply::Text("The refund failed, so I escalated it.".into()),
+            fault: None,
+        },
+        Rule {
+            when: Match {
+                contains: Some("say hello".into()),
+                after_tool_result: None,
+            },
+            reply: Reply::Text("Hello there!".into()),
+            fault: None,
+        },
+    ]
+}
+
+fn case<'a>(result: &'a Value, id: &str) -> &'a Value {
+    result["runs"][0]["cases"]
+        .as_array()
+        .and_then(|cases| cases.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no case {id} in {result:#}"))
+}
+
+#[test]
+fn runs_cases_through_the_tool_loop_and_reports_figures() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        default_reply: Reply::Text("I cannot say that.".into()),
+        latency: Duration::from_millis(20),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let (code, result, stderr) = project.eval(&[]);
+    assert_eq!(code, 4, "a case failed: {stderr}");
+    assert_eq!(case(&result, "greets")["outcome"], "pass");
+    let goodbye = case(&result, "says-goodbye");
+    assert_eq!(goodbye["outcome"], "fail");
+    assert_eq!(
+        goodbye["samples"][0]["assertions"][0]["reason"],
+        "contains: expected text containing `goodbye`, got `I cannot say that.`"
+    );
+    let refund = &case(&result, "refund-with-tools")["samples"][0];
+    assert_eq!(refund["outcome"], "pass", "{refund:#}");
+    assert_eq!(refund["requests"], 2);
+    assert_eq!(
+        refund["tool_calls"][0],
+        json!({"name": "lookup_order", "arguments": {"id": "42"}})
+    );
+    let latency = refund["latency_ms"].as_f64().unwrap_or(0.0);
+    assert!(latency >= 40.0, "two requests of 20 ms took {latency} ms");
+
+    // Figures: tokens from the API's usage, cost from the pricing table.
+    let greets = &case(&result, "greets")["samples"][0];
+    assert_eq!(greets["tokens_estimated"], false);
+    let (input, output) = (
+        greets["input_tokens"].as_u64(),
+        greets["output_tokens"].as_u64(),
+    );
+    assert_eq!(output, Some(2), "`Hello there!` is two words for the stub");
+    let expected_cost = (input.unwrap_or(0) as f64 * 1.0 + 2.0 * 2.0) / 1e6;
+    assert_eq!(greets["cost_usd"].as_f64(), Some(expected_cost));
+    let summary = &result["runs"][0]["summary"];
+    assert_eq!(
+        summary["by_segment"]["hard-negative/tool-failure"]["passed"],
+        1
+    );
+    assert_eq!(summary["requests"], 4);
+
+    // The request as the Chat Completions API takes it, field by field.
+    let bodies = server.bodies();
+    let first = bodies
+        .iter()
+        .find(|b| b.to_string().contains("say hello"))
+        .expect("hello request");
+    assert_eq!(first["model"], "stub-model");
+    assert_eq!(first["temperature"], 0.2);
+    assert_eq!(first["max_tokens"], 200);
+    assert_eq!(first["seed"], 7);
+    assert_eq!(
+        first["messages"],
+        json!([
+            {"role": "system", "content": "You are the refund assistant of Acme."},
+            {"role": "user", "content": "say hello"}
+        ])
+    );
+    assert_eq!(first["tools"][0]["type"], "function");
+    assert_eq!(first["tools"][0]["function"]["name"], "lookup_order");
+    // The follow-up carries the calls and the canned results, the failing tool as an error.
+    let follow_up = bodies
+        .iter()
+        .find(|b| b["messages"].as_array().is_some_and(|m| m.len() == 5))
+        .expect("tool follow-up");
+    let m = &follow_up["messages"];
+    assert_eq!(m[2]["role"], "assistant");
+    assert_eq!(m[2]["tool_calls"][1]["function"]["name"], "issue_refund");
+    assert_eq!(m[3]["role"], "tool");
+    assert_eq!(m[3]["tool_call_id"], m[2]["tool_calls"][0]["id"]);
+    assert_eq!(m[3]["content"], r#"{"status":"delivered"}"#);
+    assert_eq!(m[4]["content"], r#"{"error":"upstream timeout"}"#);
+}
+
+#[test]
+fn retries_honour_retry_after_and_count() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    server.stub.push_faults([
+        Fault::TooManyRequests {
+            retry_after: Some("1".into()),
+        },
+        Fault::Status(503),
+    ]);
+    let (_, result, stderr) = project.eval(&["--segment", "intent/*", "--no-cache"]);
+    let requests = server.stub.requests();
+    assert_eq!(requests.len(), 4, "2 cases + 2 retries: {stderr}");
+    // Each case was asked twice: the rate-limited one no sooner than Retry-After said,
+    // the other after the exponential backoff (250–500 ms for a first retry).
+    let mut gaps: Vec<Duration> = requests
+        .iter()
+        .enumerate()
+        .filter_map(|(i, first)| {
+            let again = requests[i + 1..].iter().find(|r| r.body == first.body)?;
+            Some(again.at.duration_since(first.at))
+        })
+        .collect();
+    gaps.sort();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert!(
+        gaps[0] >= Duration::from_millis(250) && gaps[0] < Duration::from_secs(1),
+        "{gaps:?}"
+    );
+    assert!(gaps[1] >= Duration::from_secs(1), "{gaps:?}");
+    assert_eq!(result["runs"][0]["summary"]["retries"], 2);
+    assert_eq!(result["runs"][0]["summary"]["errors"], 0);
+}
+
+#[test]
+fn a_provider_that_keeps_failing_is_an_error_not_a_fail() {
+    let mut rules = refund_rules();
+    rules.insert(
+        0,
+        Rule {
+            when: Match {
+                contains: Some("say goodbye".into()),
+                after_tool_result: None,
+            },
+            reply: Reply::Echo,
+            fault: Some(Fault::Status(500)),
+        },
+    );
+    let server = Server::start(StubConfig {
+        rules,
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", max_retries: 1}}\n",
+            server.stub.base_url()
+        ),
+    );
+    let (code, result, _) = project.eval(&["--segment", "intent/*"]);
+    assert_eq!(code, 5, "could not evaluate");
+    let goodbye = case(&result, "says-goodbye");
+    assert_eq!(goodbye["outcome"], "error");
+    let error = goodbye["samples"][0]["error"].as_str().unwrap_or("");
+    assert!(error.contains("server error (HTTP 500)"), "{error}");
+    assert_eq!(goodbye["samples"][0]["retries"], 1);
+    let tries = server
+        .bodies()
+        .iter()
+        .filter(|b| b.to_string().contains("say goodbye"))
+        .count();
+    assert_eq!(tries, 2, "one try and one retry");
+    assert_eq!(case(&result, "greets")["outcome"], "pass");
+
+    // Errors are not cached: the next run asks again.
+    project.eval(&["--segment", "intent/*"]);
+    let tries = server
+        .bodies()
+        .iter()
+        .filter(|b| b.to_string().contains("say goodbye"))
+        .count();
+    assert_eq!(tries, 4);
+}
+
+#[test]
+fn a_hanging_provider_times_out() {
+    let server = Server::start(StubConfig::default());
+    let project = Project::openai(&server);
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 0.3, max_retries: 0}}\n",
+            server.stub.base_url()
+        ),
+    );
+    server.stub.push_faults([Fault::Hang, Fault::Hang]);
+    let (code, result, _) = project.eval(&["--segment", "intent/*"]);
+    assert_eq!(code, 5);
+    assert_eq!(result["runs"][0]["summary"]["errors"], 2);
+    let error = case(&result, "greets")["samples"][0]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(error.contains("no answer within 300ms"), "{error}");
+}
+
+#[test]
+fn the_cache_answers_an_unchanged_rerun() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let (_, first, _) = project.eval(&[]);
+    let asked = server.stub.requests().len();
+    let (_, second, _) = project.eval(&[]);
+    assert_eq!(server.stub.requests().len(), asked, "no new requests");
+    assert_eq!(case(&second, "greets")["samples"][0]["source"], "cache");
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        for c in v["runs"][0]["cases"].as_array_mut().into_iter().flatten() {
+            for s in c["samples"].as_array_mut().into_iter().flatten() {
+                s["source"] = json!(null);
+            }
+        }
+        v
+    };
+    assert_eq!(strip(&first), strip(&second), "same results from the cache");
+    // A changed parameter is a different request; --no-cache asks again.
+    project.eval(&["--no-cache", "--segment", "intent/*"]);
+    assert_eq!(server.stub.requests().len(), asked + 2);
+}
+
+#[test]
+fn repeats_sample_each_case() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let (_, result, _) = project.eval(&["--repeats", "3", "--segment", "intent/*"]);
+    assert_eq!(server.stub.requests().len(), 6);
+    let greets = case(&result, "greets");
+    assert_eq!(greets["passes"], 3);
+    assert_eq!(greets["samples"].as_array().map(Vec::len), Some(3));
+    assert_eq!(result["runs"][0]["artifact"]["repeats"], 3);
+}
+
+#[test]
+fn recordings_replay_offline_and_a_missing_one_names_the_case() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        latency: Duration::from_millis(30),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let (_, live, _) = project.eval(&["--record", "recordings", "--no-cache"]);
+    let asked = server.stub.requests().len();
+    let (_, replayed, _) = project.eval(&["--provider", "recorded"]);
+    assert_eq!(server.stub.requests().len(), asked, "replay asks no server");
+    for id in ["greets", "says-goodbye", "refund-with-tools"] {
+        let (l, r) = (
+            &case(&live, id)["samples"][0],
+            &case(&replayed, id)["samples"][0],
+        );
+        assert_eq!(l["outcome"], r["outcome"], "{id}");
+        assert_eq!(l["text"], r["text"], "{id}");
+        assert_eq!(l["latency_ms"], r["latency_ms"], "{id}: recorded latency");
+        assert_eq!(r["source"], "replay");
+    }
+    // A case added since the recording has none.
+    let suite = format!(
+        "{SUITE}  - id: brand-new\n    vars: {{question: \"never asked\"}}\n    assert: [{{type: contains, value: x}}]\n"
+    );
+    project.write("evals/refund.eval.yaml", &suite);
+    let (code, result, _) = project.eval(&["--provider", "recorded"]);
+    assert_eq!(code, 5);
+    let error = case(&result, "brand-new")["samples"][0]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        error.starts_with("case `brand-new`: provider `recorded`: no recording"),
+        "{error}"
+    );
+}
+
+#[test]
+fn keys_stay_out_of_outputs_and_logs() {
+    let key = "sk-stub-secret-0123456789";
+    let server = Server::start(StubConfig {
+        api_key: Some(key.into()),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    server.stub.push_faults([Fault::EchoKey401]);
+    let out = promptgate()
+        .arg("-C")
+        .arg(project.dir.path())
+        .args(["-vvv", "eval", "--segment", "intent/*", "--format", "json"])
+        .env("STUB_KEY", key)
+        .env("PROMPTGATE_CACHE_DIR", project.cache.path())
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("[redacted]"),
+        "the echoed key is scrubbed: {stdout}"
+    );
+    assert!(!stdout.contains(key) && !stderr.contains(key));
+    // The key did go to the provider, in the header it belongs in.
+    let sent = server.stub.requests();
+    assert!(sent.iter().any(|r| {
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == &format!("Bearer {key}"))
+    }));
+    // A missing key is reported by variable name, before any request.
+    let out = promptgate()
+        .arg("-C")
+        .arg(project.dir.path())
+        .args(["eval"])
+        .env_remove("STUB_KEY")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("needs an API key in the environment variable STUB_KEY, which is not set")
+    );
+}
+
+#[test]
+fn anthropic_messages_round_trip() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        usage: UsageMode::Fixed {
+            input: 100,
+            output: 10,
+        },
+        ..StubConfig::default()
+    });
+    let project = Project::new(&server.stub.base_url(), "kind: anthropic");
+    let (_, result, stderr) = project.eval(&[]);
+    let refund = &case(&result, "refund-with-tools")["samples"][0];
+    assert_eq!(refund["outcome"], "pass", "{refund:#} {stderr}");
+    assert_eq!(refund["input_tokens"], 200);
+    let sent = server.stub.requests();
+    let hello = sent
+        .iter()
+        .find(|r| r.body.to_string().contains("say hello"))
+        .expect("hello request");
+    assert_eq!(hello.path, "/v1/messages");
+    assert!(
+        hello
+            .headers
+            .iter()
+            .any(|(k, v)| k == "anthropic-version" && v == "2023-06-01")
+    );
+    assert!(hello.headers.iter().any(|(k, _)| k == "x-api-key"));
+    assert_eq!(
+        hello.body["system"],
+        "You are the refund assistant of Acme."
+    );
+    assert_eq!(hello.body["max_tokens"], 200);
+    assert_eq!(
+        hello.body["messages"],
+        json!([{"role": "user", "content": "say hello"}])
+    );
+    assert_eq!(hello.body["tools"][0]["name"], "lookup_order");
+    assert_eq!(hello.body["tools"][0]["input_schema"]["type"], "object");
+    assert!(
+        hello.body.get("seed").is_none(),
+        "the Messages API has no seed"
+    );
+}
+
+#[test]
+fn tokens_are_estimated_and_marked_when_usage_is_absent() {
+    let server = Server::start(StubConfig {
+        usage: UsageMode::Omitted,
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let (_, result, _) = project.eval(&["--segment", "intent/*"]);
+    let greets = &case(&result, "greets")["samples"][0];
+    assert_eq!(greets["tokens_estimated"], true);
+    assert!(greets["input_tokens"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(result["runs"][0]["summary"]["tokens_estimated"], true);
+}
+
+#[test]
+fn shards_merge_into_the_whole_run() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let (_, whole, _) = project.eval(&[]);
+    let mut files = Vec::new();
+    for k in 1..=2 {
+        let (_, shard, _) = project.eval(&["--shard", &format!("{k}/2")]);
+        assert_eq!(shard["runs"][0]["shard"], json!({"index": k, "count": 2}));
+        let path = project.dir.path().join(format!("shard-{k}.json"));
+        std::fs::write(&path, shard.to_string()).expect("write");
+        files.push(path);
+    }
+    let out = promptgate()
+        .arg("merge")
+        .args(&files)
+        .args(["--format", "json"])
+        .output()
+        .expect("runs");
+    let merged: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let ids = |v: &Value| {
+        let mut ids: Vec<String> = v["runs"][0]["cases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&merged), ids(&whole));
+    assert_eq!(merged["runs"][0]["summary"], whole["runs"][0]["summary"]);
+    // One shard alone is refused.
+    let out = promptgate()
+        .arg("merge")
+        .arg(&files[0])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard(s) 2/2 missing"));
+}
+
+#[test]
+fn junit_and_table_formats() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        default_reply: Reply::Text("<b>no</b> & \u{1b}[31m".into()),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    let run = |format: &str| {
+        let out = promptgate()
+            .arg("-C")
+            .arg(project.dir.path())
+            .args(["eval", "--format", format])
+            .env("STUB_KEY", "k")
+            .env("PROMPTGATE_CACHE_DIR", project.cache.path())
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let junit = run("junit");
+    assert!(
+        junit.contains(r#"<testsuite name="support.refund" tests="3" failures="1" errors="0">"#),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("got `&lt;b&gt;no&lt;/b&gt; &amp; \u{FFFD}[31m`"),
+        "{junit}"
+    );
+    let table = run("table");
+    assert!(table.contains("support.refund v3"), "{table}");
+    assert!(
+        table.contains("says-goodbye (evals/refund.eval.yaml:10): contains: expected"),
+        "{table}"
+    );
+}
