@@ -638,3 +638,64 @@ fn junit_and_table_formats() {
         "{table}"
     );
 }
+
+#[test]
+fn mangled_answers_and_broken_connections_are_retried() {
+    let server = Server::start(StubConfig::default());
+    let project = Project::openai(&server);
+    server.stub.push_faults([
+        Fault::MalformedJson,
+        Fault::TruncatedJson,
+        Fault::DropConnection,
+    ]);
+    let (code, result, stderr) = project.eval(&["--segment", "intent/*"]);
+    assert_eq!(result["runs"][0]["summary"]["errors"], 0, "{stderr}");
+    assert_eq!(result["runs"][0]["summary"]["retries"], 3);
+    assert_eq!(server.stub.requests().len(), 5);
+    assert_eq!(code, 0, "the echoed questions pass once answered");
+}
+
+#[test]
+fn concurrency_per_provider_is_bounded() {
+    let server = Server::start(StubConfig {
+        latency: Duration::from_millis(150),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", concurrency: 2}}\n",
+            server.stub.base_url()
+        ),
+    );
+    project.eval(&["--segment", "intent/*", "--repeats", "4"]);
+    let arrivals: Vec<_> = server.stub.requests().iter().map(|r| r.at).collect();
+    assert_eq!(arrivals.len(), 8);
+    // With two requests in flight and 150 ms each, no three arrive within 100 ms.
+    for window in arrivals.windows(3) {
+        let spread = window[2].duration_since(window[0]);
+        assert!(spread >= Duration::from_millis(100), "{spread:?}");
+    }
+}
+
+#[test]
+fn requests_per_minute_spaces_requests() {
+    let server = Server::start(StubConfig::default());
+    let project = Project::openai(&server);
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", concurrency: 8, requests_per_minute: 300}}\n",
+            server.stub.base_url()
+        ),
+    );
+    project.eval(&["--segment", "intent/*", "--repeats", "2"]);
+    let arrivals: Vec<_> = server.stub.requests().iter().map(|r| r.at).collect();
+    assert_eq!(arrivals.len(), 4);
+    // 300 a minute is one every 200 ms.
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(gap >= Duration::from_millis(190), "{gap:?}");
+    }
+}
