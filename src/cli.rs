@@ -286,21 +286,21 @@ fn eval_plans(
     let mut problems = snapshot.config_problems.clone();
     let globs = crate::repo::build_globs(segments)
         .map_err(|(i, e)| anyhow::anyhow!("--segment `{}`: {e}", segments[i]))?;
+    let wanted: Vec<&str> = wanted.iter().map(|w| w.trim_start_matches("./")).collect();
     let paths = snapshot.artifact_paths()?;
     let mut artifacts = Vec::new();
     for path in &paths {
         match snapshot.load_artifact(path) {
             Ok(a) => artifacts.push(a),
             Err(p) => {
-                if wanted.is_empty() || wanted.iter().any(|w| w == path) {
+                if wanted.is_empty() || wanted.contains(&path.as_str()) {
                     problems.extend(p);
                 }
             }
         }
     }
     let mut chosen = Vec::new();
-    for w in wanted {
-        let w = w.trim_start_matches("./");
+    for &w in &wanted {
         match artifacts.iter().position(|a| a.path == w || a.id == w) {
             Some(i) => chosen.push(artifacts.swap_remove(i)),
             None if paths.iter().any(|p| p == w) => {}
@@ -330,6 +330,16 @@ fn eval_plans(
             repeats,
             shard,
         });
+    }
+    if !segments.is_empty() && plans.iter().all(|p| p.eval.cases.is_empty()) {
+        anyhow::bail!(
+            "no case is in a segment matching {}",
+            segments
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
     }
     problems
         .0

@@ -699,3 +699,83 @@ fn requests_per_minute_spaces_requests() {
         assert!(gap >= Duration::from_millis(190), "{gap:?}");
     }
 }
+
+#[test]
+fn llm_rubric_is_graded_by_the_judge_and_unjudged_is_an_error() {
+    let server = Server::start(StubConfig {
+        rules: vec![Rule {
+            when: Match {
+                contains: Some("Rubric:".into()),
+                after_tool_result: None,
+            },
+            reply: Reply::Text(r#"{"pass": false, "reason": "the answer is rude"}"#.into()),
+            fault: None,
+        }],
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.write(
+        "evals/refund.eval.yaml",
+        "cases:\n  - id: polite\n    vars: {company: Acme, question: hi}\n    assert: [{type: llm-rubric, value: Is the answer polite?}]\n",
+    );
+    // Without a judge the rubric cannot be judged: an error, not a pass.
+    let (code, result, _) = project.eval(&[]);
+    assert_eq!(code, 5);
+    let polite = case(&result, "polite");
+    assert_eq!(polite["outcome"], "error");
+    assert!(
+        polite["samples"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no judge configured")),
+        "{polite:#}"
+    );
+    // With one, its verdict counts.
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\"}}\njudge: {{provider: stub, model: judge-model}}\n",
+            server.stub.base_url()
+        ),
+    );
+    let (code, result, _) = project.eval(&[]);
+    assert_eq!(code, 4);
+    assert_eq!(
+        case(&result, "polite")["samples"][0]["assertions"][0]["reason"],
+        "llm-rubric: the answer is rude"
+    );
+    let judged = server
+        .bodies()
+        .into_iter()
+        .find(|b| b["model"] == "judge-model")
+        .expect("the judge was asked");
+    assert_eq!(judged["temperature"], 0.0);
+    assert_eq!(judged["response_format"], json!({"type": "json_object"}));
+}
+
+#[test]
+fn selections_that_match_nothing_are_refused() {
+    let server = Server::start(StubConfig::default());
+    let project = Project::openai(&server);
+    let out = promptgate()
+        .arg("-C")
+        .arg(project.dir.path())
+        .args(["eval", "--segment", "intnet/*"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no case is in a segment matching `intnet/*`")
+    );
+    // A broken artifact named as ./path reports its problems.
+    project.write("prompts/refund.prompt.yaml", "id: broken\nmessages: []\n");
+    let out = promptgate()
+        .arg("-C")
+        .arg(project.dir.path())
+        .args(["eval", "./prompts/refund.prompt.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prompts/refund.prompt.yaml:"));
+    assert_eq!(server.stub.requests().len(), 0);
+}

@@ -162,6 +162,9 @@ pub struct RunInfo {
     pub provider: String,
     pub model: String,
     pub repeats: u32,
+    /// Digest of the case ids run (before sharding), so `merge` joins only shards of
+    /// the same eval set.
+    pub cases_digest: String,
 }
 
 /// Shard `index` (1-based) of `count`.
@@ -363,47 +366,76 @@ impl EvalReport {
 /// Join shard results into one run per artifact version: cases in shard order, every
 /// shard of a run present exactly once.
 pub fn merge(reports: Vec<EvalReport>) -> Result<EvalReport, String> {
-    let mut joined: Vec<(ArtifactRun, Vec<u32>)> = Vec::new();
+    struct Joined {
+        run: ArtifactRun,
+        seen: Vec<u32>,
+        /// Cases with their position in the unsharded eval set.
+        cases: Vec<(usize, CaseResult)>,
+    }
+    let mut joined: Vec<Joined> = Vec::new();
     for report in reports {
         if report.schema != SCHEMA {
             return Err(format!("schema `{}`, expected `{SCHEMA}`", report.schema));
         }
-        for RunReport { run, .. } in report.runs {
-            let index = run.shard.map(|s| s.index).unwrap_or(1);
-            let count = run.shard.map(|s| s.count).unwrap_or(1);
-            let same = joined.iter_mut().find(|(r, _)| {
-                r.artifact.id == run.artifact.id
-                    && r.artifact.fingerprint == run.artifact.fingerprint
-                    && r.artifact.provider == run.artifact.provider
+        for RunReport { mut run, .. } in report.runs {
+            let shard = run.shard.unwrap_or(Shard { index: 1, count: 1 });
+            // Shards deal positions round-robin: the i-th case of shard k of n was at
+            // position i·n + k − 1.
+            let cases: Vec<(usize, CaseResult)> = std::mem::take(&mut run.cases)
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| (i * shard.count as usize + shard.index as usize - 1, c))
+                .collect();
+            let same = joined.iter_mut().find(|j| {
+                let a = &j.run.artifact;
+                a.id == run.artifact.id
+                    && a.fingerprint == run.artifact.fingerprint
+                    && a.provider == run.artifact.provider
             });
-            match same {
-                None => joined.push((run, vec![index])),
-                Some((into, seen)) => {
-                    if into.shard.map(|s| s.count).unwrap_or(1) != count {
-                        return Err(format!(
-                            "`{}`: shards of different splits ({} and {count})",
-                            run.artifact.id,
-                            into.shard.map(|s| s.count).unwrap_or(1)
-                        ));
-                    }
-                    if seen.contains(&index) {
-                        return Err(format!(
-                            "`{}`: shard {index}/{count} given twice",
-                            run.artifact.id
-                        ));
-                    }
-                    seen.push(index);
-                    for (name, segment) in run.segments {
-                        into.segments.entry(name).or_insert(segment);
-                    }
-                    into.cases.extend(run.cases);
-                }
+            let Some(into) = same else {
+                joined.push(Joined {
+                    run,
+                    seen: vec![shard.index],
+                    cases,
+                });
+                continue;
+            };
+            let id = &run.artifact.id;
+            if into.run.artifact.cases_digest != run.artifact.cases_digest
+                || into.run.artifact.repeats != run.artifact.repeats
+            {
+                return Err(format!(
+                    "`{id}`: shards ran different cases or repeats (not from the same commit and options?)"
+                ));
             }
+            let count = into.run.shard.map_or(1, |s| s.count);
+            if count != shard.count {
+                return Err(format!(
+                    "`{id}`: shards of different splits ({count} and {})",
+                    shard.count
+                ));
+            }
+            if into.seen.contains(&shard.index) {
+                return Err(format!(
+                    "`{id}`: shard {}/{} given twice",
+                    shard.index, shard.count
+                ));
+            }
+            into.seen.push(shard.index);
+            for (name, segment) in run.segments {
+                into.run.segments.entry(name).or_insert(segment);
+            }
+            into.cases.extend(cases);
         }
     }
     let mut runs = Vec::new();
-    for (mut run, mut seen) in joined {
-        let count = run.shard.map(|s| s.count).unwrap_or(1);
+    for Joined {
+        mut run,
+        mut seen,
+        mut cases,
+    } in joined
+    {
+        let count = run.shard.map_or(1, |s| s.count);
         seen.sort_unstable();
         let missing: Vec<String> = (1..=count)
             .filter(|i| !seen.contains(i))
@@ -416,6 +448,8 @@ pub fn merge(reports: Vec<EvalReport>) -> Result<EvalReport, String> {
                 missing.join(", ")
             ));
         }
+        cases.sort_by_key(|(position, _)| *position);
+        run.cases = cases.into_iter().map(|(_, c)| c).collect();
         run.shard = None;
         runs.push(run);
     }
@@ -486,6 +520,7 @@ mod tests {
                 provider: "p".into(),
                 model: "m".into(),
                 repeats: 1,
+                cases_digest: "d".into(),
             },
             segments: BTreeMap::new(),
             shard,
@@ -549,6 +584,13 @@ mod tests {
         };
         let merged = merge(vec![shard(2, &["b"]), shard(1, &["a", "c"])]).expect("merges");
         assert_eq!(merged.runs.len(), 1);
+        let ids: Vec<&str> = merged.runs[0]
+            .run
+            .cases
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"], "back in eval-set order");
         assert_eq!(merged.runs[0].run.shard, None);
         assert_eq!(merged.runs[0].summary.tally.cases, 3);
         assert_eq!(

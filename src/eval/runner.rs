@@ -189,11 +189,21 @@ impl Engine {
                     .any(|a| matches!(a.check, Check::LlmRubric { .. }))
             })
         });
+        // An offline override (a replay provider) answers the judge too, so an offline
+        // run stays offline; a live override leaves the judge on its own provider, which
+        // knows its model.
+        let offline = options.provider.as_deref().is_some_and(|name| {
+            Settings::resolve(name, config.providers.get(name), secrets)
+                .is_ok_and(|s| s.kind == crate::config::ProviderKind::Replay)
+        });
         let judge = match (&config.judge, needs_judge) {
-            (Some(j), true) => Some((
-                lane(options.provider.as_deref().unwrap_or(&j.provider))?,
-                j.model.clone(),
-            )),
+            (Some(j), true) => {
+                let name = match (&options.provider, offline) {
+                    (Some(o), true) => o.as_str(),
+                    _ => j.provider.as_str(),
+                };
+                Some((lane(name)?, j.model.clone()))
+            }
             _ => None,
         };
         Ok(Engine {
@@ -222,6 +232,9 @@ impl Engine {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("provider `{name}` was not set up"))?;
+            let cases_digest = crate::artifact::fingerprint::canonical_digest(&json!(
+                plan.eval.cases.iter().map(|c| &c.id).collect::<Vec<_>>()
+            ));
             let cases: Vec<Case> = plan
                 .eval
                 .cases
@@ -247,12 +260,13 @@ impl Engine {
                 plan.eval.segments,
                 plan.shard,
                 repeats,
+                cases_digest,
             ));
         }
         let progress = Arc::new(Progress::new(jobs.len(), self.progress));
         let mut samples: Vec<Vec<Vec<Option<Sample>>>> = prepared
             .iter()
-            .map(|(p, .., repeats)| vec![vec![None; *repeats as usize]; p.cases.len()])
+            .map(|(p, _, _, repeats, _)| vec![vec![None; *repeats as usize]; p.cases.len()])
             .collect();
         // Enough tasks in flight to keep every lane busy; the lanes' semaphores bound
         // the requests themselves.
@@ -264,60 +278,69 @@ impl Engine {
             * 2
             + 8;
         let mut tasks = JoinSet::new();
+        let mut running = HashMap::new();
         let mut queue = jobs.into_iter();
         loop {
             while tasks.len() < in_flight {
                 let Some((p, c, s)) = queue.next() else { break };
                 let (engine, prep, progress) =
                     (self.clone(), prepared[p].0.clone(), progress.clone());
-                tasks.spawn(async move {
+                let task = tasks.spawn(async move {
                     let sample = engine.sample(&prep, c, s).await;
                     progress.tick();
-                    (p, c, s, sample)
+                    sample
                 });
+                running.insert(task.id(), (p, c, s));
             }
-            match tasks.join_next().await {
-                Some(joined) => {
-                    let (p, c, s, sample) = joined?;
-                    samples[p][c][s as usize] = Some(sample);
-                }
-                None => break,
+            let Some(joined) = tasks.join_next_with_id().await else {
+                break;
+            };
+            // A task that panicked is that sample's error; the others stand.
+            let (id, sample) = match joined {
+                Ok((id, sample)) => (id, sample),
+                Err(e) => (e.id(), Sample::error(format!("internal error: {e}"))),
+            };
+            if let Some((p, c, s)) = running.remove(&id) {
+                samples[p][c][s as usize] = Some(sample);
             }
         }
         progress.finish();
         Ok(prepared
             .into_iter()
             .zip(samples)
-            .map(|((prep, segments, shard, repeats), samples)| {
-                let a = &prep.artifact;
-                ArtifactRun {
-                    artifact: RunInfo {
-                        id: a.id.clone(),
-                        path: a.path.clone(),
-                        version: a.version.clone(),
-                        fingerprint: a.fingerprint.clone(),
-                        provider: prep.lane.name.clone(),
-                        model: a.model.name.clone(),
-                        repeats,
-                    },
-                    segments,
-                    shard,
-                    cases: prep
-                        .cases
-                        .iter()
-                        .zip(samples)
-                        .map(|(case, samples)| {
-                            CaseResult::new(
-                                case.id.clone(),
-                                case.segments.clone(),
-                                case.file.clone(),
-                                case.pos.line,
-                                samples.into_iter().flatten().collect(),
-                            )
-                        })
-                        .collect(),
-                }
-            })
+            .map(
+                |((prep, segments, shard, repeats, cases_digest), samples)| {
+                    let a = &prep.artifact;
+                    ArtifactRun {
+                        artifact: RunInfo {
+                            id: a.id.clone(),
+                            path: a.path.clone(),
+                            version: a.version.clone(),
+                            fingerprint: a.fingerprint.clone(),
+                            provider: prep.lane.name.clone(),
+                            model: a.model.name.clone(),
+                            repeats,
+                            cases_digest,
+                        },
+                        segments,
+                        shard,
+                        cases: prep
+                            .cases
+                            .iter()
+                            .zip(samples)
+                            .map(|(case, samples)| {
+                                CaseResult::new(
+                                    case.id.clone(),
+                                    case.segments.clone(),
+                                    case.file.clone(),
+                                    case.pos.line,
+                                    samples.into_iter().flatten().collect(),
+                                )
+                            })
+                            .collect(),
+                    }
+                },
+            )
             .collect())
     }
 
@@ -456,12 +479,33 @@ impl Engine {
                 },
             });
         }
+        // A definite fail fails the case; otherwise an assertion that could not be
+        // judged leaves it undecided: an error, never a pass.
         let failed = judged
             .iter()
             .any(|j| matches!(j.verdict, Verdict::Fail { .. }));
+        let unjudged: Vec<&str> = judged
+            .iter()
+            .filter_map(|j| match &j.verdict {
+                Verdict::Unjudged { reason } => Some(reason.as_str()),
+                _ => None,
+            })
+            .collect();
+        let (outcome, error) = match (failed, unjudged.is_empty()) {
+            (true, _) => (Outcome::Fail, None),
+            (false, true) => (Outcome::Pass, None),
+            (false, false) => (
+                Outcome::Error,
+                Some(format!(
+                    "case `{}`: could not judge: {}",
+                    case.id,
+                    unjudged.join("; ")
+                )),
+            ),
+        };
         Sample {
-            outcome: if failed { Outcome::Fail } else { Outcome::Pass },
-            error: None,
+            outcome,
+            error,
             text: answer.text,
             tool_calls: answer.tool_calls,
             assertions: judged,
@@ -537,6 +581,9 @@ impl Engine {
         if let (true, Some(cache)) = (live, &self.cache)
             && let Some(completion) = cache.get(&identity, request, sample).await
         {
+            self.record(request, sample, &completion)
+                .await
+                .map_err(|e| (e, 0))?;
             return Ok(Got {
                 latency_ms: completion.latency_ms.unwrap_or(0.0),
                 completion,
@@ -571,19 +618,9 @@ impl Engine {
                         {
                             tracing::warn!("cannot write to the answer cache: {e}");
                         }
-                        if let Some(dir) = &self.record {
-                            super::provider::replay::record(dir, request, sample, &completion)
-                                .await
-                                .map_err(|e| {
-                                    (
-                                        ProviderError::Unavailable(format!(
-                                            "cannot write the recording in {}: {e}",
-                                            dir.display()
-                                        )),
-                                        retry,
-                                    )
-                                })?;
-                        }
+                        self.record(request, sample, &completion)
+                            .await
+                            .map_err(|e| (e, retry))?;
                     }
                     return Ok(Got {
                         completion,
@@ -608,6 +645,28 @@ impl Engine {
                 (Err(e), _) => return Err((e, retry)),
             }
         }
+    }
+}
+
+impl Engine {
+    /// Write the answer as a recording, when recording.
+    async fn record(
+        &self,
+        request: &ChatRequest,
+        sample: u32,
+        completion: &Completion,
+    ) -> Result<(), ProviderError> {
+        let Some(dir) = &self.record else {
+            return Ok(());
+        };
+        super::provider::replay::record(dir, request, sample, completion)
+            .await
+            .map_err(|e| {
+                ProviderError::Unavailable(format!(
+                    "cannot write the recording in {}: {e}",
+                    dir.display()
+                ))
+            })
     }
 }
 

@@ -110,8 +110,13 @@ pub fn body(request: &ChatRequest) -> (Value, Vec<&'static str>) {
     if let Some(t) = p.temperature {
         body.insert("temperature".into(), json!(t));
     }
-    if let Some(t) = p.top_p {
-        body.insert("top_p".into(), json!(t));
+    // Recent models take one of temperature and top_p, not both.
+    match (p.temperature, p.top_p) {
+        (Some(_), Some(_)) => dropped.push("top_p together with temperature"),
+        (None, Some(t)) => {
+            body.insert("top_p".into(), json!(t));
+        }
+        _ => {}
     }
     if let Some(stop) = &p.stop {
         body.insert("stop_sequences".into(), json!(stop));

@@ -199,6 +199,8 @@ pub(crate) mod http {
 
     /// Error bodies are kept to this many characters.
     const BODY_LIMIT: usize = 600;
+    /// Larger answers are refused rather than read into memory.
+    const MAX_ANSWER_BYTES: usize = 16 << 20;
 
     pub fn client(timeout: Duration) -> Result<reqwest::Client, ProviderError> {
         // Installing fails only when a provider is installed already, which is fine.
@@ -229,11 +231,14 @@ pub(crate) mod http {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 ProviderError::Timeout(timeout)
+            } else if e.is_builder() {
+                // A malformed URL or header: trying again cannot help.
+                ProviderError::Unavailable(shorten(&scrub(error_chain(&e))))
             } else {
-                ProviderError::Connection(scrub(error_chain(&e)))
+                ProviderError::Connection(shorten(&scrub(error_chain(&e))))
             }
         };
-        let response = client
+        let mut response = client
             .post(url)
             .headers(headers)
             .json(body)
@@ -246,9 +251,18 @@ pub(crate) mod http {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let bytes = response.bytes().await.map_err(transport)?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(ProviderError::Malformed(format!(
+                    "answer larger than {} MiB",
+                    MAX_ANSWER_BYTES >> 20
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
-            let text = scrub(shorten(&String::from_utf8_lossy(&bytes)));
+            let text = shorten(&scrub(String::from_utf8_lossy(&bytes).into_owned()));
             let code = status.as_u16();
             return Err(match code {
                 429 => ProviderError::RateLimited {
@@ -267,10 +281,10 @@ pub(crate) mod http {
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| {
-            ProviderError::Malformed(scrub(format!(
+            ProviderError::Malformed(shorten(&scrub(format!(
                 "{e} in `{}`",
-                shorten(&String::from_utf8_lossy(&bytes))
-            )))
+                String::from_utf8_lossy(&bytes)
+            ))))
         })
     }
 
@@ -278,7 +292,7 @@ pub(crate) mod http {
     pub fn parse_retry_after(value: &str) -> Option<Duration> {
         let value = value.trim();
         if let Ok(secs) = value.parse::<f64>() {
-            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+            return Duration::try_from_secs_f64(secs).ok();
         }
         let at = httpdate::parse_http_date(value).ok()?;
         Some(
@@ -287,13 +301,10 @@ pub(crate) mod http {
         )
     }
 
+    /// On one line, cut, terminal escapes neutralized. Secrets must be scrubbed before:
+    /// a cut through a key would leave a prefix no scrubber recognizes.
     fn shorten(text: &str) -> String {
-        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if flat.chars().count() <= BODY_LIMIT {
-            return flat;
-        }
-        let cut: String = flat.chars().take(BODY_LIMIT).collect();
-        format!("{cut}…")
+        crate::eval::assertions::short(text, BODY_LIMIT)
     }
 
     /// The error and its causes on one line (reqwest's own message hides the cause).
@@ -322,6 +333,8 @@ pub(crate) mod http {
             assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
             assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
             assert_eq!(parse_retry_after("-1"), None);
+            assert_eq!(parse_retry_after("1e20"), None);
+            assert_eq!(parse_retry_after("NaN"), None);
             assert_eq!(
                 parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
                 Some(Duration::ZERO)
