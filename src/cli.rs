@@ -184,7 +184,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let merged = result::merge(reports).map_err(|e| anyhow::anyhow!("cannot merge: {e}"))?;
-        emit(&render_eval(&merged, *format), output.as_deref())?;
+        write_eval(&merged, *format, output.as_deref())?;
         return Ok(eval_exit(&merged));
     }
     let root = repo_root(&cli)?;
@@ -267,7 +267,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                 }
             };
             let report = EvalReport::new(run_plans(&snapshot, env, &root, run, plans)?);
-            emit(&render_eval(&report, *format), output.as_deref())?;
+            write_eval(&report, *format, output.as_deref())?;
             Ok(eval_exit(&report))
         }
         Command::Merge { .. } => unreachable!("handled above"),
@@ -390,27 +390,33 @@ pub fn run_plans(
     runtime.block_on(engine.run(plans))
 }
 
-fn render_eval(report: &EvalReport, format: EvalFormat) -> String {
+/// Write `report` in `format` to `path`, or to stdout. JSON is streamed: a large run's
+/// document is never held in memory whole.
+fn write_eval(
+    report: &EvalReport,
+    format: EvalFormat,
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut out: Box<dyn Write> = match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
     match format {
-        EvalFormat::Table => crate::eval::render::table(report),
-        EvalFormat::Json => crate::eval::render::json(report),
-        EvalFormat::Junit => crate::eval::render::junit(report),
-    }
-}
-
-/// Write `text` to `path`, or to stdout.
-fn emit(text: &str, path: Option<&std::path::Path>) -> anyhow::Result<()> {
-    match path {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
-        None => {
-            let mut out = std::io::stdout().lock();
-            write!(out, "{text}")?;
-            if !text.ends_with('\n') {
-                writeln!(out)?;
-            }
-            Ok(())
+        EvalFormat::Table => out.write_all(crate::eval::render::table(report).as_bytes())?,
+        EvalFormat::Junit => out.write_all(crate::eval::render::junit(report).as_bytes())?,
+        EvalFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            out.write_all(b"\n")?;
         }
     }
+    out.flush().with_context(|| {
+        format!(
+            "cannot write {}",
+            path.map_or("stdout".into(), |p| p.display().to_string())
+        )
+    })
 }
 
 /// 0 when every case passed, [`Exit::Failed`] when some failed, [`Exit::Undecided`]

@@ -1,5 +1,5 @@
-//! `eval` output: a table for people, JSON for machines and `merge`, JUnit XML for CI
-//! test tabs.
+//! `eval` output: a table for people and JUnit XML for CI test tabs (JSON, for machines
+//! and `merge`, is the result serialized as it is).
 
 use std::fmt::Write;
 
@@ -9,11 +9,6 @@ use crate::artifact::fingerprint::short;
 
 /// Failing cases listed per run in the table before "and N more".
 const LISTED: usize = 20;
-
-pub fn json(report: &EvalReport) -> String {
-    // Serializing plain data cannot fail.
-    serde_json::to_string_pretty(report).unwrap_or_default()
-}
 
 pub fn table(report: &EvalReport) -> String {
     let mut out = String::new();
