@@ -40,12 +40,19 @@ pub fn fingerprint(artifact: &Artifact) -> String {
         "tools": tools,
         "retrieval": artifact.retrieval,
     });
-    let mut hasher = Sha256::new();
-    write_canonical(&doc, &mut hasher);
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    let mut canonical = Vec::with_capacity(1024);
+    write_canonical(&doc, &mut canonical);
+    let digest = Sha256::digest(&canonical);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The first 12 hex digits, for people.
 pub fn short(fingerprint: &str) -> &str {
@@ -53,51 +60,41 @@ pub fn short(fingerprint: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
-/// Feed JSON with object keys sorted at every level, whatever map type serde_json was
-/// built with, into the hash.
-fn write_canonical(value: &Value, out: &mut Sha256) {
+/// Write JSON with object keys sorted at every level, whatever map type serde_json was
+/// built with; it is hashed as a whole.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.update(b"{");
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.update(b",");
+                    out.push(b',');
                 }
-                write_scalar(&Value::String(key.clone()), out);
-                out.update(b":");
+                write_scalar(key.as_str(), out);
+                out.push(b':');
                 write_canonical(item, out);
             }
-            out.update(b"}");
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.update(b"[");
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.update(b",");
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.update(b"]");
+            out.push(b']');
         }
         scalar => write_scalar(scalar, out),
     }
 }
 
-fn write_scalar(value: &Value, out: &mut Sha256) {
-    struct Hash<'a>(&'a mut Sha256);
-    impl std::io::Write for Hash<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    // Writing a scalar to a hasher cannot fail.
-    let _ = serde_json::to_writer(Hash(out), value);
+fn write_scalar(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    // Writing a scalar to memory cannot fail.
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
