@@ -36,6 +36,17 @@ fn to_error(e: &minijinja::Error) -> TemplateError {
     }
 }
 
+/// Compile-check a template. Text without a `{` has no tags, so nothing to compile.
+pub fn check(source: &str) -> Result<(), TemplateError> {
+    if !source.contains('{') {
+        return Ok(());
+    }
+    environment()
+        .template_from_str(source)
+        .map(drop)
+        .map_err(|e| to_error(&e))
+}
+
 /// Compile-check a template and return the variables it reads from its context.
 pub fn variables(source: &str) -> Result<BTreeSet<String>, TemplateError> {
     let env = environment();
@@ -77,6 +88,13 @@ mod tests {
         let err = variables("line one\n{{ broken ").expect_err("broken");
         assert_eq!(err.line, 2);
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn checks_like_compiling() {
+        for source in ["plain text", "{{ x }}", "{% if %}", "a {# open", "{", "}}"] {
+            assert_eq!(check(source), variables(source).map(drop), "{source}");
+        }
     }
 
     #[test]
