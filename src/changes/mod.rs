@@ -357,8 +357,17 @@ fn with_link_targets(snapshot: &Snapshot, mut files: BTreeSet<String>) -> BTreeS
 
 /// Every file an artifact's behaviour or eval set is read from.
 fn dependencies(snapshot: &Snapshot, artifact: &Artifact) -> BTreeSet<String> {
+    dependencies_with(snapshot, artifact, eval_files(snapshot, artifact))
+}
+
+/// [`dependencies`], given the artifact's [`eval_files`].
+fn dependencies_with(
+    snapshot: &Snapshot,
+    artifact: &Artifact,
+    eval_files: BTreeSet<String>,
+) -> BTreeSet<String> {
     let mut deps = with_link_targets(snapshot, artifact.references.iter().cloned().collect());
-    deps.extend(eval_files(snapshot, artifact));
+    deps.extend(eval_files);
     deps
 }
 
@@ -394,7 +403,7 @@ fn compare(
     for (snapshot, loaded) in [(base, &old), (head, &new)] {
         if let Some((_, Ok(a))) = loaded {
             let suite_files = eval_files(snapshot, a);
-            for file in dependencies(snapshot, a) {
+            for file in dependencies_with(snapshot, a, suite_files.clone()) {
                 if changed.contains(file.as_str()) {
                     evals_changed |= suite_files.contains(&file);
                     changed_references.insert(file);
