@@ -6,7 +6,7 @@
 //! It is computed over canonical JSON (keys sorted, numbers as parsed), so YAML layout,
 //! key order, quoting and JSON formatting of referenced files do not move it.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Artifact, ResponseFormat};
@@ -16,32 +16,7 @@ const ALGORITHM: &str = "promptgate-fingerprint/1";
 
 /// `sha256:` and 64 hex digits.
 pub fn fingerprint(artifact: &Artifact) -> String {
-    let response_format = match &artifact.response_format {
-        ResponseFormat::Text => json!({"type": "text"}),
-        ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema {
-            name,
-            schema,
-            strict,
-            ..
-        } => {
-            json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict})
-        }
-    };
-    let tools = artifact
-        .tools
-        .as_ref()
-        .map(|t| json!({"schema_version": t.schema_version, "definitions": t.definitions}));
-    let doc = json!({
-        "algorithm": ALGORITHM,
-        "model": artifact.model,
-        "response_format": response_format,
-        "messages": artifact.messages,
-        "tools": tools,
-        "retrieval": artifact.retrieval,
-    });
-    let mut canonical = Vec::with_capacity(1024);
-    write_canonical(&doc, &mut canonical);
+    let canonical = canonical(artifact);
     let digest = Sha256::digest(&canonical);
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
@@ -53,6 +28,75 @@ pub fn fingerprint(artifact: &Artifact) -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The canonical JSON of what the fingerprint covers:
+///
+/// `{"algorithm", "messages", "model", "response_format", "retrieval", "tools"}`
+///
+/// written key by key in sorted order, so that the tool definitions and schemas (already
+/// JSON) are written from the artifact rather than copied into a document first.
+fn canonical(artifact: &Artifact) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(br#"{"algorithm":"#);
+    write_scalar(ALGORITHM, &mut out);
+    out.extend_from_slice(br#","messages":["#);
+    for (i, message) in artifact.messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_serialized(message, &mut out);
+    }
+    out.extend_from_slice(br#"],"model":"#);
+    write_serialized(&artifact.model, &mut out);
+    out.extend_from_slice(br#","response_format":"#);
+    match &artifact.response_format {
+        ResponseFormat::Text => out.extend_from_slice(br#"{"type":"text"}"#),
+        ResponseFormat::JsonObject => out.extend_from_slice(br#"{"type":"json_object"}"#),
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+            ..
+        } => {
+            out.extend_from_slice(br#"{"name":"#);
+            write_serialized(name, &mut out);
+            out.extend_from_slice(br#","schema":"#);
+            write_canonical(schema, &mut out);
+            out.extend_from_slice(br#","strict":"#);
+            write_serialized(strict, &mut out);
+            out.extend_from_slice(br#","type":"json_schema"}"#);
+        }
+    }
+    out.extend_from_slice(br#","retrieval":"#);
+    write_serialized(&artifact.retrieval, &mut out);
+    out.extend_from_slice(br#","tools":"#);
+    match &artifact.tools {
+        None => out.extend_from_slice(b"null"),
+        Some(tools) => {
+            out.extend_from_slice(br#"{"definitions":["#);
+            for (i, definition) in tools.definitions.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(definition, &mut out);
+            }
+            out.extend_from_slice(br#"],"schema_version":"#);
+            write_serialized(&tools.schema_version, &mut out);
+            out.push(b'}');
+        }
+    }
+    out.push(b'}');
+    out
+}
+
+/// A serializable value's canonical JSON, through its JSON value (which orders keys).
+fn write_serialized(value: &impl serde::Serialize, out: &mut Vec<u8>) {
+    match serde_json::to_value(value) {
+        Ok(value) => write_canonical(&value, out),
+        // The models serialize to JSON without fail; should one not, it hashes as null.
+        Err(_) => out.extend_from_slice(b"null"),
+    }
+}
 
 /// The first 12 hex digits, for people.
 pub fn short(fingerprint: &str) -> &str {
@@ -130,6 +174,71 @@ known_limitations: [Partial refunds are escalated]
         match load(t, "prompts/refund.prompt.yaml", &Config::default()) {
             Ok(a) => a.fingerprint,
             Err(d) => panic!("{d}"),
+        }
+    }
+
+    /// What the fingerprint hashed before it was written key by key: a JSON document
+    /// built with `json!`, written with keys sorted.
+    fn reference(artifact: &crate::artifact::Artifact) -> Vec<u8> {
+        use crate::artifact::ResponseFormat;
+        use serde_json::json;
+        let response_format = match &artifact.response_format {
+            ResponseFormat::Text => json!({"type": "text"}),
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+                ..
+            } => json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict}),
+        };
+        let tools = artifact
+            .tools
+            .as_ref()
+            .map(|t| json!({"schema_version": t.schema_version, "definitions": t.definitions}));
+        let doc = json!({
+            "algorithm": super::ALGORITHM,
+            "model": artifact.model,
+            "response_format": response_format,
+            "messages": artifact.messages,
+            "tools": tools,
+            "retrieval": artifact.retrieval,
+        });
+        let mut out = Vec::new();
+        super::write_canonical(&doc, &mut out);
+        out
+    }
+
+    #[test]
+    fn hashes_the_same_document_as_the_json_value_would() {
+        let variants = [
+            BASE.to_string(),
+            BASE.replace("response_format: {json_schema: ../schemas/refund.json}\n", ""),
+            BASE.replace(
+                "{json_schema: ../schemas/refund.json}",
+                "{json_schema: ../schemas/refund.json, name: r, strict: true}",
+            ),
+            BASE.replace("{json_schema: ../schemas/refund.json}", "json_object"),
+            BASE.replace("tools: {schema_version: \"2025-01\", definitions: ../tools/refund.json}\n", ""),
+            BASE.replace("schema_version: \"2025-01\", ", ""),
+            BASE.replace(
+                "known_limitations",
+                "retrieval: {index: kb, top_k: 3, filters: {b: [1, \"é\\n\"], a: {z: null, y: 0.5}}}\nknown_limitations",
+            ),
+            BASE.replace("max_tokens: 400}", "max_tokens: 400, seed: -3, stop: [x, \"\\\"\"], top_p: 1.0}"),
+        ];
+        for (i, text) in variants.into_iter().enumerate() {
+            assert!(i == 0 || text != BASE, "variant {i} edits nothing");
+            let t = tree(&text, TOOLS, SCHEMA);
+            let artifact = match load(&t, "prompts/refund.prompt.yaml", &Config::default()) {
+                Ok(a) => a,
+                Err(d) => panic!("{d}\n{text}"),
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&super::canonical(&artifact)),
+                String::from_utf8_lossy(&reference(&artifact)),
+                "{text}"
+            );
         }
     }
 
