@@ -1,7 +1,7 @@
 //! A repository at one point in time: its files, its config, its artifacts and suites.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -19,6 +19,8 @@ pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
     format::schema_of::<Config>,
 );
 
+type SuiteCell = Arc<OnceLock<Arc<(EvalSet, Diagnostics)>>>;
+
 /// One tree with its config read. Suites are loaded once however many artifacts use them.
 pub struct Snapshot<'t> {
     pub tree: &'t dyn Tree,
@@ -27,7 +29,7 @@ pub struct Snapshot<'t> {
     /// Problems with the config; when there are any, defaults stand in for it.
     pub config_problems: Diagnostics,
     globs: GlobSet,
-    suites: Mutex<BTreeMap<String, Arc<(EvalSet, Diagnostics)>>>,
+    suites: Mutex<BTreeMap<String, SuiteCell>>,
 }
 
 impl<'t> Snapshot<'t> {
@@ -94,18 +96,15 @@ impl<'t> Snapshot<'t> {
         artifact::load(self.tree, path, &self.config)
     }
 
-    /// One suite file's cases and problems, loaded once.
+    /// One suite file's cases and problems, loaded once: threads asking for a suite
+    /// another thread is loading wait for it rather than load it again.
     pub fn suite(&self, path: &str) -> Arc<(EvalSet, Diagnostics)> {
-        if let Ok(cache) = self.suites.lock()
-            && let Some(hit) = cache.get(path)
-        {
-            return hit.clone();
-        }
-        let loaded = Arc::new(suite::load(self.tree, path));
-        if let Ok(mut cache) = self.suites.lock() {
-            cache.insert(path.to_string(), loaded.clone());
-        }
-        loaded
+        let cell = match self.suites.lock() {
+            Ok(mut cache) => cache.entry(path.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        cell.get_or_init(|| Arc::new(suite::load(self.tree, path)))
+            .clone()
     }
 
     /// The artifact's eval set: its inline test data and all its suites, merged. The

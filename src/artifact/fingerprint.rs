@@ -6,7 +6,7 @@
 //! It is computed over canonical JSON (keys sorted, numbers as parsed), so YAML layout,
 //! key order, quoting and JSON formatting of referenced files do not move it.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{Artifact, ResponseFormat};
@@ -16,43 +16,95 @@ const ALGORITHM: &str = "promptgate-fingerprint/1";
 
 /// `sha256:` and 64 hex digits.
 pub fn fingerprint(artifact: &Artifact) -> String {
-    let response_format = match &artifact.response_format {
-        ResponseFormat::Text => json!({"type": "text"}),
-        ResponseFormat::JsonObject => json!({"type": "json_object"}),
+    format!("sha256:{}", hex_digest(&canonical(artifact)))
+}
+
+/// Hex SHA-256 of `value` as canonical JSON (keys sorted at every level): equal for
+/// equal values however they were written.
+pub fn canonical_digest(value: &Value) -> String {
+    let mut out = Vec::new();
+    write_canonical(value, &mut out);
+    hex_digest(&out)
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    for b in Sha256::digest(bytes) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The canonical JSON of what the fingerprint covers:
+///
+/// `{"algorithm", "messages", "model", "response_format", "retrieval", "tools"}`
+///
+/// written key by key in sorted order, so that the tool definitions and schemas (already
+/// JSON) are written from the artifact rather than copied into a document first.
+fn canonical(artifact: &Artifact) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(br#"{"algorithm":"#);
+    write_scalar(ALGORITHM, &mut out);
+    out.extend_from_slice(br#","messages":["#);
+    for (i, message) in artifact.messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_serialized(message, &mut out);
+    }
+    out.extend_from_slice(br#"],"model":"#);
+    write_serialized(&artifact.model, &mut out);
+    out.extend_from_slice(br#","response_format":"#);
+    match &artifact.response_format {
+        ResponseFormat::Text => out.extend_from_slice(br#"{"type":"text"}"#),
+        ResponseFormat::JsonObject => out.extend_from_slice(br#"{"type":"json_object"}"#),
         ResponseFormat::JsonSchema {
             name,
             schema,
             strict,
             ..
         } => {
-            json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict})
+            out.extend_from_slice(br#"{"name":"#);
+            write_serialized(name, &mut out);
+            out.extend_from_slice(br#","schema":"#);
+            write_canonical(schema, &mut out);
+            out.extend_from_slice(br#","strict":"#);
+            write_serialized(strict, &mut out);
+            out.extend_from_slice(br#","type":"json_schema"}"#);
         }
-    };
-    let tools = artifact
-        .tools
-        .as_ref()
-        .map(|t| json!({"schema_version": t.schema_version, "definitions": t.definitions}));
-    let doc = json!({
-        "algorithm": ALGORITHM,
-        "model": artifact.model,
-        "response_format": response_format,
-        "messages": artifact.messages,
-        "tools": tools,
-        "retrieval": artifact.retrieval,
-    });
-    format!("sha256:{}", canonical_digest(&doc))
+    }
+    out.extend_from_slice(br#","retrieval":"#);
+    write_serialized(&artifact.retrieval, &mut out);
+    out.extend_from_slice(br#","tools":"#);
+    match &artifact.tools {
+        None => out.extend_from_slice(b"null"),
+        Some(tools) => {
+            out.extend_from_slice(br#"{"definitions":["#);
+            for (i, definition) in tools.definitions.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(definition, &mut out);
+            }
+            out.extend_from_slice(br#"],"schema_version":"#);
+            write_serialized(&tools.schema_version, &mut out);
+            out.push(b'}');
+        }
+    }
+    out.push(b'}');
+    out
 }
 
-/// Hex SHA-256 of `value` as canonical JSON (keys sorted at every level): equal for
-/// equal values however they were written.
-pub fn canonical_digest(value: &Value) -> String {
-    let mut hasher = Sha256::new();
-    write_canonical(value, &mut hasher);
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// A serializable value's canonical JSON, through its JSON value (which orders keys).
+fn write_serialized(value: &impl serde::Serialize, out: &mut Vec<u8>) {
+    match serde_json::to_value(value) {
+        Ok(value) => write_canonical(&value, out),
+        // The models serialize to JSON without fail; should one not, it hashes as null.
+        Err(_) => out.extend_from_slice(b"null"),
+    }
 }
 
 /// The first 12 hex digits, for people.
@@ -61,51 +113,41 @@ pub fn short(fingerprint: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
-/// Feed JSON with object keys sorted at every level, whatever map type serde_json was
-/// built with, into the hash.
-fn write_canonical(value: &Value, out: &mut Sha256) {
+/// Write JSON with object keys sorted at every level, whatever map type serde_json was
+/// built with; it is hashed as a whole.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.update(b"{");
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.update(b",");
+                    out.push(b',');
                 }
-                write_scalar(&Value::String(key.clone()), out);
-                out.update(b":");
+                write_scalar(key.as_str(), out);
+                out.push(b':');
                 write_canonical(item, out);
             }
-            out.update(b"}");
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.update(b"[");
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.update(b",");
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.update(b"]");
+            out.push(b']');
         }
         scalar => write_scalar(scalar, out),
     }
 }
 
-fn write_scalar(value: &Value, out: &mut Sha256) {
-    struct Hash<'a>(&'a mut Sha256);
-    impl std::io::Write for Hash<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    // Writing a scalar to a hasher cannot fail.
-    let _ = serde_json::to_writer(Hash(out), value);
+fn write_scalar(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    // Writing a scalar to memory cannot fail.
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
@@ -141,6 +183,71 @@ known_limitations: [Partial refunds are escalated]
         match load(t, "prompts/refund.prompt.yaml", &Config::default()) {
             Ok(a) => a.fingerprint,
             Err(d) => panic!("{d}"),
+        }
+    }
+
+    /// What the fingerprint hashed before it was written key by key: a JSON document
+    /// built with `json!`, written with keys sorted.
+    fn reference(artifact: &crate::artifact::Artifact) -> Vec<u8> {
+        use crate::artifact::ResponseFormat;
+        use serde_json::json;
+        let response_format = match &artifact.response_format {
+            ResponseFormat::Text => json!({"type": "text"}),
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+                ..
+            } => json!({"type": "json_schema", "name": name, "schema": schema, "strict": strict}),
+        };
+        let tools = artifact
+            .tools
+            .as_ref()
+            .map(|t| json!({"schema_version": t.schema_version, "definitions": t.definitions}));
+        let doc = json!({
+            "algorithm": super::ALGORITHM,
+            "model": artifact.model,
+            "response_format": response_format,
+            "messages": artifact.messages,
+            "tools": tools,
+            "retrieval": artifact.retrieval,
+        });
+        let mut out = Vec::new();
+        super::write_canonical(&doc, &mut out);
+        out
+    }
+
+    #[test]
+    fn hashes_the_same_document_as_the_json_value_would() {
+        let variants = [
+            BASE.to_string(),
+            BASE.replace("response_format: {json_schema: ../schemas/refund.json}\n", ""),
+            BASE.replace(
+                "{json_schema: ../schemas/refund.json}",
+                "{json_schema: ../schemas/refund.json, name: r, strict: true}",
+            ),
+            BASE.replace("{json_schema: ../schemas/refund.json}", "json_object"),
+            BASE.replace("tools: {schema_version: \"2025-01\", definitions: ../tools/refund.json}\n", ""),
+            BASE.replace("schema_version: \"2025-01\", ", ""),
+            BASE.replace(
+                "known_limitations",
+                "retrieval: {index: kb, top_k: 3, filters: {b: [1, \"é\\n\"], a: {z: null, y: 0.5}}}\nknown_limitations",
+            ),
+            BASE.replace("max_tokens: 400}", "max_tokens: 400, seed: -3, stop: [x, \"\\\"\"], top_p: 1.0}"),
+        ];
+        for (i, text) in variants.into_iter().enumerate() {
+            assert!(i == 0 || text != BASE, "variant {i} edits nothing");
+            let t = tree(&text, TOOLS, SCHEMA);
+            let artifact = match load(&t, "prompts/refund.prompt.yaml", &Config::default()) {
+                Ok(a) => a,
+                Err(d) => panic!("{d}\n{text}"),
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&super::canonical(&artifact)),
+                String::from_utf8_lossy(&reference(&artifact)),
+                "{text}"
+            );
         }
     }
 

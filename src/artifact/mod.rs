@@ -254,7 +254,7 @@ fn semantic_checks(path: &str, node: &Node, config: &Config, github: bool) -> Di
             continue;
         };
         if let Some(text) = content.as_str()
-            && let Err(e) = template::variables(text)
+            && let Err(e) = template::check(text)
         {
             problems.push(
                 path,

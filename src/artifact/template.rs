@@ -1,7 +1,7 @@
 //! Message templates: minijinja, strict (an undefined variable is an error, never "").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
@@ -34,6 +34,37 @@ fn to_error(e: &minijinja::Error) -> TemplateError {
             .map_or_else(|| e.kind().to_string(), str::to_string),
         line: e.line().unwrap_or(1),
     }
+}
+
+/// Compile-check a template. Text without a `{` has no tags, so nothing to compile; and
+/// short templates repeat across artifacts (`{{ question }}`), so their outcome is kept.
+pub fn check(source: &str) -> Result<(), TemplateError> {
+    /// Templates up to this long are remembered, up to this many of them.
+    const SHORT: usize = 256;
+    const KEPT: usize = 4096;
+    static CHECKED: Mutex<BTreeMap<String, Result<(), TemplateError>>> =
+        Mutex::new(BTreeMap::new());
+    if !source.contains('{') {
+        return Ok(());
+    }
+    let short = source.len() <= SHORT;
+    if short
+        && let Ok(checked) = CHECKED.lock()
+        && let Some(outcome) = checked.get(source)
+    {
+        return outcome.clone();
+    }
+    let outcome = environment()
+        .template_from_str(source)
+        .map(drop)
+        .map_err(|e| to_error(&e));
+    if short
+        && let Ok(mut checked) = CHECKED.lock()
+        && checked.len() < KEPT
+    {
+        checked.insert(source.to_string(), outcome.clone());
+    }
+    outcome
 }
 
 /// Compile-check a template and return the variables it reads from its context.
@@ -105,6 +136,14 @@ mod tests {
         let err = variables("line one\n{{ broken ").expect_err("broken");
         assert_eq!(err.line, 2);
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn checks_like_compiling() {
+        for source in ["plain text", "{{ x }}", "{% if %}", "a {# open", "{", "}}"] {
+            assert_eq!(check(source), variables(source).map(drop), "{source}");
+            assert_eq!(check(source), variables(source).map(drop), "{source} again");
+        }
     }
 
     #[test]

@@ -299,23 +299,40 @@ fn mentioning_artifacts(head: &Snapshot, changed: &BTreeSet<&str>) -> anyhow::Re
         .collect())
 }
 
-/// `f` over `items` on every core, results in order.
+/// `f` over `items` on every core, results in order. Threads take the next item as
+/// they finish one (artifacts differ in size), and the calling thread works too.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if workers < 2 || items.len() < 8 {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len() / 4);
+    if workers < 2 {
         return items.iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for helper in helpers {
+            all.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+        }
+        all
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The files an artifact's eval set is read from (suites, cases files, schemas), with
@@ -340,8 +357,17 @@ fn with_link_targets(snapshot: &Snapshot, mut files: BTreeSet<String>) -> BTreeS
 
 /// Every file an artifact's behaviour or eval set is read from.
 fn dependencies(snapshot: &Snapshot, artifact: &Artifact) -> BTreeSet<String> {
+    dependencies_with(snapshot, artifact, eval_files(snapshot, artifact))
+}
+
+/// [`dependencies`], given the artifact's [`eval_files`].
+fn dependencies_with(
+    snapshot: &Snapshot,
+    artifact: &Artifact,
+    eval_files: BTreeSet<String>,
+) -> BTreeSet<String> {
     let mut deps = with_link_targets(snapshot, artifact.references.iter().cloned().collect());
-    deps.extend(eval_files(snapshot, artifact));
+    deps.extend(eval_files);
     deps
 }
 
@@ -377,7 +403,7 @@ fn compare(
     for (snapshot, loaded) in [(base, &old), (head, &new)] {
         if let Some((_, Ok(a))) = loaded {
             let suite_files = eval_files(snapshot, a);
-            for file in dependencies(snapshot, a) {
+            for file in dependencies_with(snapshot, a, suite_files.clone()) {
                 if changed.contains(file.as_str()) {
                     evals_changed |= suite_files.contains(&file);
                     changed_references.insert(file);

@@ -1,8 +1,10 @@
 //! Reading user files into typed models with every problem located.
 //!
 //! The pipeline for one YAML file: bytes → UTF-8 → positioned YAML tree ([`yaml`]) → the
-//! shape the model's derived JSON Schema expects ([`shape`]) → the typed model (serde).
+//! shape the model's derived JSON Schema expects ([`shape`]) → the typed model (serde,
+//! reading the tree directly: [`de`]).
 
+pub mod de;
 pub mod shape;
 pub mod yaml;
 
@@ -136,7 +138,7 @@ pub fn typed<T: DeserializeOwned>(
     if !problems.is_empty() {
         return Err(problems);
     }
-    serde_json::from_value(node.to_json()).map_err(|e| {
+    de::from_node(node).map_err(|e| {
         let mut d = Diagnostics::default();
         d.push(path, node.pos, e.to_string());
         d

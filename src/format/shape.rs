@@ -51,21 +51,18 @@ impl<'a> Checker<'a> {
         if schema == &Value::Bool(true) {
             return Vec::new();
         }
-        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        let k = Keywords::of(schema);
+        if let Some(all) = k.all_of.and_then(Value::as_array) {
             let mut problems = Vec::new();
             for sub in all {
                 problems.extend(self.check(sub, node, path));
             }
             return problems;
         }
-        if let Some(alts) = schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Value::as_array)
-        {
+        if let Some(alts) = k.any_of.or(k.one_of).and_then(Value::as_array) {
             return self.check_alternatives(alts, node, path);
         }
-        if let Some(types) = schema.get("type")
+        if let Some(types) = k.types
             && !type_matches(types, node)
         {
             return vec![(
@@ -78,13 +75,13 @@ impl<'a> Checker<'a> {
                 ),
             )];
         }
-        if let Some(options) = schema.get("enum").and_then(Value::as_array) {
+        if let Some(options) = k.options.and_then(Value::as_array) {
             let value = node.to_json();
             if !options.contains(&value) {
                 return vec![(node.pos, enum_message(path, options, node))];
             }
         }
-        if let Some(constant) = schema.get("const")
+        if let Some(constant) = k.constant
             && &node.to_json() != constant
         {
             return vec![(
@@ -99,8 +96,8 @@ impl<'a> Checker<'a> {
         let mut problems = Vec::new();
         match &node.kind {
             Kind::Map(entries) => {
-                let props = schema.get("properties").and_then(Value::as_object);
-                let extra = schema.get("additionalProperties");
+                let props = k.properties.and_then(Value::as_object);
+                let extra = k.additional;
                 for entry in entries {
                     let child = Path::Key(path, &entry.key);
                     match props.and_then(|p| p.get(&entry.key)) {
@@ -119,7 +116,7 @@ impl<'a> Checker<'a> {
                         },
                     }
                 }
-                if let Some(required) = schema.get("required").and_then(Value::as_array) {
+                if let Some(required) = k.required.and_then(Value::as_array) {
                     for name in required.iter().filter_map(Value::as_str) {
                         if !entries.iter().any(|e| e.key == name) {
                             let within = match path {
@@ -132,12 +129,12 @@ impl<'a> Checker<'a> {
                 }
             }
             Kind::Seq(items) => {
-                if let Some(item_schema) = schema.get("items") {
+                if let Some(item_schema) = k.items {
                     for (i, item) in items.iter().enumerate() {
                         problems.extend(self.check(item_schema, item, &Path::Index(path, i)));
                     }
                 }
-                if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                if let Some(min) = k.min_items.and_then(Value::as_u64)
                     && (items.len() as u64) < min
                 {
                     problems.push((
@@ -158,8 +155,8 @@ impl<'a> Checker<'a> {
                     Kind::Float(f) => f,
                     _ => 0.0,
                 };
-                let (low, high) = format_range(schema.get("format").and_then(Value::as_str));
-                let below = value < low && schema.get("minimum").is_none();
+                let (low, high) = format_range(k.format.and_then(Value::as_str));
+                let below = value < low && k.minimum.is_none();
                 if below || value > high {
                     problems.push((
                         node.pos,
@@ -169,7 +166,7 @@ impl<'a> Checker<'a> {
                         ),
                     ));
                 }
-                if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                if let Some(min) = k.minimum.and_then(Value::as_f64)
                     && value < min
                 {
                     problems.push((
@@ -177,7 +174,7 @@ impl<'a> Checker<'a> {
                         format!("{} must be at least {min}, found {value}", describe(path)),
                     ));
                 }
-                if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                if let Some(max) = k.maximum.and_then(Value::as_f64)
                     && value > max
                 {
                     problems.push((
@@ -231,6 +228,56 @@ impl<'a> Checker<'a> {
                 found(node)
             ),
         )]
+    }
+}
+
+/// The keywords of one schema object, found in one pass over its keys rather than a map
+/// lookup per keyword for every node checked.
+#[derive(Default)]
+struct Keywords<'a> {
+    all_of: Option<&'a Value>,
+    any_of: Option<&'a Value>,
+    one_of: Option<&'a Value>,
+    types: Option<&'a Value>,
+    options: Option<&'a Value>,
+    constant: Option<&'a Value>,
+    properties: Option<&'a Value>,
+    additional: Option<&'a Value>,
+    required: Option<&'a Value>,
+    items: Option<&'a Value>,
+    min_items: Option<&'a Value>,
+    format: Option<&'a Value>,
+    minimum: Option<&'a Value>,
+    maximum: Option<&'a Value>,
+}
+
+impl<'a> Keywords<'a> {
+    fn of(schema: &'a Value) -> Self {
+        let mut k = Keywords::default();
+        let Some(map) = schema.as_object() else {
+            return k;
+        };
+        for (key, value) in map {
+            let slot = match key.as_str() {
+                "allOf" => &mut k.all_of,
+                "anyOf" => &mut k.any_of,
+                "oneOf" => &mut k.one_of,
+                "type" => &mut k.types,
+                "enum" => &mut k.options,
+                "const" => &mut k.constant,
+                "properties" => &mut k.properties,
+                "additionalProperties" => &mut k.additional,
+                "required" => &mut k.required,
+                "items" => &mut k.items,
+                "minItems" => &mut k.min_items,
+                "format" => &mut k.format,
+                "minimum" => &mut k.minimum,
+                "maximum" => &mut k.maximum,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        k
     }
 }
 

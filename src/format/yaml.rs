@@ -316,8 +316,9 @@ impl Builder {
             }
             Some(Open::Map { node: map, key, .. }) => match key.take() {
                 None => {
-                    let name = match &node.kind {
-                        Kind::Str(s) => s.clone(),
+                    let is_str = matches!(node.kind, Kind::Str(_));
+                    let name = match node.kind {
+                        Kind::Str(s) => s,
                         Kind::Int(i) => i.to_string(),
                         Kind::Bool(b) => b.to_string(),
                         Kind::Float(f) => f.to_string(),
@@ -331,7 +332,7 @@ impl Builder {
                             });
                         }
                     };
-                    if name == "<<" && matches!(node.kind, Kind::Str(_)) {
+                    if name == "<<" && is_str {
                         return Err(SyntaxError {
                             pos: node.pos,
                             message: "YAML merge keys (`<<`) are not supported; write the keys out"

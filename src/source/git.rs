@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use gix::ObjectId;
 use thiserror::Error;
@@ -61,25 +61,72 @@ const RENAME_PAIRS_LIMIT: usize = 10_000;
 /// A git repository.
 #[derive(Clone)]
 pub struct Git {
-    repo: Arc<Mutex<gix::Repository>>,
+    shared: Arc<Shared>,
+}
+
+/// One open repository, and handles on it for the threads reading it: each handle has
+/// its own object and pack caches, so threads decompress blobs side by side instead of
+/// queueing for one handle.
+struct Shared {
+    sync: gix::ThreadSafeRepository,
+    idle: Mutex<Vec<gix::Repository>>,
+}
+
+/// A handle borrowed from [`Shared::idle`], given back when dropped.
+struct Handle<'g> {
+    repo: Option<gix::Repository>,
+    shared: &'g Shared,
+}
+
+impl std::ops::Deref for Handle<'_> {
+    type Target = gix::Repository;
+    fn deref(&self) -> &gix::Repository {
+        // Only `drop` takes the repository out.
+        self.repo.as_ref().expect("handle holds a repository")
+    }
+}
+
+impl Drop for Handle<'_> {
+    fn drop(&mut self) {
+        if let (Some(repo), Ok(mut idle)) = (self.repo.take(), self.shared.idle.lock()) {
+            idle.push(repo);
+        }
+    }
+}
+
+fn with_caches(mut repo: gix::Repository) -> gix::Repository {
+    repo.object_cache_size_if_unset(4 * 1024 * 1024);
+    repo
 }
 
 impl Git {
     pub fn open(dir: &Path) -> Result<Self, GitError> {
-        let mut repo = gix::open(dir).map_err(|e| GitError::Open {
+        let repo = gix::open(dir).map_err(|e| GitError::Open {
             dir: dir.to_path_buf(),
             message: e.to_string(),
         })?;
-        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        let repo = with_caches(repo);
         Ok(Git {
-            repo: Arc::new(Mutex::new(repo)),
+            shared: Arc::new(Shared {
+                sync: repo.clone().into_sync(),
+                idle: Mutex::new(vec![repo]),
+            }),
         })
     }
 
-    fn repo(&self) -> Result<MutexGuard<'_, gix::Repository>, GitError> {
-        self.repo
+    /// A repository handle for this thread's use.
+    fn repo(&self) -> Result<Handle<'_>, GitError> {
+        let idle = self
+            .shared
+            .idle
             .lock()
-            .map_err(|_| GitError::Read("repository lock poisoned".into()))
+            .map_err(|_| GitError::Read("repository lock poisoned".into()))?
+            .pop();
+        let repo = idle.unwrap_or_else(|| with_caches(self.shared.sync.to_thread_local()));
+        Ok(Handle {
+            repo: Some(repo),
+            shared: &self.shared,
+        })
     }
 
     /// What a pull request changed: the head commit, the merge-base of `base` and `head`
@@ -296,8 +343,8 @@ fn pair_renames(
         if repo.find_header(id).map_err(read_error)?.size() > MAX_FILE_BYTES {
             return Ok(None);
         }
-        let blob = repo.find_blob(id).map_err(read_error)?;
-        Ok(String::from_utf8(blob.data.clone()).ok())
+        let mut blob = repo.find_blob(id).map_err(read_error)?;
+        Ok(String::from_utf8(blob.take_data()).ok())
     };
     let old_texts: Vec<Option<String>> = olds
         .iter()
@@ -405,8 +452,8 @@ impl GitTree {
                 limit: MAX_FILE_BYTES,
             });
         }
-        let blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
-        Ok(blob.data.clone())
+        let mut blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
+        Ok(blob.take_data())
     }
 
     fn listing(&self, repo: &gix::Repository, tree: ObjectId) -> Result<Arc<Listing>, GitError> {
