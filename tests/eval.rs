@@ -47,6 +47,9 @@ struct Project {
     cache: tempfile::TempDir,
 }
 
+/// The API key the projects' provider reads from `STUB_KEY`.
+const KEY: &str = "sk-stub-secret-0123456789";
+
 const ARTIFACT: &str = r#"id: support.refund
 version: 3
 model: {provider: stub, name: stub-model, temperature: 0.2, max_tokens: 200, seed: 7}
@@ -119,16 +122,23 @@ impl Project {
         std::fs::write(self.dir.path().join(path), text).expect("write");
     }
 
+    /// promptgate in this tree, with the provider's key and a cache of its own.
+    fn command(&self) -> assert_cmd::Command {
+        let mut cmd = promptgate();
+        cmd.arg("-C")
+            .arg(self.dir.path())
+            .env("STUB_KEY", KEY)
+            .env("PROMPTGATE_CACHE_DIR", self.cache.path());
+        cmd
+    }
+
     /// Run `promptgate eval ARGS --format json`: exit code, the JSON, stderr.
     fn eval(&self, args: &[&str]) -> (i32, Value, String) {
-        let out = promptgate()
-            .arg("-C")
-            .arg(self.dir.path())
+        let out = self
+            .command()
             .arg("eval")
             .args(args)
             .args(["--format", "json"])
-            .env("STUB_KEY", "sk-stub-secret-0123456789")
-            .env("PROMPTGATE_CACHE_DIR", self.cache.path())
             .output()
             .expect("runs");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -453,19 +463,16 @@ fn recordings_replay_offline_and_a_missing_one_names_the_case() {
 
 #[test]
 fn keys_stay_out_of_outputs_and_logs() {
-    let key = "sk-stub-secret-0123456789";
+    let key = KEY;
     let server = Server::start(StubConfig {
         api_key: Some(key.into()),
         ..StubConfig::default()
     });
     let project = Project::openai(&server);
     server.stub.push_faults([Fault::EchoKey401]);
-    let out = promptgate()
-        .arg("-C")
-        .arg(project.dir.path())
+    let out = project
+        .command()
         .args(["-vvv", "eval", "--segment", "intent/*", "--format", "json"])
-        .env("STUB_KEY", key)
-        .env("PROMPTGATE_CACHE_DIR", project.cache.path())
         .output()
         .expect("runs");
     let (stdout, stderr) = (
@@ -485,9 +492,8 @@ fn keys_stay_out_of_outputs_and_logs() {
             .any(|(k, v)| k == "authorization" && v == &format!("Bearer {key}"))
     }));
     // A missing key is reported by variable name, before any request.
-    let out = promptgate()
-        .arg("-C")
-        .arg(project.dir.path())
+    let out = project
+        .command()
         .args(["eval"])
         .env_remove("STUB_KEY")
         .output()
@@ -612,12 +618,9 @@ fn junit_and_table_formats() {
     });
     let project = Project::openai(&server);
     let run = |format: &str| {
-        let out = promptgate()
-            .arg("-C")
-            .arg(project.dir.path())
+        let out = project
+            .command()
             .args(["eval", "--format", format])
-            .env("STUB_KEY", "k")
-            .env("PROMPTGATE_CACHE_DIR", project.cache.path())
             .output()
             .expect("runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -756,9 +759,8 @@ fn llm_rubric_is_graded_by_the_judge_and_unjudged_is_an_error() {
 fn selections_that_match_nothing_are_refused() {
     let server = Server::start(StubConfig::default());
     let project = Project::openai(&server);
-    let out = promptgate()
-        .arg("-C")
-        .arg(project.dir.path())
+    let out = project
+        .command()
         .args(["eval", "--segment", "intnet/*"])
         .output()
         .expect("runs");
@@ -769,9 +771,8 @@ fn selections_that_match_nothing_are_refused() {
     );
     // A broken artifact named as ./path reports its problems.
     project.write("prompts/refund.prompt.yaml", "id: broken\nmessages: []\n");
-    let out = promptgate()
-        .arg("-C")
-        .arg(project.dir.path())
+    let out = project
+        .command()
         .args(["eval", "./prompts/refund.prompt.yaml"])
         .output()
         .expect("runs");

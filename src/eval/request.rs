@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::artifact::fingerprint::canonical_digest;
 use crate::artifact::suite::Case;
-use crate::artifact::template::Compiled;
+use crate::artifact::template::{Compiled, TemplateError};
 use crate::artifact::{Artifact, ResponseFormat, Role};
 
 /// Sampling parameters, as the artifact sets them (unset ones are not sent).
@@ -62,6 +62,13 @@ pub struct Call {
     pub arguments: Value,
 }
 
+impl Call {
+    /// Length of the call as text, for estimating its tokens.
+    pub fn text_len(&self) -> usize {
+        self.name.len() + self.arguments.to_string().len()
+    }
+}
+
 /// One message of the conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
@@ -109,15 +116,7 @@ impl ChatRequest {
             .iter()
             .map(|m| m.content.as_str())
             .collect();
-        Compiled::new(&sources).map_err(|(i, e)| {
-            format!(
-                "message {} of {}, template line {}: {}",
-                i + 1,
-                artifact.path,
-                e.line,
-                e.message
-            )
-        })
+        Compiled::new(&sources).map_err(|(i, e)| template_error(artifact, i, &e))
     }
 
     /// The first request for `case`: the artifact's messages (compiled as `templates`,
@@ -132,15 +131,9 @@ impl ChatRequest {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let content = templates.render(i, &case.vars).map_err(|e| {
-                    format!(
-                        "message {} of {}, template line {}: {}",
-                        i + 1,
-                        artifact.path,
-                        e.line,
-                        e.message
-                    )
-                })?;
+                let content = templates
+                    .render(i, &case.vars)
+                    .map_err(|e| template_error(artifact, i, &e))?;
                 Ok(match m.role {
                     Role::System => Turn::System { content },
                     Role::User => Turn::User { content },
@@ -206,11 +199,7 @@ impl ChatRequest {
             .map(|t| match t {
                 Turn::System { content } | Turn::User { content } => content.len(),
                 Turn::Assistant { content, calls } => {
-                    content.len()
-                        + calls
-                            .iter()
-                            .map(|c| c.name.len() + c.arguments.to_string().len())
-                            .sum::<usize>()
+                    content.len() + calls.iter().map(Call::text_len).sum::<usize>()
                 }
                 Turn::Tool { content, .. } => content.len(),
             })
@@ -222,6 +211,17 @@ impl ChatRequest {
             .sum();
         turns + tools
     }
+}
+
+/// Where message `index` of `artifact` failed as a template, and why.
+fn template_error(artifact: &Artifact, index: usize, e: &TemplateError) -> String {
+    format!(
+        "message {} of {}, template line {}: {}",
+        index + 1,
+        artifact.path,
+        e.line,
+        e.message
+    )
 }
 
 /// A function definition in OpenAI's tool format (`{type: function, function: {…}}`) or

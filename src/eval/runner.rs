@@ -392,7 +392,7 @@ impl Engine {
                                 .completion
                                 .calls
                                 .iter()
-                                .map(|c| c.name.len() + c.arguments.to_string().len())
+                                .map(Call::text_len)
                                 .sum::<usize>(),
                     );
                 }

@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::{Completion, Provider, ProviderError, Settings, Usage, http};
+use super::{Completion, Provider, ProviderError, Settings, http};
 use crate::eval::request::{Call, ChatRequest, Format, Turn};
 use crate::secret::Secret;
 
@@ -27,17 +27,11 @@ pub struct Anthropic {
 
 impl Anthropic {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        if let (None, Some(var)) = (&settings.api_key, &settings.api_key_env) {
-            anyhow::bail!(
-                "provider `{}` needs an API key in the environment variable {var}, which is not set",
-                settings.name
-            );
-        }
         Ok(Anthropic {
             client: http::client(settings.timeout)?,
             url: format!("{}/messages", settings.base_url),
             base_url: settings.base_url.clone(),
-            key: settings.api_key.clone(),
+            key: settings.required_key()?,
             timeout: settings.timeout,
             warned: AtomicBool::new(false),
         })
@@ -228,16 +222,10 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
             _ => {}
         }
     }
-    let usage = answer.get("usage").and_then(|u| {
-        Some(Usage {
-            input: u.get("input_tokens")?.as_u64()?,
-            output: u.get("output_tokens")?.as_u64()?,
-        })
-    });
     Ok(Completion {
         text,
         calls,
-        usage,
+        usage: http::usage(answer, "input_tokens", "output_tokens"),
         finish_reason: answer
             .get("stop_reason")
             .and_then(Value::as_str)
@@ -249,6 +237,7 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::provider::Usage;
     use crate::eval::request::{Function, Params};
 
     #[test]

@@ -115,6 +115,20 @@ pub struct Settings {
     pub dir: Option<String>,
 }
 
+impl Settings {
+    /// The API key, or an error naming the variable it should come from when the
+    /// provider names one that is not set.
+    pub fn required_key(&self) -> anyhow::Result<Option<Secret>> {
+        match (&self.api_key, &self.api_key_env) {
+            (None, Some(var)) => anyhow::bail!(
+                "provider `{}` needs an API key in the environment variable {var}, which is not set",
+                self.name
+            ),
+            (key, _) => Ok(key.clone()),
+        }
+    }
+}
+
 /// The built-in providers an artifact may name without configuring them.
 fn builtin(name: &str) -> Option<ProviderConfig> {
     let (kind, url, key) = match name {
@@ -317,6 +331,15 @@ pub(crate) mod http {
             source = cause.source();
         }
         text
+    }
+
+    /// Token counts from an answer's `usage` object, under the API's names for them.
+    pub fn usage(answer: &Value, input: &str, output: &str) -> Option<super::Usage> {
+        let u = answer.get("usage")?;
+        Some(super::Usage {
+            input: u.get(input)?.as_u64()?,
+            output: u.get(output)?.as_u64()?,
+        })
     }
 
     /// Arguments as the model wrote them: JSON when they parse, the raw string if not.

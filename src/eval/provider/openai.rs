@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::{Completion, Provider, ProviderError, Settings, Usage, http, json_string};
+use super::{Completion, Provider, ProviderError, Settings, http, json_string};
 use crate::eval::request::{Call, ChatRequest, Format, Turn};
 use crate::secret::Secret;
 
@@ -21,17 +21,11 @@ pub struct OpenAi {
 
 impl OpenAi {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        if let (None, Some(var)) = (&settings.api_key, &settings.api_key_env) {
-            anyhow::bail!(
-                "provider `{}` needs an API key in the environment variable {var}, which is not set",
-                settings.name
-            );
-        }
         Ok(OpenAi {
             client: http::client(settings.timeout)?,
             url: format!("{}/chat/completions", settings.base_url),
             base_url: settings.base_url.clone(),
-            key: settings.api_key.clone(),
+            key: settings.required_key()?,
             timeout: settings.timeout,
         })
     }
@@ -218,16 +212,10 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
         })
         .transpose()?
         .unwrap_or_default();
-    let usage = answer.get("usage").and_then(|u| {
-        Some(Usage {
-            input: u.get("prompt_tokens")?.as_u64()?,
-            output: u.get("completion_tokens")?.as_u64()?,
-        })
-    });
     Ok(Completion {
         text,
         calls,
-        usage,
+        usage: http::usage(answer, "prompt_tokens", "completion_tokens"),
         finish_reason: choice
             .get("finish_reason")
             .and_then(Value::as_str)
@@ -239,6 +227,7 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::provider::Usage;
     use crate::eval::request::{Function, Params};
 
     fn request() -> ChatRequest {
