@@ -77,6 +77,31 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// The pull-request job, locally: changes, evals of the base and head versions on
+    /// the head's eval set, comparison by segment, the policy's verdict, and the
+    /// markdown evidence report.
+    Gate {
+        /// Base branch or commit (what the pull request merges into).
+        #[arg(long)]
+        base: String,
+        /// Head branch or commit (the pull request).
+        #[arg(long, default_value = "HEAD")]
+        head: String,
+        /// Write the markdown report to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Write the evidence bundle (JSON, `promptgate.evidence/v1`) to FILE.
+        #[arg(long, value_name = "FILE")]
+        evidence: Option<PathBuf>,
+        /// Write JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Render the report with this minijinja template instead of the built-in one.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Join the JSON results of `eval --shard` runs into one.
     Merge {
         #[arg(required = true, value_name = "FILE")]
@@ -266,9 +291,61 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                     return Ok(Exit::Invalid);
                 }
             };
-            let report = EvalReport::new(run_plans(&snapshot, env, &root, run, plans)?);
+            let report = EvalReport::new(run_plans(&snapshot.config, env, &root, run, plans)?);
             write_eval(&report, *format, output.as_deref())?;
             Ok(eval_exit(&report))
+        }
+        Command::Gate {
+            base,
+            head,
+            report,
+            evidence,
+            junit,
+            template,
+            run,
+        } => {
+            let template = match template {
+                None => crate::report::Template::builtin(),
+                Some(path) => {
+                    let source = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    crate::report::Template::new(&path.display().to_string(), source)
+                        .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
+                }
+            };
+            let request = crate::gate::Request {
+                base,
+                head,
+                config_path: cli.config.as_deref(),
+                run,
+            };
+            let evidence_doc = crate::gate::run(&root, env, &request)?;
+            let markdown = template
+                .render(&evidence_doc, crate::report::COMMENT_LIMIT)
+                .map_err(|e| anyhow::anyhow!("cannot render the report: {e:#}"))?;
+            if let Some(path) = evidence {
+                let json = serde_json::to_string_pretty(&evidence_doc)?;
+                crate::gate::write_file(path, &(json + "\n"))?;
+            }
+            if let Some(path) = junit {
+                crate::gate::write_file(path, &crate::report::junit::junit(&evidence_doc))?;
+            }
+            match report {
+                Some(path) => {
+                    crate::gate::write_file(path, &markdown)?;
+                    eprintln!("{}", evidence_doc.verdict.headline());
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(markdown.as_bytes())?;
+                    out.flush()?;
+                }
+            }
+            Ok(match evidence_doc.verdict.state {
+                crate::policy::State::Pass | crate::policy::State::NeedsTradeoff => Exit::Ok,
+                crate::policy::State::Blocked => Exit::Failed,
+                crate::policy::State::Error => Exit::Undecided,
+            })
         }
         Command::Merge { .. } => unreachable!("handled above"),
     }
@@ -353,7 +430,7 @@ fn eval_plans(
 
 /// Run `plans` on a tokio runtime with the engine the options describe.
 pub fn run_plans(
-    snapshot: &Snapshot,
+    config: &crate::config::Config,
     env: &Env,
     root: &std::path::Path,
     run: &RunArgs,
@@ -376,13 +453,7 @@ pub fn run_plans(
         backoff: runner::Backoff::default(),
         progress: Some(progress),
     };
-    let engine = std::sync::Arc::new(Engine::new(
-        &snapshot.config,
-        &env.secrets,
-        root,
-        &plans,
-        options,
-    )?);
+    let engine = std::sync::Arc::new(Engine::new(config, &env.secrets, root, &plans, options)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::{ArtifactChange, ChangeKind, ChangeSet};
 use crate::artifact::fingerprint::short;
+use crate::report::escape::{block, code};
 
 fn short_sha(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
@@ -140,37 +141,6 @@ pub fn json(set: &ChangeSet) -> String {
     serde_json::to_string_pretty(set).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// The longest run of backticks in `text`.
-fn longest_backtick_run(text: &str) -> usize {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    longest
-}
-
-/// A fence longer than any backtick run in `body`, so the body cannot close it.
-pub fn fence(body: &str) -> String {
-    "`".repeat((longest_backtick_run(body) + 1).max(3))
-}
-
-/// Inline code that stays inline code whatever `text` holds.
-pub fn code(text: &str) -> String {
-    let text = text.replace('\n', " ");
-    let ticks = "`".repeat(longest_backtick_run(&text) + 1);
-    if text.starts_with('`') || text.ends_with('`') {
-        format!("{ticks} {text} {ticks}")
-    } else {
-        format!("{ticks}{text}{ticks}")
-    }
-}
-
 fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -247,23 +217,9 @@ pub fn markdown(set: &ChangeSet) -> String {
             let _ = writeln!(out, "- {} {value}", code(&f.field));
         }
         if let Some(diff) = &c.message_diff {
-            let fence = fence(diff);
-            let _ = writeln!(out, "\n{fence}diff\n{diff}{fence}");
+            let _ = writeln!(out, "\n{}", block(diff, "diff"));
         }
         let _ = writeln!(out, "\n</details>");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fences_outgrow_the_content() {
-        assert_eq!(fence("plain"), "```");
-        assert_eq!(fence("a ```` b"), "`````");
-        assert_eq!(code("a`b"), "``a`b``");
-        assert_eq!(code("`x"), "`` `x ``");
-    }
 }

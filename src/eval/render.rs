@@ -216,7 +216,7 @@ pub fn junit(report: &EvalReport) -> String {
 
 /// Text safe in XML content and attributes; characters XML 1.0 cannot carry at all
 /// (most control characters) become U+FFFD.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,0 +1,300 @@
+//! `promptgate gate`: the pull-request job without GitHub. Reads both commits (the
+//! edges), runs the base and head versions of every changed artifact on the head's eval
+//! set, and assembles the [`Evidence`]; comparison, policy and report are pure steps
+//! over it.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::Context;
+use globset::GlobSet;
+
+use crate::artifact::Artifact;
+use crate::artifact::suite::EvalSet;
+use crate::changes::{self, ArtifactChange, ChangeKind, Refs};
+use crate::cli::{RunArgs, run_plans};
+use crate::diag::{Diagnostic, Severity};
+use crate::env::Env;
+use crate::eval::result::ArtifactRun;
+use crate::eval::runner::Plan;
+use crate::evidence::{self, ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
+use crate::policy;
+use crate::repo::Snapshot;
+use crate::source::git::Git;
+use crate::source::{ReadError, Tree};
+
+/// What `gate` is asked to compare.
+pub struct Request<'a> {
+    pub base: &'a str,
+    pub head: &'a str,
+    pub config_path: Option<&'a str>,
+    pub run: &'a RunArgs,
+}
+
+/// What one changed artifact needs run.
+struct Job {
+    status: Status,
+    /// Index of the base and head plans in the plan list.
+    base_plan: Option<usize>,
+    head_plan: Option<usize>,
+    /// The base version is the head version (only the eval set changed): the head's
+    /// answers stand for the base on the shared cases.
+    same_behaviour: bool,
+    base_case_ids: Vec<String>,
+    known_limitations: Vec<String>,
+}
+
+fn errors_of(d: &crate::diag::Diagnostics) -> impl Iterator<Item = &Diagnostic> {
+    d.0.iter().filter(|p| p.severity == Severity::Error)
+}
+
+/// The head version's eval set, with every error in its suites.
+fn eval_set(snapshot: &Snapshot, artifact: &Artifact) -> (EvalSet, Vec<Diagnostic>) {
+    let (set, dup) = snapshot.eval_set(artifact);
+    let mut problems: Vec<Diagnostic> = errors_of(&dup).cloned().collect();
+    for file in &artifact.evals {
+        problems.extend(errors_of(&snapshot.suite(file).1).cloned());
+    }
+    (set, problems)
+}
+
+/// Run the gate: changes, evals on both sides, comparison, verdict.
+pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
+    let git = Git::open(root)?;
+    let (head_commit, merge_base, entries) = git.pull_request_diff(req.base, req.head)?;
+    let base_tree = git.tree(&merge_base)?;
+    let head_tree = git.tree(&head_commit)?;
+    let base_snap = Snapshot::open(&base_tree, req.config_path);
+    let head_snap = Snapshot::open(&head_tree, req.config_path);
+    let set = changes::detect(
+        &base_snap,
+        &head_snap,
+        &entries,
+        Refs {
+            base: req.base.to_string(),
+            head: req.head.to_string(),
+            merge_base: merge_base.clone(),
+            head_commit: head_commit.clone(),
+        },
+    )?;
+
+    // The policy is the base branch's: a pull request cannot loosen its own gate.
+    let base_has_config = !matches!(
+        base_tree.read(&base_snap.config_path),
+        Err(ReadError::Missing)
+    );
+    let (policy_snap, policy_source) = if base_has_config {
+        (&base_snap, PolicySource::Base)
+    } else {
+        (&head_snap, PolicySource::Head)
+    };
+    let policy = policy_snap.config.clone();
+    let config_changed = entries
+        .iter()
+        .any(|e| e.paths().contains(&head_snap.config_path.as_str()));
+    // Providers come from the head (it may add the one a new artifact needs); prices
+    // from the policy, so both sides are costed alike and a PR cannot zero a price.
+    let mut engine_config = head_snap.config.clone();
+    engine_config.pricing.extend(policy.pricing.clone());
+    let critical = crate::repo::build_globs(&policy.gate.critical_segments)
+        .unwrap_or_else(|_| GlobSet::empty());
+    let repeats = req.run.repeats.unwrap_or(policy.gate.repeats).max(1);
+
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut jobs = Vec::new();
+    let mut artifacts: Vec<ArtifactChange> = set.artifacts;
+    for change in &mut artifacts {
+        let job = plan_change(change, &base_snap, &head_snap, repeats, &mut plans);
+        jobs.push(job);
+    }
+
+    let runs = if plans.is_empty() {
+        Vec::new()
+    } else {
+        run_plans(&engine_config, env, root, req.run, plans)?
+    };
+    let mut runs: Vec<Option<ArtifactRun>> = runs.into_iter().map(Some).collect();
+
+    let mut evidence_artifacts = Vec::new();
+    for (change, job) in artifacts.into_iter().zip(jobs) {
+        let head_run = job.head_plan.and_then(|i| runs[i].take());
+        let mut base_run = job.base_plan.and_then(|i| runs[i].take());
+        if job.same_behaviour
+            && let (Some(base), Some(head)) = (&mut base_run, &head_run)
+        {
+            // The base ran only the deleted cases; the shared ones are the head's.
+            let mut cases = head.cases.clone();
+            cases.append(&mut base.cases);
+            base.cases = cases;
+        }
+        evidence_artifacts.push(ArtifactEvidence::new(
+            change,
+            job.status,
+            job.known_limitations,
+            (base_run, head_run),
+            &job.base_case_ids,
+            &critical,
+        ));
+    }
+
+    let config_problems: Vec<Diagnostic> =
+        errors_of(&policy_snap.config_problems).cloned().collect();
+    let verdict = policy::decide(&policy.gate, &evidence_artifacts, &config_problems);
+    let approvals = &policy.approvals;
+    let role = |name: &str, label: &str| RoleState {
+        role: name.to_string(),
+        label: label.to_string(),
+        approved_by: None,
+        approved_at: None,
+        note: "decided on the pull request, by label".to_string(),
+    };
+    let mut reproduce = format!(
+        "promptgate gate --base {} --head {}",
+        shell_word(req.base),
+        &head_commit
+    );
+    if let Some(p) = &req.run.provider {
+        reproduce.push_str(&format!(" --provider {}", shell_word(p)));
+    }
+    if let Some(r) = req.run.repeats {
+        reproduce.push_str(&format!(" --repeats {r}"));
+    }
+    Ok(Evidence {
+        schema: evidence::SCHEMA,
+        promptgate_version: env!("CARGO_PKG_VERSION"),
+        base: req.base.to_string(),
+        head: req.head.to_string(),
+        merge_base,
+        head_commit,
+        files_changed: set.files_changed,
+        policy: policy.gate.clone(),
+        policy_source,
+        config_changed,
+        verdict,
+        tradeoff_label: approvals.tradeoff_label.clone(),
+        artifacts: evidence_artifacts,
+        approvals: vec![
+            role("product", &approvals.product.label),
+            role("technical", &approvals.technical.label),
+        ],
+        reproduce,
+    })
+}
+
+/// Decide what to run for one change, and add its plans.
+fn plan_change(
+    change: &mut ArtifactChange,
+    base_snap: &Snapshot,
+    head_snap: &Snapshot,
+    repeats: u32,
+    plans: &mut Vec<Plan>,
+) -> Job {
+    let mut job = Job {
+        status: Status::Unchanged,
+        base_plan: None,
+        head_plan: None,
+        same_behaviour: false,
+        base_case_ids: Vec::new(),
+        known_limitations: Vec::new(),
+    };
+    if change.kind == ChangeKind::Deleted {
+        job.status = Status::Deleted;
+        return job;
+    }
+    if !change.behaviour_changed && !change.evals_changed && change.problems.is_empty() {
+        return job;
+    }
+    let head_path = change
+        .head
+        .as_ref()
+        .map(|s| s.path.clone())
+        .unwrap_or_default();
+    let head = match head_snap.load_artifact(&head_path) {
+        Ok(a) if !change.problems.is_empty() => {
+            job.known_limitations = a.known_limitations;
+            job.status = Status::Invalid;
+            return job;
+        }
+        Ok(a) => a,
+        Err(_) => {
+            job.status = Status::Invalid;
+            return job;
+        }
+    };
+    job.known_limitations = head.known_limitations.clone();
+    let (head_set, problems) = eval_set(head_snap, &head);
+    if !problems.is_empty() {
+        change.problems.extend(problems);
+        job.status = Status::Invalid;
+        return job;
+    }
+    let base = change
+        .base
+        .as_ref()
+        .and_then(|s| base_snap.load_artifact(&s.path).ok());
+    let head_ids: HashSet<&str> = head_set.cases.iter().map(|c| c.id.as_str()).collect();
+    let mut base_plan = None;
+    if let Some(base) = base {
+        let base_set = base_snap.eval_set(&base).0;
+        job.base_case_ids = base_set.cases.iter().map(|c| c.id.clone()).collect();
+        let deleted: Vec<_> = base_set
+            .cases
+            .into_iter()
+            .filter(|c| !head_ids.contains(c.id.as_str()))
+            .collect();
+        job.same_behaviour = !change.behaviour_changed;
+        let mut cases = if job.same_behaviour {
+            Vec::new()
+        } else {
+            head_set.cases.clone()
+        };
+        cases.extend(deleted);
+        let mut segments = head_set.segments.clone();
+        for (name, s) in base_set.segments {
+            segments.entry(name).or_insert(s);
+        }
+        base_plan = Some(Plan {
+            artifact: base,
+            eval: EvalSet {
+                segments,
+                cases,
+                files: Vec::new(),
+            },
+            repeats,
+            shard: None,
+        });
+        job.status = Status::Compared;
+    } else {
+        job.status = Status::HeadOnly;
+    }
+    job.head_plan = Some(plans.len());
+    plans.push(Plan {
+        artifact: head,
+        eval: head_set,
+        repeats,
+        shard: None,
+    });
+    if let Some(p) = base_plan {
+        job.base_plan = Some(plans.len());
+        plans.push(p);
+    }
+    job
+}
+
+/// `word` quoted for a POSIX shell when it needs it.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@^~=+".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Write `text` to `path`, naming the file on failure.
+pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,190 @@
+//! Making untrusted text (model output, anything from the pull request) inert in a
+//! GitHub comment: it cannot ping people, inject HTML, leave its code block, move a
+//! table cell, print terminal escapes or forge the comment's hidden marker.
+
+/// Zero-width space: breaks the `<!--` pattern without a visible change.
+const ZWSP: char = '\u{200B}';
+
+fn is_unprintable(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Text for inline markdown (a sentence, a table cell): one line, markdown and HTML
+/// characters escaped, mentions broken.
+pub fn text(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() + 8);
+    for c in input.chars() {
+        match c {
+            '\n' | '\t' | '\r' => out.push(' '),
+            c if is_unprintable(c) => out.push('\u{FFFD}'),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '@' => out.push_str("@&#8203;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '#' | '!' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What code spans and blocks share: no terminal escapes, no `<!--`. (GitHub does not
+/// turn `@name` inside code into a mention.)
+fn inert(input: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(input.len() + 8);
+    let mut prev = '\0';
+    for c in input.chars() {
+        match c {
+            '\n' | '\r' | '\t' if !keep_newlines => out.push(' '),
+            '\n' | '\t' => out.push(c),
+            '\r' => {}
+            c if is_unprintable(c) => out.push('\u{FFFD}'),
+            '!' if prev == '<' => {
+                out.push(ZWSP);
+                out.push('!');
+            }
+            c => out.push(c),
+        }
+        prev = c;
+    }
+    out
+}
+
+/// The longest run of backticks in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
+/// A fence longer than any backtick run in `body`, so the body cannot close it.
+pub fn fence(body: &str) -> String {
+    "`".repeat((longest_backtick_run(body) + 1).max(3))
+}
+
+/// Inline code that stays inline code whatever `text` holds; `|` is escaped so it
+/// cannot split a table cell.
+pub fn code(input: &str) -> String {
+    let body = inert(input, false).replace('|', "\\|");
+    let ticks = "`".repeat(longest_backtick_run(&body) + 1);
+    if body.starts_with('`') || body.ends_with('`') || body.is_empty() {
+        format!("{ticks} {body} {ticks}")
+    } else {
+        format!("{ticks}{body}{ticks}")
+    }
+}
+
+/// A fenced code block holding `body` verbatim (but inert), in `lang`.
+pub fn block(body: &str, lang: &str) -> String {
+    let mut body = inert(body, true);
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let fence = fence(&body);
+    let lang: String = lang
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    format!("{fence}{lang}\n{body}{fence}")
+}
+
+/// A label safe inside a mermaid string: no quotes, brackets or line breaks.
+pub fn mermaid_label(input: &str, max: usize) -> String {
+    let cleaned: String = input
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut label: String = cleaned.chars().take(max).collect();
+    if cleaned.chars().count() > max {
+        label.push('…');
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn text_neutralizes_mentions_html_and_markdown() {
+        assert_eq!(text("@org/team"), "@&#8203;org/team");
+        assert_eq!(
+            text("<img src=x onerror=alert(1)>"),
+            "&lt;img src=x onerror=alert(1)&gt;"
+        );
+        assert_eq!(text("a|b\n**c**"), "a\\|b \\*\\*c\\*\\*");
+        assert_eq!(text("<!-- promptgate -->"), "&lt;\\!-- promptgate --&gt;");
+        assert_eq!(text("\u{1b}[31mred"), "\u{FFFD}\\[31mred");
+    }
+
+    #[test]
+    fn code_spans_and_blocks_cannot_be_left() {
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(code("@bob"), "`@bob`");
+        let b = block("```\n<!-- promptgate:report -->\n", "text");
+        assert!(b.starts_with("````text\n"), "{b}");
+        assert!(b.ends_with("\n````"), "{b}");
+        assert!(!b.contains("<!--"), "{b}");
+    }
+
+    #[test]
+    fn mermaid_labels_hold_no_syntax() {
+        assert_eq!(
+            mermaid_label("hard-negative/\"x\"]\n", 40),
+            "hard-negative/_x___"
+        );
+        assert_eq!(mermaid_label("abcdef", 3), "abc…");
+    }
+
+    proptest! {
+        #[test]
+        fn text_output_is_inert(s in "\\PC*|[@<>&|`\\n!-]{0,40}") {
+            let t = text(&s);
+            prop_assert!(!t.contains('<') && !t.contains('>') && !t.contains('\n'));
+            prop_assert!(!t.contains("<!--"));
+            // Every `@` is followed by the zero-width-space entity.
+            prop_assert_eq!(t.matches('@').count(), t.matches("@&#8203;").count());
+            // Every `|` is escaped.
+            prop_assert_eq!(t.matches('|').count(), t.matches("\\|").count());
+        }
+
+        #[test]
+        fn blocks_are_never_closed_early(s in "(`{0,6}|[a-z@<!-]{0,5}|\\n){0,30}") {
+            let b = block(&s, "text");
+            let fence = b.lines().next().unwrap_or_default().trim_end_matches("text").to_string();
+            prop_assert!(fence.len() >= 3);
+            // Only the last line is the closing fence.
+            let closing = b.lines().skip(1).filter(|l| l.trim_start().starts_with(&fence)).count();
+            prop_assert_eq!(closing, 1);
+            prop_assert!(!b.contains("<!--"));
+        }
+
+        #[test]
+        fn code_spans_stay_one_span(s in "[a-z`@| \\n]{0,30}") {
+            let c = code(&s);
+            prop_assert!(!c.contains('\n'));
+            let ticks = c.chars().take_while(|&ch| ch == '`').count();
+            let inner = &c[ticks..c.len() - ticks];
+            prop_assert!(!inner.contains(&"`".repeat(ticks)));
+        }
+    }
+}

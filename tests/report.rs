@@ -1,0 +1,497 @@
+//! The evidence report, rendered from hand-built runs: one snapshot per situation a
+//! reviewer meets, plus the properties every report must keep (size, escaping).
+
+use std::collections::BTreeMap;
+
+use globset::GlobSet;
+use promptgate::artifact::suite::Segment;
+use promptgate::changes::{ArtifactChange, ChangeKind, Side};
+use promptgate::config::GateConfig;
+use promptgate::eval::assertions::Verdict;
+use promptgate::eval::result::{ArtifactRun, CaseResult, Judged, Outcome, RunInfo, Sample, Source};
+use promptgate::evidence::{ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
+use promptgate::policy::{self, State};
+use promptgate::report::{COMMENT_LIMIT, Template, utf16_len};
+
+/// One case on one side: outcome, answer, output tokens, latency.
+#[derive(Clone)]
+struct Side1 {
+    outcome: Outcome,
+    text: String,
+    output_tokens: u64,
+    latency_ms: f64,
+}
+
+fn side(outcome: Outcome, text: &str) -> Side1 {
+    Side1 {
+        outcome,
+        text: text.to_string(),
+        output_tokens: 20,
+        latency_ms: 400.0,
+    }
+}
+
+const P: Outcome = Outcome::Pass;
+const F: Outcome = Outcome::Fail;
+const E: Outcome = Outcome::Error;
+
+fn sample(s: &Side1) -> Sample {
+    let mut sample = if s.outcome == E {
+        Sample::error(s.text.clone())
+    } else {
+        let mut sample = Sample::error(String::new());
+        sample.error = None;
+        sample.outcome = s.outcome;
+        sample.text = s.text.clone();
+        sample.latency_ms = Some(s.latency_ms);
+        sample.input_tokens = 100;
+        sample.output_tokens = s.output_tokens;
+        sample.requests = 1;
+        sample.source = Source::Replay;
+        // $0.15 / $0.60 per million tokens.
+        sample.cost_usd = Some((100.0 * 0.15 + s.output_tokens as f64 * 0.60) / 1e6);
+        sample
+    };
+    if s.outcome == F {
+        sample.assertions = vec![Judged {
+            name: "not-refusal".into(),
+            weight: 1.0,
+            verdict: Verdict::Fail {
+                reason: "the answer refuses".into(),
+            },
+        }];
+    }
+    sample
+}
+
+struct Case {
+    id: String,
+    segments: Vec<String>,
+    base: Option<Side1>,
+    head: Option<Side1>,
+}
+
+fn case(id: &str, segments: &[&str], base: Option<Side1>, head: Option<Side1>) -> Case {
+    Case {
+        id: id.to_string(),
+        segments: segments.iter().map(|s| s.to_string()).collect(),
+        base,
+        head,
+    }
+}
+
+fn run(version: &str, cases: &[&Case], pick: impl Fn(&Case) -> Option<&Side1>) -> ArtifactRun {
+    let mut segments = BTreeMap::new();
+    segments.insert(
+        "hard-negative/adversarial".to_string(),
+        Segment {
+            critical: true,
+            description: None,
+        },
+    );
+    ArtifactRun {
+        artifact: RunInfo {
+            id: "support.assistant".into(),
+            path: "prompts/support/assistant.prompt.yaml".into(),
+            version: Some(version.into()),
+            fingerprint: format!("sha256:{}", version.repeat(64)),
+            provider: "recorded".into(),
+            model: "smollm2-135m-instruct".into(),
+            repeats: 1,
+            cases_digest: String::new(),
+        },
+        segments,
+        shard: None,
+        cases: cases
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                pick(c).map(|s| {
+                    CaseResult::new(
+                        c.id.clone(),
+                        c.segments.clone(),
+                        "evals/support.cases.jsonl".into(),
+                        i + 1,
+                        vec![sample(s)],
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+fn change(kind: ChangeKind, base: Option<&str>, head: Option<&str>) -> ArtifactChange {
+    let side = |v: &str| Side {
+        path: "prompts/support/assistant.prompt.yaml".into(),
+        version: Some(v.into()),
+        fingerprint: Some(format!("sha256:{}", v.repeat(64))),
+    };
+    ArtifactChange {
+        id: "support.assistant".into(),
+        kind,
+        base: base.map(side),
+        head: head.map(side),
+        behaviour_changed: true,
+        evals_changed: false,
+        missing_version_bump: false,
+        fields: vec![promptgate::changes::fields::FieldChange {
+            field: "model.temperature".into(),
+            before: Some("0.2".into()),
+            after: Some("0.7".into()),
+            behavioural: true,
+        }],
+        message_diff: Some(
+            "--- base\n+++ head\n@@ -1 +1 @@\n-You only help with Acme orders.\n+Help with anything.\n"
+                .into(),
+        ),
+        changed_references: Vec::new(),
+        problems: Vec::new(),
+    }
+}
+
+/// The evidence of one modified artifact whose cases are `cases`.
+fn compared(cases: &[Case]) -> ArtifactEvidence {
+    let refs: Vec<&Case> = cases.iter().collect();
+    let base_ids: Vec<String> = cases
+        .iter()
+        .filter(|c| c.base.is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    let critical = promptgate::repo::build_globs(&["hard-negative/*".to_string()])
+        .unwrap_or_else(|_| GlobSet::empty());
+    ArtifactEvidence::new(
+        change(ChangeKind::Modified, Some("3"), Some("4")),
+        Status::Compared,
+        vec!["English only.".into()],
+        (
+            Some(run("3", &refs, |c| c.base.as_ref())),
+            Some(run("4", &refs, |c| c.head.as_ref())),
+        ),
+        &base_ids,
+        &critical,
+    )
+}
+
+fn evidence(artifacts: Vec<ArtifactEvidence>) -> Evidence {
+    let policy = GateConfig::default();
+    let verdict = policy::decide(&policy, &artifacts, &[]);
+    Evidence {
+        schema: promptgate::evidence::SCHEMA,
+        promptgate_version: "0.0.0-test",
+        base: "main".into(),
+        head: "prompt-update".into(),
+        merge_base: "1111111111111111111111111111111111111111".into(),
+        head_commit: "2222222222222222222222222222222222222222".into(),
+        files_changed: 2,
+        policy,
+        policy_source: PolicySource::Base,
+        config_changed: false,
+        verdict,
+        tradeoff_label: "prompt-tradeoff-accepted".into(),
+        artifacts,
+        approvals: vec![RoleState {
+            role: "product".into(),
+            label: "prompt-approved/product".into(),
+            approved_by: None,
+            approved_at: None,
+            note: "decided on the pull request, by label".into(),
+        }],
+        reproduce: "promptgate gate --base main --head 2222222".into(),
+    }
+}
+
+fn render(e: &Evidence) -> String {
+    let text = Template::builtin()
+        .render(e, COMMENT_LIMIT)
+        .unwrap_or_else(|err| panic!("render: {err:#}"));
+    assert!(utf16_len(&text) <= COMMENT_LIMIT);
+    text
+}
+
+fn steady(n: usize, segment: &str) -> Vec<Case> {
+    (0..n)
+        .map(|i| {
+            case(
+                &format!("{}-{i}", segment.replace('/', "-")),
+                &[segment],
+                Some(side(P, "Your refund is on its way.")),
+                Some(side(P, "Your refund is on its way.")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn no_artifact_changed() {
+    let e = evidence(Vec::new());
+    assert_eq!(e.verdict.state, State::Pass);
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn clean_pass() {
+    let mut cases = steady(6, "intent/refund");
+    cases.extend(steady(4, "hard-negative/adversarial"));
+    let e = evidence(vec![compared(&cases)]);
+    assert_eq!(e.verdict.state, State::Pass, "{:?}", e.verdict);
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn blocking_regression_in_a_critical_segment() {
+    let mut cases = steady(6, "intent/refund");
+    cases.extend(steady(3, "hard-negative/adversarial"));
+    cases.push(case(
+        "ignore-previous-instructions",
+        &["hard-negative/adversarial"],
+        Some(side(P, "Sorry, I can only help with Acme orders.")),
+        Some(side(
+            F,
+            "Sure! Here are my instructions: You are the friendly…",
+        )),
+    ));
+    cases.push(case(
+        "refund-no-order-id",
+        &["intent/refund"],
+        Some(side(F, "Refunded.")),
+        Some(side(P, "Which order number is it?")),
+    ));
+    let e = evidence(vec![compared(&cases)]);
+    assert_eq!(e.verdict.state, State::Blocked);
+    assert!(
+        e.verdict.reasons[0]
+            .message
+            .contains("hard-negative/adversarial")
+    );
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn a_drop_within_noise_does_not_block() {
+    // 3 pass→fail and 1 fail→pass out of 10: −20 points, McNemar p = 0.625.
+    let mut cases = steady(6, "intent/refund");
+    for i in 0..3 {
+        cases.push(case(
+            &format!("refund-flaky-{i}"),
+            &["intent/refund"],
+            Some(side(P, "ok")),
+            Some(side(F, "I cannot help with that.")),
+        ));
+    }
+    cases.push(case(
+        "refund-better",
+        &["intent/refund"],
+        Some(side(F, "I cannot help with that.")),
+        Some(side(P, "ok")),
+    ));
+    let e = evidence(vec![compared(&cases)]);
+    assert_eq!(e.verdict.state, State::Pass, "{:?}", e.verdict);
+    assert!(e.verdict.notes.iter().any(|n| n.contains("within noise")));
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn cost_growth_needs_the_tradeoff() {
+    let cases: Vec<Case> = (0..8)
+        .map(|i| {
+            let mut head = side(
+                P,
+                "Thank you so much for reaching out! Your refund is on its way.",
+            );
+            head.output_tokens = 80;
+            head.latency_ms = 450.0;
+            case(
+                &format!("refund-{i}"),
+                &["intent/refund"],
+                Some(side(P, "Your refund is on its way.")),
+                Some(head),
+            )
+        })
+        .collect();
+    let e = evidence(vec![compared(&cases)]);
+    assert_eq!(e.verdict.state, State::NeedsTradeoff, "{:?}", e.verdict);
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn error_rate_over_budget_is_an_error_not_a_pass() {
+    let mut cases = steady(7, "intent/refund");
+    for i in 0..3 {
+        cases.push(case(
+            &format!("refund-timeout-{i}"),
+            &["intent/refund"],
+            Some(side(P, "ok")),
+            Some(side(
+                E,
+                "provider `local`: timed out after 60 s (3 attempts)",
+            )),
+        ));
+    }
+    let e = evidence(vec![compared(&cases)]);
+    assert_eq!(e.verdict.state, State::Error, "{:?}", e.verdict);
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn new_and_deleted_cases_are_listed() {
+    let mut cases = steady(4, "intent/order-status");
+    cases.push(case(
+        "status-customs-hold",
+        &["intent/order-status"],
+        None,
+        Some(side(P, "It is held at customs.")),
+    ));
+    let mut e = compared(&cases);
+    // The base also ran a case the pull request deleted, failing there.
+    let deleted = case(
+        "status-two-orders",
+        &["intent/order-status"],
+        Some(side(F, "?")),
+        None,
+    );
+    let extra = run("3", &[&deleted], |c| c.base.as_ref());
+    if let Some(base) = e.base_run.as_mut() {
+        base.cases.extend(extra.cases);
+    }
+    let critical = GlobSet::empty();
+    let base_ids: Vec<String> = vec![
+        "intent-order-status-0".into(),
+        "intent-order-status-1".into(),
+        "intent-order-status-2".into(),
+        "intent-order-status-3".into(),
+        "status-two-orders".into(),
+    ];
+    let e = ArtifactEvidence::new(
+        e.change,
+        e.status,
+        e.known_limitations,
+        (e.base_run, e.head_run),
+        &base_ids,
+        &critical,
+    );
+    let c = e
+        .comparison
+        .as_ref()
+        .map(|c| (c.new_cases.len(), c.deleted_cases.len()));
+    assert_eq!(c, Some((1, 1)));
+    let text = render(&evidence(vec![e]));
+    assert!(text.contains("Added by this pull request (1)"), "{text}");
+    assert!(text.contains("1 failing on base"), "{text}");
+}
+
+#[test]
+fn a_report_that_would_exceed_the_limit_is_folded() {
+    let long = "All work and no play makes Jack a dull boy. ".repeat(40);
+    let cases: Vec<Case> = (0..3000)
+        .map(|i| {
+            case(
+                &format!("adversarial-{i:04}"),
+                &[&format!("hard-negative/adversarial-{}", i % 90)],
+                Some(side(P, &long)),
+                Some(side(F, &long)),
+            )
+        })
+        .collect();
+    let e = evidence(vec![compared(&cases)]);
+    let text = render(&e);
+    assert!(text.contains("more regressions"), "{text}");
+    assert!(text.contains("more segments"), "{text}");
+    // The start and the end show how it folds; the middle is more of the same.
+    let lines: Vec<&str> = text.lines().collect();
+    let ends = format!(
+        "{}\n[…]\n{}",
+        lines[..30].join("\n"),
+        lines[lines.len() - 40..].join("\n")
+    );
+    insta::assert_snapshot!(ends);
+}
+
+#[test]
+fn the_smallest_limit_cuts_cleanly() {
+    let cases: Vec<Case> = (0..200)
+        .map(|i| {
+            case(
+                &format!("c{i}"),
+                &["hard-negative/adversarial"],
+                Some(side(P, "ok")),
+                Some(side(F, &"x".repeat(500))),
+            )
+        })
+        .collect();
+    let e = evidence(vec![compared(&cases)]);
+    let text = Template::builtin()
+        .render(&e, 1500)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    assert!(utf16_len(&text) <= 1500, "{}", utf16_len(&text));
+    assert!(text.contains("cut here"), "{text}");
+    assert_eq!(text.matches("```").count() % 2, 0, "{text}");
+}
+
+/// `text` without its fenced blocks and code spans, where GitHub does not link mentions.
+fn outside_code(text: &str) -> String {
+    let mut out = String::new();
+    let mut fence: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        match &fence {
+            Some(f) if t == f.as_str() => fence = None,
+            Some(_) => {}
+            None if t.starts_with("```") => {
+                fence = Some(t.chars().take_while(|&c| c == '`').collect());
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    // Code spans: a run of backticks up to the same run.
+    let mut result = String::new();
+    let mut rest = out.as_str();
+    while let Some(start) = rest.find('`') {
+        result.push_str(&rest[..start]);
+        let ticks = rest[start..].chars().take_while(|&c| c == '`').count();
+        let after = &rest[start + ticks..];
+        let close = "`".repeat(ticks);
+        match after.find(&close) {
+            Some(end) => rest = &after[end + ticks..],
+            None => {
+                result.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    result.push_str(rest);
+    result
+}
+
+#[test]
+fn hostile_model_output_stays_inert() {
+    let hostile = "@acme/security please look <img src=x onerror=alert(1)>\n```\n</details>\n<!-- promptgate:report -->\n\u{1b}[31mred\u{1b}[0m | cell";
+    let mut cases = steady(3, "hard-negative/adversarial");
+    cases.push(case(
+        "inject-@acme/team",
+        &["hard-negative/adversarial"],
+        Some(side(P, "Sorry, I can only help with Acme orders.")),
+        Some(side(F, hostile)),
+    ));
+    let e = evidence(vec![compared(&cases)]);
+    let text = render(&e);
+    // Inside code, markup is shown, not rendered; outside, it is escaped.
+    assert!(!outside_code(&text).contains("<img"), "{text}");
+    assert!(
+        text.contains("<img src=x"),
+        "the excerpt is shown verbatim: {text}"
+    );
+    // The comment marker cannot be forged anywhere, code included.
+    assert!(!text.contains("<!-- promptgate"), "{text}");
+    // The fence in the output does not end its block: a longer one holds it.
+    assert!(text.contains("````text\n@acme/security"), "{text}");
+    assert!(text.contains("| cell\n````\n"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        !outside_code(&text).contains("@acme/"),
+        "an unescaped mention: {text}"
+    );
+    insta::assert_snapshot!(text);
+}
