@@ -121,3 +121,27 @@ pub struct Evidence {
     /// The command that reproduces this run locally.
     pub reproduce: String,
 }
+
+impl Evidence {
+    /// A pull request that changes nothing, to check templates against.
+    pub fn empty() -> Evidence {
+        let gate = GateConfig::default();
+        Evidence {
+            schema: SCHEMA,
+            promptgate_version: env!("CARGO_PKG_VERSION"),
+            base: "main".into(),
+            head: "HEAD".into(),
+            merge_base: String::new(),
+            head_commit: String::new(),
+            files_changed: 0,
+            verdict: crate::policy::decide(&gate, &[], &[]),
+            policy: gate,
+            policy_source: PolicySource::Base,
+            config_changed: false,
+            tradeoff_label: String::new(),
+            artifacts: Vec::new(),
+            approvals: Vec::new(),
+            reproduce: String::new(),
+        }
+    }
+}

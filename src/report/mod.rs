@@ -53,6 +53,7 @@ impl Template {
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)
                 .lstrip_blocks(true)
+                .keep_trailing_newline(true)
                 .build()?,
         );
         env.set_auto_escape_callback(|_| AutoEscape::Custom("markdown".into()));
@@ -87,8 +88,10 @@ impl Template {
             env,
             name: name.to_string(),
         };
-        // Compile-time problems surface now, not after the evaluation.
+        // Problems surface now, not after the evaluation: syntax when compiling, the
+        // fields every report has (strict undefined) on an empty report.
         template.env.get_template(&template.name)?;
+        template.render_view(&View::new(&Evidence::empty(), Limits::LADDER[0]))?;
         Ok(template)
     }
 
