@@ -143,7 +143,9 @@ fn main() {
             ..Evidence::empty()
         };
         let start = Instant::now();
-        let text = template.render(&evidence, COMMENT_LIMIT).unwrap_or_default();
+        let text = template
+            .render(&evidence, COMMENT_LIMIT)
+            .unwrap_or_default();
         render_times.push(start.elapsed());
         compare_times.push(compared);
         size = text.len();
@@ -156,7 +158,10 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("gate comparison + report, {cases} cases x 2 sides, median of {runs}:");
     println!("  compare + policy   {:8.1} ms", ms(c));
-    println!("  render (fitted)    {:8.1} ms   report {size} bytes", ms(r));
+    println!(
+        "  render (fitted)    {:8.1} ms   report {size} bytes",
+        ms(r)
+    );
     println!(
         "  total              {:8.1} ms   = {:.2} of the 200 ms goal",
         ms(c + r),

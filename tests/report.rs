@@ -495,3 +495,96 @@ fn hostile_model_output_stays_inert() {
     );
     insta::assert_snapshot!(text);
 }
+
+/// A run of one case with the given sample outcomes.
+fn run_of(version: &str, id: &str, segment: &str, outcomes: &[Outcome]) -> ArtifactRun {
+    let mut r = run(version, &[], |_| None);
+    r.cases = vec![CaseResult::new(
+        id.to_string(),
+        vec![segment.to_string()],
+        "evals/x.eval.yaml".into(),
+        1,
+        outcomes.iter().map(|&o| sample(&side(o, "text"))).collect(),
+    )];
+    r.artifact.repeats = outcomes.len() as u32;
+    r
+}
+
+#[test]
+fn with_repeats_a_case_passes_only_when_every_sample_does() {
+    let base = run_of("3", "c", "intent/refund", &[P, P, P]);
+    let head = run_of("4", "c", "intent/refund", &[P, F, P]);
+    let c = promptgate::compare::compare(&promptgate::compare::Sides {
+        base: Some(&base),
+        head: &head,
+        base_case_ids: &["c".to_string()],
+        critical: &GlobSet::empty(),
+    });
+    assert_eq!(c.regressions.len(), 1);
+    let f = &c.regressions[0];
+    assert_eq!(
+        (
+            f.base.map(|p| (p.passed, p.samples)),
+            (f.head.passed, f.head.samples)
+        ),
+        (Some((3, 3)), (2, 3))
+    );
+    let row = &c.segments[0];
+    assert_eq!((row.base_rate, row.head_rate), (Some(1.0), Some(0.0)));
+    let fraction = row.head_pass_fraction.unwrap_or_default();
+    assert!((fraction - 2.0 / 3.0).abs() < 1e-9, "{fraction}");
+    // One flip is never beyond noise: p = 1.
+    assert_eq!(row.p_value, 1.0);
+}
+
+#[test]
+fn a_case_errored_on_one_side_is_left_out_of_the_pass_rates() {
+    let base = run_of("3", "c", "intent/refund", &[E]);
+    let head = run_of("4", "c", "intent/refund", &[F]);
+    let c = promptgate::compare::compare(&promptgate::compare::Sides {
+        base: Some(&base),
+        head: &head,
+        base_case_ids: &["c".to_string()],
+        critical: &GlobSet::empty(),
+    });
+    assert_eq!((c.overall.paired, c.overall.errors), (0, 1));
+    assert_eq!(c.overall.head_rate, None);
+    assert!(c.regressions.is_empty());
+    assert_eq!(c.error_rate, 1.0);
+}
+
+#[test]
+fn a_new_artifact_failing_a_critical_case_blocks() {
+    let head = run_of("1", "jailbreak", "hard-negative/adversarial", &[F]);
+    let critical = promptgate::repo::build_globs(&["hard-negative/*".to_string()])
+        .unwrap_or_else(|_| GlobSet::empty());
+    let a = ArtifactEvidence::new(
+        change(ChangeKind::Added, None, Some("1")),
+        Status::HeadOnly,
+        Vec::new(),
+        (None, Some(head)),
+        &[],
+        &critical,
+    );
+    let e = evidence(vec![a]);
+    assert_eq!(e.verdict.state, State::Blocked, "{:?}", e.verdict);
+    assert_eq!(e.verdict.reasons[0].rule, "gate.critical_segments");
+    let text = render(&e);
+    assert!(text.contains("#### Failing cases: 1"), "{text}");
+}
+
+#[test]
+fn a_broken_policy_config_is_an_error() {
+    let problem = promptgate::diag::Diagnostic::new(
+        ".promptgate.yaml",
+        promptgate::diag::Pos::new(3, 7),
+        "unknown field `max_segmnt_drop`",
+    );
+    let v = policy::decide(&GateConfig::default(), &[], &[problem]);
+    assert_eq!(v.state, State::Error);
+    assert!(
+        v.errors[0].message.contains(".promptgate.yaml:3:7"),
+        "{:?}",
+        v.errors
+    );
+}
