@@ -87,3 +87,38 @@ fn demo_changes_as_text_and_markdown() {
     assert_eq!(code, 0);
     insta::assert_snapshot!("demo_changes_markdown", markdown);
 }
+
+#[test]
+fn demo_gate_replays_every_request_offline() {
+    let (_tmp, dir) = demo();
+    let evidence = dir.join("evidence.json");
+    let out = common::promptgate()
+        .arg("-C")
+        .arg(&dir)
+        .args(["gate", "--base", "main", "--head", "prompt-update"])
+        .args(["--provider", "recorded", "--no-cache", "--evidence"])
+        .arg(&evidence)
+        .output()
+        .expect("runs");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(code == 0 || code == 4, "exit {code}\n{report}");
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&evidence).expect("evidence")).expect("json");
+    // The recordings answer every request the demo makes: nothing errored.
+    let a = &e["artifacts"][0];
+    assert_eq!(a["id"], "support.assistant");
+    assert_eq!(
+        a["comparison"]["error_rate"], 0.0,
+        "{:#}",
+        a["comparison"]["errored"]
+    );
+    // Token counts are the server's, and the model has a price: the cost is known.
+    assert!(
+        a["comparison"]["head"]["cost_per_1k_requests_usd"]
+            .as_f64()
+            .is_some()
+    );
+    assert!(report.contains("#### Pass rate by segment"), "{report}");
+    insta::assert_snapshot!("demo_gate_report", report);
+}
