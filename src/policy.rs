@@ -178,11 +178,14 @@ impl Collect<'_> {
     fn budgets(&mut self, c: &Comparison) {
         let p = self.policy;
         let (base, head) = (&c.base, &c.head);
-        let cost = relative(base.cost_per_1k_requests_usd, head.cost_per_1k_requests_usd);
+        let cost = relative(
+            base.spend.cost_per_1k_requests_usd,
+            head.spend.cost_per_1k_requests_usd,
+        );
         let (measure, change) = match cost {
             Some(change) => ("cost per 1,000 requests", Some(change)),
             None => {
-                if base.conversations > 0 && base.cost_usd.is_none() {
+                if base.conversations > 0 && base.spend.cost_usd.is_none() {
                     self.notes.push(format!(
                         "{}: the model has no price in `pricing`: tokens per conversation stand in for cost",
                         self.artifact
@@ -209,7 +212,7 @@ impl Collect<'_> {
                 ),
             );
         }
-        if let Some(change) = relative(base.latency_p95_ms, head.latency_p95_ms)
+        if let Some(change) = relative(base.spend.latency_p95_ms, head.spend.latency_p95_ms)
             && change > p.max_latency_p95_increase + 1e-12
         {
             self.tradeoff(
@@ -227,7 +230,8 @@ impl Collect<'_> {
 }
 
 fn ms(f: &Figures) -> String {
-    f.latency_p95_ms
+    f.spend
+        .latency_p95_ms
         .map_or("–".into(), |v| format!("{v:.0} ms"))
 }
 

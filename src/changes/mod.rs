@@ -34,6 +34,19 @@ pub enum ChangeKind {
     ReferenceChanged,
 }
 
+impl ChangeKind {
+    /// The kind in words, for reports.
+    pub fn word(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Renamed => "renamed",
+            ChangeKind::Modified => "modified",
+            ChangeKind::ReferenceChanged => "referenced file changed",
+        }
+    }
+}
+
 /// One side of a change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Side {

@@ -10,16 +10,6 @@ fn short_sha(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
 }
 
-fn kind_word(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Added => "added",
-        ChangeKind::Deleted => "deleted",
-        ChangeKind::Renamed => "renamed",
-        ChangeKind::Modified => "modified",
-        ChangeKind::ReferenceChanged => "referenced file changed",
-    }
-}
-
 fn version_text(change: &ArtifactChange) -> Option<String> {
     let v0 = change.base.as_ref().and_then(|s| s.version.clone());
     let v1 = change.head.as_ref().and_then(|s| s.version.clone());
@@ -96,7 +86,7 @@ pub fn text(set: &ChangeSet) -> String {
         }
         let _ = writeln!(out, "\n{title}:");
         for c in changes {
-            let mut line = format!("  {:<8} {}  {}", kind_word(c.kind), c.id, location(c));
+            let mut line = format!("  {:<8} {}  {}", c.kind.word(), c.id, location(c));
             if let Some(v) = version_text(c) {
                 line.push_str(&format!("  {v}"));
             }
@@ -183,7 +173,7 @@ pub fn markdown(set: &ChangeSet) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {behaviour} |",
-            kind_word(c.kind),
+            c.kind.word(),
             code(&c.id),
             code(&location(c)),
             version_text(c).unwrap_or_default(),

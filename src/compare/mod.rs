@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::eval::assertions::Verdict;
 use crate::eval::assertions::{is_refusal, parse_json, word_count};
-use crate::eval::result::{ArtifactRun, CaseResult, Outcome, Sample, percentile};
+use crate::eval::result::{ArtifactRun, CaseResult, Outcome, Sample, Spend};
 
 /// Pseudo-segment holding every case.
 pub const ALL: &str = "all cases";
@@ -87,14 +87,8 @@ pub struct CaseNote {
 pub struct Figures {
     pub conversations: usize,
     pub requests: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub tokens_estimated: bool,
-    /// `None` when the model has no price.
-    pub cost_usd: Option<f64>,
-    pub cost_per_1k_requests_usd: Option<f64>,
-    pub latency_p50_ms: Option<f64>,
-    pub latency_p95_ms: Option<f64>,
+    #[serde(flatten)]
+    pub spend: Spend,
     /// What a user would notice.
     pub refusal_rate: Option<f64>,
     pub mean_words: Option<f64>,
@@ -108,23 +102,10 @@ impl Figures {
         let share = |f: &dyn Fn(&Sample) -> bool| {
             (n > 0).then(|| samples.iter().filter(|s| f(s)).count() as f64 / n as f64)
         };
-        let cost_usd = samples
-            .iter()
-            .map(|s| s.cost_usd)
-            .sum::<Option<f64>>()
-            .filter(|_| n > 0);
-        let mut latencies: Vec<f64> = samples.iter().filter_map(|s| s.latency_ms).collect();
-        latencies.sort_by(f64::total_cmp);
         Figures {
             conversations: n,
             requests: samples.iter().map(|s| u64::from(s.requests)).sum(),
-            input_tokens: samples.iter().map(|s| s.input_tokens).sum(),
-            output_tokens: samples.iter().map(|s| s.output_tokens).sum(),
-            tokens_estimated: samples.iter().any(|s| s.tokens_estimated),
-            cost_per_1k_requests_usd: cost_usd.map(|c| c / n as f64 * 1000.0),
-            cost_usd,
-            latency_p50_ms: percentile(&latencies, 0.50),
-            latency_p95_ms: percentile(&latencies, 0.95),
+            spend: Spend::of(&samples),
             refusal_rate: share(&|s| is_refusal(&s.text)),
             mean_words: (n > 0).then(|| {
                 samples.iter().map(|s| word_count(&s.text)).sum::<usize>() as f64 / n as f64
@@ -135,8 +116,9 @@ impl Figures {
 
     /// Tokens per conversation, the cost measure when there is no price.
     pub fn tokens_per_conversation(&self) -> Option<f64> {
-        (self.conversations > 0)
-            .then(|| (self.input_tokens + self.output_tokens) as f64 / self.conversations as f64)
+        (self.conversations > 0).then(|| {
+            (self.spend.input_tokens + self.spend.output_tokens) as f64 / self.conversations as f64
+        })
     }
 }
 

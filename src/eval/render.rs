@@ -79,22 +79,22 @@ fn run_table(r: &RunReport, out: &mut String) {
 
 /// Tokens, cost, latency and requests on one line.
 fn figures(s: &Summary) -> String {
-    let estimated = if s.tokens_estimated {
+    let estimated = if s.spend.tokens_estimated {
         " (estimated)"
     } else {
         ""
     };
-    let cost = match s.cost_usd {
+    let cost = match s.spend.cost_usd {
         Some(c) => format!("${c:.4}"),
         None => "unknown (no price for the model)".into(),
     };
     let ms = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0} ms"));
     format!(
         "tokens {} in / {} out{estimated} · cost {cost} · latency p50 {}, p95 {} · {} request(s), {} retried",
-        s.input_tokens,
-        s.output_tokens,
-        ms(s.latency_p50_ms),
-        ms(s.latency_p95_ms),
+        s.spend.input_tokens,
+        s.spend.output_tokens,
+        ms(s.spend.latency_p50_ms),
+        ms(s.spend.latency_p95_ms),
         s.requests,
         s.retries
     )

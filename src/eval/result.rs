@@ -251,15 +251,8 @@ pub struct Summary {
     pub samples: usize,
     pub requests: u64,
     pub retries: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Some token counts were estimated.
-    pub tokens_estimated: bool,
-    /// `None` when some sample has no price.
-    pub cost_usd: Option<f64>,
-    pub cost_per_1k_requests_usd: Option<f64>,
-    pub latency_p50_ms: Option<f64>,
-    pub latency_p95_ms: Option<f64>,
+    #[serde(flatten)]
+    pub spend: Spend,
     /// Assertions that could not be judged (no judge configured, no price).
     pub unjudged: usize,
     pub by_segment: BTreeMap<String, Tally>,
@@ -288,14 +281,6 @@ impl ArtifactRun {
             .flat_map(|c| &c.samples)
             .filter(|s| s.outcome != Outcome::Error)
             .collect();
-        let cost_usd = samples
-            .iter()
-            .map(|s| s.cost_usd)
-            .sum::<Option<f64>>()
-            .filter(|_| !samples.is_empty());
-        let conversations = samples.len();
-        let mut latencies: Vec<f64> = samples.iter().filter_map(|s| s.latency_ms).collect();
-        latencies.sort_by(f64::total_cmp);
         let all = self.cases.iter().flat_map(|c| &c.samples);
         Summary {
             tally,
@@ -303,18 +288,48 @@ impl ArtifactRun {
             samples: all.clone().count(),
             requests: all.clone().map(|s| u64::from(s.requests)).sum(),
             retries: all.clone().map(|s| u64::from(s.retries)).sum(),
-            input_tokens: samples.iter().map(|s| s.input_tokens).sum(),
-            output_tokens: samples.iter().map(|s| s.output_tokens).sum(),
-            tokens_estimated: samples.iter().any(|s| s.tokens_estimated),
-            cost_per_1k_requests_usd: cost_usd.map(|c| c / conversations as f64 * 1000.0),
-            cost_usd,
-            latency_p50_ms: percentile(&latencies, 0.50),
-            latency_p95_ms: percentile(&latencies, 0.95),
+            spend: Spend::of(&samples),
             unjudged: all
                 .flat_map(|s| &s.assertions)
                 .filter(|a| matches!(a.verdict, Verdict::Unjudged { .. }))
                 .count(),
             by_segment,
+        }
+    }
+}
+
+/// Tokens, cost and latency of the conversations that were evaluated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spend {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Some token counts were estimated.
+    pub tokens_estimated: bool,
+    /// `None` when some sample has no price.
+    pub cost_usd: Option<f64>,
+    pub cost_per_1k_requests_usd: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+}
+
+impl Spend {
+    /// Over `samples`, which the caller has stripped of the ones that errored.
+    pub fn of(samples: &[&Sample]) -> Spend {
+        let cost_usd = samples
+            .iter()
+            .map(|s| s.cost_usd)
+            .sum::<Option<f64>>()
+            .filter(|_| !samples.is_empty());
+        let mut latencies: Vec<f64> = samples.iter().filter_map(|s| s.latency_ms).collect();
+        latencies.sort_by(f64::total_cmp);
+        Spend {
+            input_tokens: samples.iter().map(|s| s.input_tokens).sum(),
+            output_tokens: samples.iter().map(|s| s.output_tokens).sum(),
+            tokens_estimated: samples.iter().any(|s| s.tokens_estimated),
+            cost_per_1k_requests_usd: cost_usd.map(|c| c / samples.len() as f64 * 1000.0),
+            cost_usd,
+            latency_p50_ms: percentile(&latencies, 0.50),
+            latency_p95_ms: percentile(&latencies, 0.95),
         }
     }
 }
@@ -553,11 +568,12 @@ mod tests {
         let s = r.summary();
         assert_eq!((s.tally.passed, s.tally.failed, s.tally.errors), (1, 1, 1));
         assert_eq!(s.pass_rate, Some(0.5));
-        assert_eq!(s.input_tokens, 30);
-        assert_eq!(s.latency_p50_ms, Some(200.0));
-        assert!(s.cost_usd.is_some_and(|c| (c - 0.03).abs() < 1e-12));
+        assert_eq!(s.spend.input_tokens, 30);
+        assert_eq!(s.spend.latency_p50_ms, Some(200.0));
+        assert!(s.spend.cost_usd.is_some_and(|c| (c - 0.03).abs() < 1e-12));
         assert!(
-            s.cost_per_1k_requests_usd
+            s.spend
+                .cost_per_1k_requests_usd
                 .is_some_and(|c| (c - 10.0).abs() < 1e-9)
         );
         assert_eq!(s.by_segment["s"].cases, 3);
@@ -565,7 +581,7 @@ mod tests {
             vec![case("a", vec![sample(Outcome::Pass, None, 1.0)])],
             None,
         );
-        assert_eq!(unpriced.summary().cost_usd, None);
+        assert_eq!(unpriced.summary().spend.cost_usd, None);
     }
 
     #[test]

@@ -353,7 +353,7 @@ impl Engine {
         };
         let mut request = match request {
             Ok(r) => r,
-            Err(e) => return Sample::error(format!("case `{}`: {e}", case.id)),
+            Err(e) => return Sample::error(e.to_string()),
         };
         let mut calls = Vec::new();
         let (mut latency, mut input, mut output) = (0.0, 0u64, 0u64);
@@ -367,10 +367,7 @@ impl Engine {
                     return Sample {
                         retries: retries + e.1,
                         requests,
-                        ..Sample::error(format!(
-                            "case `{}`: provider `{}`: {}",
-                            case.id, prep.lane.name, e.0
-                        ))
+                        ..Sample::error(format!("provider `{}`: {}", prep.lane.name, e.0))
                     };
                 }
             };
@@ -455,10 +452,7 @@ impl Engine {
                         return Sample {
                             requests,
                             retries,
-                            ..Sample::error(format!(
-                                "case `{}`: judging `{}`: {e}",
-                                case.id, a.name
-                            ))
+                            ..Sample::error(format!("judging `{}`: {e}", a.name))
                         };
                     }
                 },
@@ -496,11 +490,7 @@ impl Engine {
             (false, true) => (Outcome::Pass, None),
             (false, false) => (
                 Outcome::Error,
-                Some(format!(
-                    "case `{}`: could not judge: {}",
-                    case.id,
-                    unjudged.join("; ")
-                )),
+                Some(format!("could not judge: {}", unjudged.join("; "))),
             ),
         };
         Sample {

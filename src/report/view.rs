@@ -128,11 +128,7 @@ pub struct ErrorGroup {
 fn error_groups(notes: &[CaseNote], limits: Limits) -> Cut<ErrorGroup> {
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for n in notes {
-        let raw = n.error.as_deref().unwrap_or("not evaluated");
-        // The runner names the case; the group lists the cases instead.
-        let message = raw
-            .strip_prefix(&format!("case `{}`: ", n.id))
-            .unwrap_or(raw);
+        let message = n.error.as_deref().unwrap_or("not evaluated");
         match groups.iter_mut().find(|(m, _)| m == message) {
             Some((_, ids)) => ids.push(&n.id),
             None => groups.push((message.to_string(), vec![&n.id])),
@@ -220,7 +216,7 @@ fn summary_row(a: &ArtifactEvidence) -> SummaryRow {
     let c = a.comparison.as_ref();
     SummaryRow {
         id: a.change.id.clone(),
-        kind: kind_word(a.change.kind),
+        kind: a.change.kind.word(),
         status: a.status,
         base_version: a.change.base.as_ref().and_then(|s| s.version.clone()),
         head_version: a.change.head.as_ref().and_then(|s| s.version.clone()),
@@ -236,12 +232,12 @@ fn summary_row(a: &ArtifactEvidence) -> SummaryRow {
         }),
         cost_change: c.map_or("–".into(), |c| {
             change(
-                c.base.cost_per_1k_requests_usd,
-                c.head.cost_per_1k_requests_usd,
+                c.base.spend.cost_per_1k_requests_usd,
+                c.head.spend.cost_per_1k_requests_usd,
             )
         }),
         p95_change: c.map_or("–".into(), |c| {
-            change(c.base.latency_p95_ms, c.head.latency_p95_ms)
+            change(c.base.spend.latency_p95_ms, c.head.spend.latency_p95_ms)
         }),
     }
 }
@@ -337,7 +333,7 @@ fn rate_points(base: Option<f64>, head: Option<f64>) -> String {
 fn cost_rows(b: &Figures, h: &Figures, has_base: bool) -> Vec<FigureRow> {
     let side = |present: bool, s: String| if present { s } else { "–".into() };
     let est = |f: &Figures| {
-        if f.tokens_estimated {
+        if f.spend.tokens_estimated {
             " (estimated)"
         } else {
             ""
@@ -352,33 +348,36 @@ fn cost_rows(b: &Figures, h: &Figures, has_base: bool) -> Vec<FigureRow> {
     vec![
         row(
             "Tokens in",
-            format!("{}{}", b.input_tokens, est(b)),
-            format!("{}{}", h.input_tokens, est(h)),
-            count_change(b.input_tokens, h.input_tokens),
+            format!("{}{}", b.spend.input_tokens, est(b)),
+            format!("{}{}", h.spend.input_tokens, est(h)),
+            count_change(b.spend.input_tokens, h.spend.input_tokens),
         ),
         row(
             "Tokens out",
-            format!("{}{}", b.output_tokens, est(b)),
-            format!("{}{}", h.output_tokens, est(h)),
-            count_change(b.output_tokens, h.output_tokens),
+            format!("{}{}", b.spend.output_tokens, est(b)),
+            format!("{}{}", h.spend.output_tokens, est(h)),
+            count_change(b.spend.output_tokens, h.spend.output_tokens),
         ),
         row(
             "Cost per 1,000 requests",
-            opt(b.cost_per_1k_requests_usd, usd),
-            opt(h.cost_per_1k_requests_usd, usd),
-            change(b.cost_per_1k_requests_usd, h.cost_per_1k_requests_usd),
+            opt(b.spend.cost_per_1k_requests_usd, usd),
+            opt(h.spend.cost_per_1k_requests_usd, usd),
+            change(
+                b.spend.cost_per_1k_requests_usd,
+                h.spend.cost_per_1k_requests_usd,
+            ),
         ),
         row(
             "Latency p50",
-            opt(b.latency_p50_ms, |v| format!("{v:.0} ms")),
-            opt(h.latency_p50_ms, |v| format!("{v:.0} ms")),
-            change(b.latency_p50_ms, h.latency_p50_ms),
+            opt(b.spend.latency_p50_ms, |v| format!("{v:.0} ms")),
+            opt(h.spend.latency_p50_ms, |v| format!("{v:.0} ms")),
+            change(b.spend.latency_p50_ms, h.spend.latency_p50_ms),
         ),
         row(
             "Latency p95",
-            opt(b.latency_p95_ms, |v| format!("{v:.0} ms")),
-            opt(h.latency_p95_ms, |v| format!("{v:.0} ms")),
-            change(b.latency_p95_ms, h.latency_p95_ms),
+            opt(b.spend.latency_p95_ms, |v| format!("{v:.0} ms")),
+            opt(h.spend.latency_p95_ms, |v| format!("{v:.0} ms")),
+            change(b.spend.latency_p95_ms, h.spend.latency_p95_ms),
         ),
     ]
 }
@@ -472,16 +471,6 @@ fn comparison_view(c: &Comparison, limits: Limits) -> ComparisonView {
     }
 }
 
-fn kind_word(kind: ChangeKind) -> &'static str {
-    match kind {
-        ChangeKind::Added => "added",
-        ChangeKind::Deleted => "deleted",
-        ChangeKind::Renamed => "renamed",
-        ChangeKind::Modified => "modified",
-        ChangeKind::ReferenceChanged => "referenced file changed",
-    }
-}
-
 fn artifact_view(a: &ArtifactEvidence, limits: Limits) -> ArtifactView {
     let ch = &a.change;
     let short = |f: &Option<String>| {
@@ -503,7 +492,7 @@ fn artifact_view(a: &ArtifactEvidence, limits: Limits) -> ArtifactView {
             (Some(b), Some(h), ChangeKind::Renamed) => format!("{} → {}", b.path, h.path),
             _ => ch.path().to_string(),
         },
-        kind: kind_word(ch.kind),
+        kind: ch.kind.word(),
         status: a.status,
         base_version: ch.base.as_ref().and_then(|s| s.version.clone()),
         head_version: ch.head.as_ref().and_then(|s| s.version.clone()),

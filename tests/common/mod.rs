@@ -181,3 +181,36 @@ cases_file: refund.cases.jsonl
 "#,
     );
 }
+
+/// The stub on a runtime of its own, serving while the test blocks on the binary.
+pub struct Server {
+    pub stub: promptgate_stub::Stub,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Server {
+    pub fn start(config: promptgate_stub::StubConfig) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let stub = runtime
+            .block_on(promptgate_stub::Stub::start(config))
+            .expect("stub starts");
+        Server {
+            stub,
+            _runtime: runtime,
+        }
+    }
+
+    /// Bodies of the completion requests, in arrival order.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.stub
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .map(|r| r.body)
+            .collect()
+    }
+}
