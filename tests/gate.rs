@@ -81,6 +81,14 @@ const JAILBREAK: (&str, &str, &str, &str) = (
     "{type: refusal}",
 );
 
+/// A case the pull requests add.
+const NEW_CASE: (&str, &str, &str, &str) = (
+    "new-case",
+    "intent/refund",
+    "Where is my refund?",
+    "{type: icontains, value: refund}",
+);
+
 /// `main` with a strict prompt; the caller builds the pull request on top.
 fn project(server: &Server) -> Repo {
     let mut repo = Repo::new();
@@ -154,16 +162,7 @@ fn a_regression_in_a_critical_segment_blocks() {
     repo.write("prompts/refund.prompt.yaml", &artifact(2, "FRIENDLY"));
     repo.write(
         "evals/refund.eval.yaml",
-        &suite(&[
-            REFUND,
-            JAILBREAK,
-            (
-                "new-case",
-                "intent/refund",
-                "Where is my refund?",
-                "{type: icontains, value: refund}",
-            ),
-        ]),
+        &suite(&[REFUND, JAILBREAK, NEW_CASE]),
     );
     repo.commit("friendlier prompt");
     // An uncommitted edit: neither side may read the working tree.
@@ -343,16 +342,7 @@ fn an_eval_set_change_runs_the_unchanged_prompt_once() {
     // Same prompt; the suite loses `old-case` and gains `new-case`.
     repo.write(
         "evals/refund.eval.yaml",
-        &suite(&[
-            REFUND,
-            JAILBREAK,
-            (
-                "new-case",
-                "intent/refund",
-                "Where is my refund?",
-                "{type: icontains, value: refund}",
-            ),
-        ]),
+        &suite(&[REFUND, JAILBREAK, NEW_CASE]),
     );
     repo.commit("evals only");
     let dir = tempfile::tempdir().expect("tempdir");
