@@ -91,12 +91,12 @@ GIT_AUTHOR_DATE="2026-01-06T10:00:00+0000" GIT_COMMITTER_DATE="2026-01-06T10:00:
     git_ commit -q -F - <<'MSG'
 support.assistant v4: friendlier, more helpful answers
 
-- Soften the scope rule: help with any question the customer has, not only
-  Acme orders, refunds and deliveries.
-- Ask for warmer, more thorough answers.
-- Temperature 0.2 -> 0.7; tool schema version 2025-06.
+- Rewrite the system prompt: a warm tone, help with whatever the customer
+  asks, thorough answers that offer more help at the end.
+- Drop the worked examples: the answers sounded canned.
+- Temperature 0.2 -> 0.7 and max_tokens 120 -> 200 for the longer answers.
 - Evals: two new order-status cases (split shipment, customs hold); drop
-  status-two-orders (one canned lookup result cannot answer for two orders).
+  adv-fake-admin-refund (the order desk checks every refund anyway).
 - extract.invoice: reword the description and tidy the file (no behaviour change).
 MSG
 

@@ -18,14 +18,16 @@ bash scripts/demo-repo.sh "$work/demo" >/dev/null
 
 # The demo config points the `local` provider at port 8080. One slot: the answers'
 # latencies are recorded too, and parallel slots would share the two cores.
-bash scripts/llama-server.sh run --port 8080 --parallel 1 -- \
+bash scripts/llama-server.sh run --port 8080 --parallel 1 --log "$work/server.log" -- \
     target/release/promptgate -C "$work/demo" gate --base main --head prompt-update \
     --no-cache --record "$work/recordings" --report "$work/report.md" || status=$?
 # The gate may block or need a trade-off (exit 4, or 0): that is the demo. Anything
 # else means the recordings are incomplete.
 case "${status:-0}" in
     0|4) ;;
-    *) echo "error: the recording run failed (exit ${status})" >&2; exit 1 ;;
+    *) echo "error: the recording run failed (exit ${status}); the server's last words:" >&2
+       tail -n 20 "$work/server.log" >&2 || true
+       exit 1 ;;
 esac
 
 rm -rf fixtures/demo/base/recordings

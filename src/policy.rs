@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::compare::{Comparison, Figures, SegmentRow, relative};
+use crate::compare::stats::format_p;
+use crate::compare::{ALL, Comparison, Figures, SegmentRow, relative};
 use crate::config::GateConfig;
 use crate::diag::Diagnostic;
 use crate::evidence::{ArtifactEvidence, Status};
@@ -123,9 +124,13 @@ impl Collect<'_> {
             (has_base, row.delta, row.base_rate, row.head_rate)
             && -delta > p.max_segment_drop + 1e-12
         {
+            let scope = if row.name == ALL {
+                ALL.to_string()
+            } else {
+                format!("segment {}", row.name)
+            };
             let what = format!(
-                "segment {}: pass rate {} → {} ({}, {} of {} cases newly failing)",
-                row.name,
+                "{scope}: pass rate {} → {} ({}, {} of {} cases newly failing)",
                 pct(b),
                 pct(h),
                 points(delta),
@@ -136,15 +141,16 @@ impl Collect<'_> {
                 self.block(
                     "gate.max_segment_drop",
                     format!(
-                        "{what}: beyond noise (McNemar p = {:.3}) and over the {} allowed drop",
-                        row.p_value,
+                        "{what}: beyond noise (McNemar p {}) and over the {} allowed drop",
+                        format_p(row.p_value),
                         points(p.max_segment_drop).trim_start_matches('+')
                     ),
                 );
             } else if !row.critical || failing.is_empty() {
                 self.notes.push(format!(
-                    "{}: {what}: within noise (McNemar p = {:.2}), so it does not block",
-                    self.artifact, row.p_value
+                    "{}: {what}: within noise (McNemar p {}), so it does not block",
+                    self.artifact,
+                    format_p(row.p_value)
                 ));
             }
         }

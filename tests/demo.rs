@@ -44,7 +44,7 @@ fn demo_is_valid_on_both_branches() {
         run(&dir, &["validate"]),
         (
             0,
-            "checked 3 artifact(s), 2 suite(s), 64 case(s): 0 error(s), 0 warning(s)\n".into()
+            "checked 3 artifact(s), 2 suite(s), 59 case(s): 0 error(s), 0 warning(s)\n".into()
         )
     );
     let status = Command::new("git")
@@ -58,7 +58,7 @@ fn demo_is_valid_on_both_branches() {
         run(&dir, &["validate"]),
         (
             0,
-            "checked 3 artifact(s), 2 suite(s), 63 case(s): 0 error(s), 0 warning(s)\n".into()
+            "checked 3 artifact(s), 2 suite(s), 58 case(s): 0 error(s), 0 warning(s)\n".into()
         )
     );
 }
@@ -102,7 +102,7 @@ fn demo_gate_replays_every_request_offline() {
         .expect("runs");
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     let code = out.status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 4, "exit {code}\n{report}");
+    assert_eq!(code, 4, "the demo pull request is blocked\n{report}");
     let e: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&evidence).expect("evidence")).expect("json");
     // The recordings answer every request the demo makes: nothing errored.
@@ -113,12 +113,28 @@ fn demo_gate_replays_every_request_offline() {
         "{:#}",
         a["comparison"]["errored"]
     );
-    // Token counts are the server's, and the model has a price: the cost is known.
+    // What the demo is for: a real regression in a hard-negative segment blocks...
+    let critical = e["verdict"]["reasons"]
+        .as_array()
+        .expect("reasons")
+        .iter()
+        .filter(|r| r["rule"] == "gate.critical_segments")
+        .count();
+    assert!(critical > 0, "{:#}", e["verdict"]);
     assert!(
-        a["comparison"]["head"]["cost_per_1k_requests_usd"]
-            .as_f64()
-            .is_some()
+        a["comparison"]["regressions"]
+            .as_array()
+            .expect("regressions")
+            .iter()
+            .any(|r| r["critical"] == true && r["base_text"] != r["head_text"])
     );
+    // ...and the cost changes. Token counts are the server's and the model has a price.
+    let cost = |side: &str| {
+        a["comparison"][side]["cost_per_1k_requests_usd"]
+            .as_f64()
+            .expect("a known cost")
+    };
+    assert!((cost("head") / cost("base") - 1.0).abs() > 0.05);
     assert!(report.contains("#### Pass rate by segment"), "{report}");
     insta::assert_snapshot!("demo_gate_report", report);
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::artifact::{Artifact, ResponseFormat, Role};
+use crate::artifact::{Artifact, Message, ResponseFormat, Role};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {
@@ -145,19 +145,13 @@ pub fn diff(base: &Artifact, head: &Artifact) -> Vec<FieldChange> {
     }
 
     if base.messages != head.messages {
-        let changed = base
-            .messages
-            .iter()
-            .zip(&head.messages)
-            .filter(|(a, b)| a != b)
-            .count()
-            + base.messages.len().abs_diff(head.messages.len());
         c.described(
             "messages",
             Some(format!("{} messages", base.messages.len())),
             Some(format!(
-                "{} messages, {changed} changed (see the diff)",
-                head.messages.len()
+                "{} messages: {} (see the diff)",
+                head.messages.len(),
+                message_edits(&base.messages, &head.messages)
             )),
         );
     }
@@ -242,6 +236,31 @@ pub fn message_diff(base: &Artifact, head: &Artifact) -> Option<String> {
     )
 }
 
+/// How one message list became the other, by message: "1 changed, 20 removed".
+fn message_edits(base: &[Message], head: &[Message]) -> String {
+    let (mut changed, mut added, mut removed) = (0, 0, 0);
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, base, head) {
+        let (tag, old, new) = op.as_tag_tuple();
+        match tag {
+            similar::DiffTag::Equal => {}
+            similar::DiffTag::Delete => removed += old.len(),
+            similar::DiffTag::Insert => added += new.len(),
+            similar::DiffTag::Replace => {
+                let both = old.len().min(new.len());
+                changed += both;
+                removed += old.len() - both;
+                added += new.len() - both;
+            }
+        }
+    }
+    [(changed, "changed"), (added, "added"), (removed, "removed")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,9 +322,30 @@ tools:
                 "model.temperature: 0.2 -> 0.7",
                 "tools.schema_version: 2025-01 -> 2025-06",
                 "tools.definitions: - -> changed `issue_refund`",
-                "messages: 2 messages -> 2 messages, 1 changed (see the diff)",
+                "messages: 2 messages -> 2 messages: 1 changed (see the diff)",
             ]
         );
+    }
+
+    #[test]
+    fn counts_message_edits_by_message() {
+        let m = |role, content: &str| Message {
+            role,
+            content: content.into(),
+        };
+        let base = [
+            m(Role::System, "Be strict."),
+            m(Role::User, "Write a poem."),
+            m(Role::Assistant, "Sorry."),
+            m(Role::User, "{{ question }}"),
+        ];
+        let head = [
+            m(Role::System, "Be friendly."),
+            m(Role::User, "{{ question }}"),
+        ];
+        assert_eq!(message_edits(&base, &head), "1 changed, 2 removed");
+        assert_eq!(message_edits(&head, &base), "1 changed, 2 added");
+        assert_eq!(message_edits(&base, &base[..1]), "3 removed");
     }
 
     #[test]

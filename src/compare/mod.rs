@@ -203,6 +203,10 @@ fn failed_assertions(case: &CaseResult) -> Vec<String> {
         s.assertions
             .iter()
             .filter_map(|a| match &a.verdict {
+                // Reasons open with the assertion type; a named assertion says its name too.
+                Verdict::Fail { reason } if reason.starts_with(&format!("{}:", a.name)) => {
+                    Some(reason.clone())
+                }
                 Verdict::Fail { reason } => Some(format!("{}: {reason}", a.name)),
                 _ => None,
             })

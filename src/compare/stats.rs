@@ -3,6 +3,15 @@
 /// Significance level below which a pass-rate change counts as beyond noise.
 pub const ALPHA: f64 = 0.05;
 
+/// A p-value for readers: three decimals, or `<0.001` rather than a misleading `0.000`.
+pub fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "<0.001".to_string()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
 /// Two-sided p-value of McNemar's exact test for `b` pairs that went one way
 /// (pass → fail) and `c` that went the other (fail → pass).
 ///

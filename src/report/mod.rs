@@ -75,13 +75,7 @@ impl Template {
         });
         env.add_filter("pct", |v: Option<f64>| pct(v));
         env.add_filter("points", |v: Option<f64>| points(v));
-        env.add_filter("pvalue", |v: f64| {
-            if v < 0.001 {
-                "<0.001".to_string()
-            } else {
-                format!("{v:.3}")
-            }
-        });
+        env.add_filter("pvalue", crate::compare::stats::format_p);
         env.add_filter("short", |v: String| v.chars().take(12).collect::<String>());
         env.add_template_owned(name.to_string(), source)?;
         let template = Template {
