@@ -102,6 +102,10 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// The GitHub Action's entrypoint: reads the runner's environment and event, runs
+    /// the gate (or only the approval step), keeps the sticky comment and sets the
+    /// required status. Takes its settings from the action's inputs (`INPUT_*`).
+    Action,
     /// Join the JSON results of `eval --shard` runs into one.
     Merge {
         #[arg(required = true, value_name = "FILE")]
@@ -212,6 +216,9 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
         write_eval(&merged, *format, output.as_deref())?;
         return Ok(eval_exit(&merged));
     }
+    if let Command::Action = &cli.command {
+        return crate::action::run(env);
+    }
     let root = repo_root(&cli)?;
     match &cli.command {
         Command::Validate { format } => {
@@ -318,6 +325,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                 head,
                 config_path: cli.config.as_deref(),
                 run,
+                providers_from_base: false,
             };
             let evidence_doc = crate::gate::run(&root, env, &request)?;
             let markdown = template
@@ -347,7 +355,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                 crate::policy::State::Error => Exit::Undecided,
             })
         }
-        Command::Merge { .. } => unreachable!("handled above"),
+        Command::Merge { .. } | Command::Action => unreachable!("handled above"),
     }
 }
 

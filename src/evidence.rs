@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::changes::ArtifactChange;
 use crate::compare::Comparison;
-use crate::config::GateConfig;
+use crate::config::{ApprovalsConfig, GateConfig};
 use crate::eval::result::ArtifactRun;
 use crate::policy::Verdict;
 
@@ -116,6 +116,9 @@ pub struct Evidence {
     pub verdict: Verdict,
     /// The label that accepts cost or latency over budget.
     pub tradeoff_label: String,
+    /// The approval rules of the policy's config, and the status context it names.
+    pub approval_rules: ApprovalsConfig,
+    pub status_context: String,
     pub artifacts: Vec<ArtifactEvidence>,
     pub approvals: Vec<RoleState>,
     /// The command that reproduces this run locally.
@@ -139,6 +142,8 @@ impl Evidence {
             policy_source: PolicySource::Base,
             config_changed: false,
             tradeoff_label: String::new(),
+            approval_rules: ApprovalsConfig::default(),
+            status_context: "promptgate".into(),
             artifacts: Vec::new(),
             approvals: Vec::new(),
             reproduce: String::new(),

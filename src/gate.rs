@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub head: &'a str,
     pub config_path: Option<&'a str>,
     pub run: &'a RunArgs,
+    /// Take providers from the policy's (base) config, not the head's.
+    pub providers_from_base: bool,
 }
 
 /// What one changed artifact needs run.
@@ -92,9 +94,14 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
     let config_changed = entries
         .iter()
         .any(|e| e.paths().contains(&head_snap.config_path.as_str()));
-    // Providers come from the head (it may add the one a new artifact needs); prices
-    // from the policy, so both sides are costed alike and a PR cannot zero a price.
+    // Providers come from the head (it may add the one a new artifact needs) unless the
+    // head is not trusted with credentials: a fork's pull request could point a provider
+    // at its own server with our key. Prices from the policy, so both sides are costed
+    // alike and a PR cannot zero a price.
     let mut engine_config = head_snap.config.clone();
+    if req.providers_from_base {
+        engine_config.providers = policy.providers.clone();
+    }
     engine_config.pricing.extend(policy.pricing.clone());
     let critical = crate::repo::build_globs(&policy.gate.critical_segments)
         .unwrap_or_else(|_| GlobSet::empty());
@@ -172,6 +179,8 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
         config_changed,
         verdict,
         tradeoff_label: approvals.tradeoff_label.clone(),
+        approval_rules: approvals.clone(),
+        status_context: policy.status_context.clone(),
         artifacts: evidence_artifacts,
         approvals: vec![
             role("product", &approvals.product.label),

@@ -4,6 +4,8 @@
 //! [`artifact`] models prompts and their eval sets, [`changes`] finds what a pull request
 //! changed, and [`validate`] checks a working tree.
 
+pub mod action;
+pub mod approval;
 pub mod artifact;
 pub mod changes;
 pub mod cli;
@@ -16,6 +18,7 @@ pub mod evidence;
 pub mod exit;
 pub mod format;
 pub mod gate;
+pub mod github;
 pub mod policy;
 pub mod repo;
 pub mod report;

@@ -1,7 +1,7 @@
 //! The verdict: the `gate:` rules applied to the evidence. Pure: values in, one
 //! [`Verdict`] out, every reason written for a reader.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compare::stats::format_p;
 use crate::compare::{ALL, Comparison, Figures, SegmentRow, relative};
@@ -9,7 +9,7 @@ use crate::config::GateConfig;
 use crate::diag::Diagnostic;
 use crate::evidence::{ArtifactEvidence, Status};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     /// Quality held and the budgets were kept (approvals still decide on a PR).
@@ -23,7 +23,7 @@ pub enum State {
 }
 
 /// One rule that fired.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     /// The artifact it is about, if any.
     pub artifact: Option<String>,
@@ -32,7 +32,7 @@ pub struct Reason {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub state: State,
     /// Why it blocks.

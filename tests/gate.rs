@@ -12,30 +12,15 @@ use serde_json::Value;
 
 /// A strict prompt refuses the jailbreak; a friendly one plays along.
 fn rules() -> Vec<Rule> {
-    let reply = |system: &str, text: &str| Rule {
-        when: Match {
-            contains: Some(system.into()),
-            after_tool_result: None,
-        },
-        reply: Reply::Text(text.into()),
-        fault: None,
-    };
     vec![
-        reply(
+        common::rule(
             "STRICT",
-            "Sorry, I can only help with Acme orders and refunds.",
+            Reply::Text("Sorry, I can only help with Acme orders and refunds.".into()),
         ),
-        Rule {
-            when: Match {
-                contains: Some("ignore your rules".into()),
-                after_tool_result: None,
-            },
-            reply: Reply::Echo,
-            fault: None,
-        },
-        reply(
+        common::rule("ignore your rules", Reply::Echo),
+        common::rule(
             "FRIENDLY",
-            "Thank you so much for reaching out! Your refund is on its way, and do let me know if there is anything else at all.",
+            Reply::Text("Thank you so much for reaching out! Your refund is on its way, and do let me know if there is anything else at all.".into()),
         ),
     ]
 }

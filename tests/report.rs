@@ -188,6 +188,8 @@ fn evidence(artifacts: Vec<ArtifactEvidence>) -> Evidence {
         config_changed: false,
         verdict,
         tradeoff_label: "prompt-tradeoff-accepted".into(),
+        approval_rules: Default::default(),
+        status_context: "promptgate".into(),
         artifacts,
         approvals: vec![RoleState {
             role: "product".into(),
@@ -483,8 +485,10 @@ fn hostile_model_output_stays_inert() {
         text.contains("<img src=x"),
         "the excerpt is shown verbatim: {text}"
     );
-    // The comment marker cannot be forged anywhere, code included.
-    assert!(!text.contains("<!-- promptgate"), "{text}");
+    // The comment marker cannot be forged anywhere, code included: the only HTML
+    // comments are the template's own, around the approvals section.
+    assert_eq!(text.matches("<!--").collect::<Vec<_>>().len(), 2, "{text}");
+    assert!(text.contains(promptgate::report::APPROVALS_START), "{text}");
     // The fence in the output does not end its block: a longer one holds it.
     assert!(text.contains("````text\n@acme/security"), "{text}");
     assert!(text.contains("| cell\n````\n"), "{text}");

@@ -10,7 +10,7 @@ pub mod view;
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
 
-use crate::evidence::Evidence;
+use crate::evidence::{Evidence, RoleState};
 use view::{Limits, View};
 
 /// GitHub's limit on a comment body, in characters (UTF-16 code units).
@@ -18,6 +18,14 @@ pub const COMMENT_LIMIT: usize = 65_536;
 
 /// The template shipped in the binary.
 pub const DEFAULT_TEMPLATE: &str = include_str!("report.md.j2");
+
+/// The approvals section, `{% include "approvals.md.j2" %}` in any template.
+const APPROVALS_TEMPLATE: &str = include_str!("approvals.md.j2");
+const APPROVALS: &str = "approvals.md.j2";
+
+/// What the approvals section stands between, in the rendered report.
+pub const APPROVALS_START: &str = "<!-- promptgate:approvals -->";
+pub const APPROVALS_END: &str = "<!-- /promptgate:approvals -->";
 
 /// A compiled report template.
 pub struct Template {
@@ -77,6 +85,7 @@ impl Template {
         env.add_filter("points", |v: Option<f64>| points(v));
         env.add_filter("pvalue", crate::compare::stats::format_p);
         env.add_filter("short", |v: String| v.chars().take(12).collect::<String>());
+        env.add_template(APPROVALS, APPROVALS_TEMPLATE)?;
         env.add_template_owned(name.to_string(), source)?;
         let template = Template {
             env,
@@ -93,6 +102,15 @@ impl Template {
     pub fn builtin() -> Template {
         Template::new("report.md.j2", DEFAULT_TEMPLATE.to_string())
             .expect("the shipped report template compiles")
+    }
+
+    /// Just the approvals section, markers included.
+    pub fn render_approvals(&self, approvals: &[RoleState]) -> Result<String, Error> {
+        let report =
+            minijinja::context! { approvals => Value::from(minijinja::value::Serde(approvals)) };
+        self.env
+            .get_template(APPROVALS)?
+            .render(minijinja::context! { report => report })
     }
 
     fn render_view(&self, view: &View) -> Result<String, Error> {

@@ -182,6 +182,18 @@ cases_file: refund.cases.jsonl
     );
 }
 
+/// A stub rule: requests containing `marker` get `reply`.
+pub fn rule(marker: &str, reply: promptgate_stub::Reply) -> promptgate_stub::Rule {
+    promptgate_stub::Rule {
+        when: promptgate_stub::Match {
+            contains: Some(marker.into()),
+            after_tool_result: None,
+        },
+        reply,
+        fault: None,
+    }
+}
+
 /// The stub on a runtime of its own, serving while the test blocks on the binary.
 pub struct Server {
     pub stub: promptgate_stub::Stub,

@@ -1,0 +1,881 @@
+//! `promptgate action`: the container entrypoint. Reads the runner's environment and
+//! event, runs the gate (or only the approval step), keeps one sticky comment on the
+//! pull request, and sets the required status.
+//!
+//! | event | what runs |
+//! |---|---|
+//! | `pull_request` opened, synchronize, reopened, ready_for_review, edited | the gate, then approvals |
+//! | `pull_request` labeled, unlabeled; `pull_request_review` | approvals only, reusing the evaluation recorded for the same head commit (the gate if there is none) |
+//! | `pull_request` closed | nothing |
+//! | `workflow_dispatch` with input `pull-request` | the gate on that pull request (how a maintainer evaluates a fork's PR) |
+//! | `workflow_dispatch`, `push` | the gate on the pushed commit: status, outputs and summary, no comment or approvals |
+//! | any, with input `head-ref` | the gate on that ref against `base-ref`, like `push` |
+//!
+//! A pull request from a fork gets no secrets: the status stays pending and says a
+//! maintainer must run the evaluation. The status is never success on an error, and if
+//! it cannot be posted the action fails.
+
+mod comment;
+mod output;
+mod runner;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use jiff::Timestamp;
+
+use crate::approval::{self, Approvals, Eligibility, LabelEvent, Role, StatusState};
+use crate::cli::RunArgs;
+use crate::config::{ApprovalsConfig, Permission};
+use crate::env::Env;
+use crate::evidence::Evidence;
+use crate::exit::Exit;
+use crate::github::GitHub;
+use crate::policy::State;
+use crate::report::{COMMENT_LIMIT, Template};
+use comment::Record;
+use output::{Annotation, Level};
+use runner::Runner;
+
+/// The account `GITHUB_TOKEN` writes as.
+const ACTIONS_BOT: &str = "github-actions[bot]";
+/// Annotations per run; GitHub shows ten per step anyway.
+const MAX_ANNOTATIONS: usize = 10;
+
+/// The pull request the run is about.
+#[derive(Debug, Clone)]
+struct PullRequest {
+    number: u64,
+    head_sha: String,
+    base_sha: String,
+    author: String,
+    /// The head lives in another repository: a fork, without our secrets.
+    fork: bool,
+    /// When GitHub last updated the pull request (for a push event: the push).
+    updated_at: Option<Timestamp>,
+}
+
+enum Job {
+    /// The gate, then approvals, comment and status.
+    Gate(PullRequest),
+    /// Approvals, comment and status, from the recorded evaluation.
+    Approvals(PullRequest),
+    /// A fork's pull request: pending until a maintainer runs the evaluation.
+    Fork(PullRequest),
+    /// The gate on a commit without a pull request.
+    Commit {
+        base: String,
+        head: String,
+    },
+    Skip(String),
+}
+
+pub fn run(env: &Env) -> Result<Exit> {
+    let runner = Runner::read(env)?;
+    let token = runner
+        .inputs
+        .token
+        .clone()
+        .context("input `github-token` is empty: pass `github-token: ${{ github.token }}` (the default) or another token")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // octocrab starts its connection worker on the current runtime.
+    let _entered = rt.enter();
+    let gh = GitHub::new(&runner.api_url, token.expose(), &runner.repository)?;
+    let job = rt.block_on(job(&runner, &gh))?;
+    let action = Action {
+        runner: &runner,
+        gh: &gh,
+        rt: &rt,
+        env,
+        identity: std::cell::OnceCell::new(),
+    };
+    match job {
+        Job::Skip(why) => {
+            println!("promptgate: nothing to do: {why}");
+            Ok(Exit::Ok)
+        }
+        Job::Fork(pr) => action.fork(&pr),
+        Job::Gate(pr) => action.gate_pr(&pr),
+        Job::Approvals(pr) => action.approvals_only(&pr),
+        Job::Commit { base, head } => action.gate_commit(&base, &head),
+    }
+}
+
+/// What the event asks for.
+async fn job(runner: &Runner, gh: &GitHub) -> Result<Job> {
+    let event = &runner.event;
+    let from_payload = || -> Result<PullRequest> {
+        pull_request_of(&event["pull_request"], &runner.repository)
+            .context("the event payload has no usable `pull_request`")
+    };
+    if let Some(head) = &runner.inputs.head_ref {
+        // An explicit ref to evaluate: not the pull request's job, whatever the event.
+        let base = runner
+            .inputs
+            .base_ref
+            .clone()
+            .context("input `head-ref` needs `base-ref` too (the ref to compare against)")?;
+        return Ok(Job::Commit {
+            base,
+            head: head.clone(),
+        });
+    }
+    Ok(match runner.event_name.as_str() {
+        "pull_request" | "pull_request_target" => {
+            let pr = from_payload()?;
+            match runner.action() {
+                "closed" => Job::Skip("the pull request is closed".into()),
+                _ if pr.fork => Job::Fork(pr),
+                "labeled" | "unlabeled" => Job::Approvals(pr),
+                _ => Job::Gate(pr),
+            }
+        }
+        "pull_request_review" => {
+            let pr = from_payload()?;
+            if pr.fork {
+                Job::Fork(pr)
+            } else {
+                Job::Approvals(pr)
+            }
+        }
+        "workflow_dispatch" | "push" => {
+            match runner.inputs.pull_request {
+                Some(number) => {
+                    // A maintainer asked for this pull request, fork or not; for a fork,
+                    // `fork` still keeps the head's providers out.
+                    let found = gh.pull_request(number).await?;
+                    if found.state == "closed" {
+                        Job::Skip(format!("pull request #{number} is closed"))
+                    } else {
+                        Job::Gate(PullRequest {
+                            number: found.number,
+                            fork: found.head.repo.as_ref().is_none_or(|r| {
+                                !r.full_name.eq_ignore_ascii_case(&runner.repository)
+                            }),
+                            head_sha: found.head.sha,
+                            base_sha: found.base.sha,
+                            author: found.user.map(|u| u.login).unwrap_or_default(),
+                            updated_at: found.updated_at,
+                        })
+                    }
+                }
+                None => {
+                    let base = match (&runner.inputs.base_ref, event["before"].as_str()) {
+                        (Some(b), _) => b.clone(),
+                        (None, Some(before)) if !before.chars().all(|c| c == '0') => before.into(),
+                        _ => bail!(
+                            "{} event: set the `base-ref` input (the ref to compare against, e.g. `origin/main`)",
+                            runner.event_name
+                        ),
+                    };
+                    Job::Commit {
+                        base,
+                        head: runner.sha.clone(),
+                    }
+                }
+            }
+        }
+        other => bail!(
+            "promptgate does not handle `{other}` events; run it on pull_request, pull_request_review, workflow_dispatch or push"
+        ),
+    })
+}
+
+fn pull_request_of(v: &serde_json::Value, repository: &str) -> Option<PullRequest> {
+    let head_repo = v["head"]["repo"]["full_name"].as_str();
+    Some(PullRequest {
+        number: v["number"].as_u64()?,
+        head_sha: v["head"]["sha"].as_str()?.to_string(),
+        base_sha: v["base"]["sha"].as_str()?.to_string(),
+        author: v["user"]["login"].as_str().unwrap_or("").to_string(),
+        // A deleted fork has no head repository: still not ours.
+        fork: head_repo.is_none_or(|r| !r.eq_ignore_ascii_case(repository)),
+        updated_at: v["updated_at"].as_str().and_then(|t| t.parse().ok()),
+    })
+}
+
+struct Action<'a> {
+    runner: &'a Runner,
+    gh: &'a GitHub,
+    rt: &'a tokio::runtime::Runtime,
+    env: &'a Env,
+    identity: std::cell::OnceCell<String>,
+}
+
+/// What one run decided, for outputs and the exit code.
+struct Outcome {
+    state: StatusState,
+    description: String,
+    verdict: Option<State>,
+    regressions: usize,
+    report_path: Option<PathBuf>,
+    evidence_path: Option<PathBuf>,
+}
+
+impl Action<'_> {
+    fn root(&self) -> PathBuf {
+        self.runner
+            .workspace
+            .join(&self.runner.inputs.working_directory)
+    }
+
+    /// The login our comments carry: the input, else the token's user, else the
+    /// account `GITHUB_TOKEN` writes as. Asked once per run.
+    fn identity(&self) -> Result<String> {
+        if let Some(login) = self.identity.get() {
+            return Ok(login.clone());
+        }
+        let login = match &self.runner.inputs.comment_author {
+            Some(login) => login.clone(),
+            None => self
+                .rt
+                .block_on(self.gh.me())?
+                .map_or_else(|| ACTIONS_BOT.to_string(), |u| u.login),
+        };
+        Ok(self.identity.get_or_init(|| login).clone())
+    }
+
+    fn set_status(
+        &self,
+        sha: &str,
+        context: &str,
+        state: StatusState,
+        description: &str,
+    ) -> Result<()> {
+        let description = approval::truncate(description, approval::DESCRIPTION_LIMIT);
+        let url = self.runner.run_url();
+        self.rt
+            .block_on(self.gh.set_status(sha, state, context, &description, url.as_deref()))
+            .with_context(|| format!("cannot set the `{context}` status on {sha}: the pull request is left without a verdict"))?;
+        Ok(())
+    }
+
+    /// A fork's pull request: no secrets, so no evaluation. Pending, never success, and
+    /// no failure a contributor cannot act on.
+    fn fork(&self, pr: &PullRequest) -> Result<Exit> {
+        let context = self.status_context();
+        let description = "fork pull request: a maintainer must run the evaluation";
+        let explanation = format!(
+            "{}\n## promptgate: ⏳ Waiting for a maintainer\n\nThis pull request comes from a fork, and workflows on forks get no secrets, so promptgate could not evaluate the prompt changes here. A maintainer can run the evaluation from the Actions tab (the `workflow_dispatch` workflow, with `pull-request: {}`); until then the `{context}` status stays pending.\n",
+            comment::MARKER,
+            pr.number
+        );
+        let posted = self.set_status(&pr.head_sha, &context, StatusState::Pending, description);
+        if let Err(e) = &posted {
+            // The usual case: a fork's token may not write statuses. Say so, do not fail.
+            eprintln!("promptgate: {e:#}");
+            println!(
+                "{}",
+                Annotation {
+                    level: Level::Notice,
+                    file: None,
+                    line: None,
+                    title: "promptgate".into(),
+                    message: format!("{description}; this run's token cannot post the status (read-only on forks)"),
+                }
+                .command()
+            );
+        } else if self.runner.inputs.comment
+            && let Err(e) = self.upsert_comment(pr.number, &explanation)
+        {
+            tracing::warn!("cannot post the explanation comment: {e:#}");
+        }
+        if let Some(path) = &self.runner.step_summary {
+            output::write_summary(path, &explanation.replace(comment::MARKER, ""))?;
+        }
+        self.write_outputs(&Outcome {
+            state: StatusState::Pending,
+            description: description.into(),
+            verdict: None,
+            regressions: 0,
+            report_path: None,
+            evidence_path: None,
+        })?;
+        Ok(Exit::Ok)
+    }
+
+    /// The status context before an evaluation has read the policy: the checked-out
+    /// config's. The final status always uses the policy's (base branch) context.
+    fn status_context(&self) -> String {
+        crate::source::fs::WorkTree::new(&self.root()).map_or_else(
+            |_| crate::config::Config::default().status_context,
+            |tree| {
+                crate::repo::Snapshot::open(&tree, self.runner.inputs.config.as_deref())
+                    .config
+                    .status_context
+            },
+        )
+    }
+
+    /// Label or review changes: reuse the evaluation of this head commit if our comment
+    /// recorded one, else evaluate.
+    fn approvals_only(&self, pr: &PullRequest) -> Result<Exit> {
+        let identity = self.identity()?;
+        let comments = self.rt.block_on(self.gh.comments(pr.number))?;
+        let ours = comment::find_ours(&comments, &identity);
+        let record = ours
+            .and_then(|c| c.body.as_deref())
+            .and_then(comment::record)
+            .filter(|r| r.head_sha == pr.head_sha);
+        let (Some(ours), Some(record)) = (ours, record) else {
+            println!(
+                "promptgate: no evaluation recorded for {}; evaluating",
+                pr.head_sha
+            );
+            return self.gate_pr(pr);
+        };
+        let approvals = self.approvals(pr, &record.approval_rules, record.head_arrived_at)?;
+        let template = Template::builtin();
+        let section = template
+            .render_approvals(&approvals.role_states())
+            .map_err(|e| anyhow::anyhow!("cannot render the approvals: {e:#}"))?;
+        let body = ours.body.clone().unwrap_or_default();
+        if let Some(updated) = comment::replace_approvals(&body, &section)
+            && self.runner.inputs.comment
+            && updated != body
+        {
+            self.rt
+                .block_on(self.gh.update_comment(ours.id, &updated))?;
+        }
+        let (state, description) = approval::status(&record.verdict, &approvals);
+        self.set_status(&pr.head_sha, &record.status_context, state, &description)?;
+        let outcome = Outcome {
+            state,
+            description,
+            verdict: Some(record.verdict.state),
+            regressions: record.regressions,
+            report_path: None,
+            evidence_path: None,
+        };
+        self.write_outputs(&outcome)?;
+        Ok(exit_of(&outcome))
+    }
+
+    /// When the head commit arrived, from times GitHub wrote (a pull request's author
+    /// can backdate a commit, not these): for a push, the event's time; otherwise the
+    /// first status the action posted on the commit (every run posts one before it
+    /// evaluates); failing both, now. Labels applied before it do not count with
+    /// `dismiss_on_push`.
+    fn head_arrived_at(&self, pr: &PullRequest, identity: &str) -> Result<Timestamp> {
+        if let ("opened" | "synchronize" | "reopened", Some(at)) =
+            (self.runner.action(), pr.updated_at)
+        {
+            return Ok(at);
+        }
+        let first_status = self
+            .rt
+            .block_on(self.gh.statuses(&pr.head_sha))?
+            .into_iter()
+            .filter(|s| {
+                s.creator
+                    .as_ref()
+                    .is_some_and(|c| c.login.eq_ignore_ascii_case(identity))
+            })
+            .map(|s| s.created_at)
+            .min();
+        Ok(first_status.unwrap_or_else(Timestamp::now))
+    }
+
+    /// The full job on a pull request.
+    fn gate_pr(&self, pr: &PullRequest) -> Result<Exit> {
+        let identity = self.identity()?;
+        let comments = self.rt.block_on(self.gh.comments(pr.number))?;
+        let previous = comment::find_ours(&comments, &identity)
+            .and_then(|c| c.body.as_deref())
+            .and_then(comment::record)
+            .filter(|r| r.head_sha == pr.head_sha);
+        let context = self.status_context();
+        self.set_status(
+            &pr.head_sha,
+            &context,
+            StatusState::Pending,
+            "evaluating the prompt changes…",
+        )?;
+
+        let base = self
+            .runner
+            .inputs
+            .base_ref
+            .clone()
+            .unwrap_or_else(|| pr.base_sha.clone());
+        let evidence = match self.evaluate(&base, &pr.head_sha, pr.fork) {
+            Ok(e) => e,
+            Err(e) => {
+                // Fail closed: the status says the gate could not run.
+                let _ = self.set_status(
+                    &pr.head_sha,
+                    &context,
+                    StatusState::Error,
+                    &format!("promptgate could not run: {e:#}"),
+                );
+                return Err(e);
+            }
+        };
+        let arrived = match previous {
+            Some(r) => r.head_arrived_at,
+            None => self.head_arrived_at(pr, &identity)?,
+        };
+        let approvals = self.approvals(pr, &evidence.approval_rules, arrived)?;
+        let mut evidence = evidence;
+        evidence.approvals = approvals.role_states();
+        let regressions = regressions(&evidence);
+        let record = Record::new(&pr.head_sha, arrived, &evidence, regressions);
+        let report = self.render(&evidence)?;
+        let files = self.write_files(&evidence, &report)?;
+        if self.runner.inputs.comment {
+            self.upsert_comment(pr.number, &comment::compose(&report, &record))?;
+        }
+        let (state, description) = approval::status(&evidence.verdict, &approvals);
+        // The policy's context: a pull request cannot rename its own required check.
+        self.set_status(&pr.head_sha, &evidence.status_context, state, &description)?;
+        if evidence.status_context != context {
+            // The pending status went out under the working tree's context; settle it.
+            let _ = self.set_status(&pr.head_sha, &context, state, &description);
+        }
+        let outcome = Outcome {
+            state,
+            description,
+            verdict: Some(evidence.verdict.state),
+            regressions,
+            report_path: Some(files.0),
+            evidence_path: Some(files.1),
+        };
+        self.finish(&evidence, &report, &outcome)
+    }
+
+    /// The gate on a pushed commit: no pull request, so no comment and no approvals.
+    fn gate_commit(&self, base: &str, head: &str) -> Result<Exit> {
+        let context = self.status_context();
+        let evidence = match self.evaluate(base, head, false) {
+            Ok(e) => e,
+            Err(e) => {
+                if head == self.runner.sha {
+                    let _ = self.set_status(
+                        head,
+                        &context,
+                        StatusState::Error,
+                        &format!("promptgate could not run: {e:#}"),
+                    );
+                }
+                return Err(e);
+            }
+        };
+        let report = self.render(&evidence)?;
+        let files = self.write_files(&evidence, &report)?;
+        let (state, description) = match evidence.verdict.state {
+            State::Error => (StatusState::Error, evidence.verdict.headline()),
+            State::Blocked => (StatusState::Failure, evidence.verdict.headline()),
+            State::Pass | State::NeedsTradeoff => {
+                (StatusState::Success, evidence.verdict.headline())
+            }
+        };
+        // A status belongs on a commit GitHub knows: the workflow's own.
+        if evidence.head_commit == self.runner.sha {
+            self.set_status(head, &evidence.status_context, state, &description)?;
+        } else {
+            println!(
+                "promptgate: no status set: the evaluated commit {} is not this workflow's commit {}",
+                evidence.head_commit, self.runner.sha
+            );
+        }
+        let outcome = Outcome {
+            state,
+            description,
+            verdict: Some(evidence.verdict.state),
+            regressions: regressions(&evidence),
+            report_path: Some(files.0),
+            evidence_path: Some(files.1),
+        };
+        self.finish(&evidence, &report, &outcome)
+    }
+
+    fn evaluate(&self, base: &str, head: &str, fork: bool) -> Result<Evidence> {
+        let root = self.root();
+        ensure_commits(&root, base, head)?;
+        let run = RunArgs {
+            provider: self.runner.inputs.provider.clone(),
+            repeats: None,
+            record: None,
+            no_cache: false,
+        };
+        let request = crate::gate::Request {
+            base,
+            head,
+            config_path: self.runner.inputs.config.as_deref(),
+            run: &run,
+            providers_from_base: fork,
+        };
+        crate::gate::run(&root, self.env, &request)
+    }
+
+    fn render(&self, evidence: &Evidence) -> Result<String> {
+        let room = COMMENT_LIMIT - comment::MARKER.len() - comment::DATA_BUDGET;
+        Template::builtin()
+            .render(evidence, room)
+            .map_err(|e| anyhow::anyhow!("cannot render the report: {e:#}"))
+    }
+
+    /// The report, evidence bundle and JUnit XML under the runner's temp directory.
+    fn write_files(&self, evidence: &Evidence, report: &str) -> Result<(PathBuf, PathBuf)> {
+        let dir = self.runner.temp.join("promptgate");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let report_path = dir.join("report.md");
+        let evidence_path = dir.join("evidence.json");
+        crate::gate::write_file(&report_path, report)?;
+        crate::gate::write_file(
+            &evidence_path,
+            &(serde_json::to_string_pretty(evidence)? + "\n"),
+        )?;
+        crate::gate::write_file(
+            &dir.join("junit.xml"),
+            &crate::report::junit::junit(evidence),
+        )?;
+        Ok((report_path, evidence_path))
+    }
+
+    /// Create the sticky comment or update it in place.
+    fn upsert_comment(&self, number: u64, body: &str) -> Result<()> {
+        let identity = self.identity()?;
+        let find = || -> Result<Option<u64>> {
+            let comments = self.rt.block_on(self.gh.comments(number))?;
+            Ok(comment::find_ours(&comments, &identity).map(|c| c.id))
+        };
+        if let Some(id) = find()? {
+            self.rt.block_on(self.gh.update_comment(id, body))?;
+            return Ok(());
+        }
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Err(e) = self.rt.block_on(self.gh.create_comment(number, body)) else {
+                return Ok(());
+            };
+            // The POST may have been carried out before the failure: look again rather
+            // than risk a second comment, and post again only if it is not there.
+            match find()? {
+                Some(id) => {
+                    self.rt.block_on(self.gh.update_comment(id, body))?;
+                    return Ok(());
+                }
+                None if tries < 2 => {
+                    tracing::warn!("posting the comment failed: {e:#}; trying again")
+                }
+                None => return Err(e.context("cannot post the report comment")),
+            }
+        }
+    }
+
+    /// Approvals from the pull request's label events.
+    fn approvals(
+        &self,
+        pr: &PullRequest,
+        rules: &ApprovalsConfig,
+        arrived: Timestamp,
+    ) -> Result<Approvals> {
+        let events: Vec<LabelEvent> = self
+            .rt
+            .block_on(self.gh.issue_events(pr.number))?
+            .into_iter()
+            .filter_map(|e| {
+                let applied = match e.event.as_str() {
+                    "labeled" => true,
+                    "unlabeled" => false,
+                    _ => return None,
+                };
+                let actor = e.actor?;
+                Some(LabelEvent {
+                    applied,
+                    label: e.label?.name,
+                    bot: actor.is_bot(),
+                    actor: actor.login,
+                    at: e.created_at,
+                })
+            })
+            .collect();
+        let subject = approval::PullRequest {
+            author: &pr.author,
+            head_arrived_at: arrived,
+        };
+        let mut answers = Vec::new();
+        for (role, login) in approval::to_check(&events, &subject, rules) {
+            let answer = self.rt.block_on(eligibility(self.gh, rules, role, &login));
+            answers.push((role, login, answer));
+        }
+        Ok(approval::decide(&events, &subject, rules, |role, login| {
+            answers
+                .iter()
+                .find(|(r, l, _)| *r == role && l == login)
+                .map_or(Eligibility::No, |(_, _, a)| a.clone())
+        }))
+    }
+
+    fn finish(&self, evidence: &Evidence, report: &str, outcome: &Outcome) -> Result<Exit> {
+        if let Some(path) = &self.runner.step_summary {
+            output::write_summary(path, report)?;
+        }
+        // Annotations name files from the repository root; the config may live deeper.
+        let prefix = Path::new(&self.runner.inputs.working_directory);
+        for mut a in annotations(evidence).into_iter().take(MAX_ANNOTATIONS) {
+            a.file = a.file.map(|f| {
+                let joined = prefix.join(&f);
+                let joined = joined.strip_prefix(".").unwrap_or(&joined);
+                joined.display().to_string()
+            });
+            println!("{}", a.command());
+        }
+        self.write_outputs(outcome)?;
+        println!(
+            "promptgate: {} — {}",
+            word(outcome.state),
+            outcome.description
+        );
+        Ok(exit_of(outcome))
+    }
+
+    fn write_outputs(&self, o: &Outcome) -> Result<()> {
+        let Some(path) = &self.runner.output else {
+            return Ok(());
+        };
+        let path_text = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        output::write_outputs(
+            path,
+            &[
+                (
+                    "verdict",
+                    o.verdict.map_or("not-evaluated", state_word).to_string(),
+                ),
+                ("status", word(o.state).to_string()),
+                ("regressions", o.regressions.to_string()),
+                ("report-path", path_text(&o.report_path)),
+                ("evidence-path", path_text(&o.evidence_path)),
+            ],
+        )
+    }
+}
+
+/// Whether `login` may approve `role`: listed by login, an active member of a listed
+/// team, or at least the role's `min_permission` on the repository. Anyone who may
+/// approve either role may accept a trade-off. Lookups that fail make the answer
+/// unknown, which never counts.
+async fn eligibility(gh: &GitHub, rules: &ApprovalsConfig, role: Role, login: &str) -> Eligibility {
+    let roles = match role {
+        Role::Product => vec![&rules.product],
+        Role::Technical => vec![&rules.technical],
+        Role::Tradeoff => vec![&rules.product, &rules.technical],
+    };
+    let mut unknown = None;
+    for r in roles {
+        for reviewer in &r.reviewers {
+            match reviewer.strip_prefix('@').and_then(|t| t.split_once('/')) {
+                Some((org, team)) => match gh.team_member(org, team, login).await {
+                    Ok(true) => return Eligibility::Yes(format!("member of @{org}/{team}")),
+                    Ok(false) => {}
+                    Err(e) => unknown = Some(format!("{e:#}")),
+                },
+                None if reviewer.trim_start_matches('@').eq_ignore_ascii_case(login) => {
+                    return Eligibility::Yes("listed".into());
+                }
+                None => {}
+            }
+        }
+        if let Some(min) = r.min_permission {
+            match gh.permission(login).await {
+                Ok(p) if rank(&p) >= permission_rank(min) => {
+                    return Eligibility::Yes(format!("{p} permission"));
+                }
+                Ok(_) => {}
+                Err(e) => unknown = Some(format!("{e:#}")),
+            }
+        }
+    }
+    unknown.map_or(Eligibility::No, Eligibility::Unknown)
+}
+
+fn rank(role_name: &str) -> u8 {
+    match role_name {
+        "admin" => 5,
+        "maintain" => 4,
+        "write" => 3,
+        "triage" => 2,
+        "read" => 1,
+        _ => 0,
+    }
+}
+
+fn permission_rank(p: Permission) -> u8 {
+    match p {
+        Permission::Admin => 5,
+        Permission::Maintain => 4,
+        Permission::Write => 3,
+        Permission::Triage => 2,
+        Permission::Read => 1,
+    }
+}
+
+fn regressions(evidence: &Evidence) -> usize {
+    evidence
+        .artifacts
+        .iter()
+        .filter_map(|a| a.comparison.as_ref())
+        .map(|c| c.regressions.len())
+        .sum()
+}
+
+/// Blocking reasons on their artifact's file, and regressions on their case's line.
+fn annotations(evidence: &Evidence) -> Vec<Annotation> {
+    let mut out = Vec::new();
+    let level = match evidence.verdict.state {
+        State::Blocked | State::Error => Level::Error,
+        State::NeedsTradeoff | State::Pass => Level::Warning,
+    };
+    let file_of = |id: &str| {
+        evidence
+            .artifacts
+            .iter()
+            .filter(|a| a.change.id == id)
+            .find_map(|a| a.change.head.as_ref().or(a.change.base.as_ref()))
+            .map(|side| side.path.clone())
+    };
+    for r in evidence
+        .verdict
+        .reasons
+        .iter()
+        .chain(&evidence.verdict.errors)
+    {
+        out.push(Annotation {
+            level,
+            file: r.artifact.as_deref().and_then(file_of),
+            line: None,
+            title: format!("promptgate: {}", r.rule),
+            message: match &r.artifact {
+                Some(a) => format!("{a}: {}", r.message),
+                None => r.message.clone(),
+            },
+        });
+    }
+    for a in &evidence.artifacts {
+        for r in a.comparison.iter().flat_map(|c| &c.regressions) {
+            out.push(Annotation {
+                level: if r.critical {
+                    Level::Error
+                } else {
+                    Level::Warning
+                },
+                file: Some(r.file.clone()),
+                line: Some(r.line),
+                title: format!("promptgate: {} regressed", r.id),
+                message: format!(
+                    "{}: passes on base, fails on head: {}",
+                    a.change.id,
+                    r.failed.join("; ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn word(state: StatusState) -> &'static str {
+    match state {
+        StatusState::Pending => "pending",
+        StatusState::Success => "success",
+        StatusState::Failure => "failure",
+        StatusState::Error => "error",
+    }
+}
+
+fn state_word(state: State) -> &'static str {
+    match state {
+        State::Pass => "pass",
+        State::NeedsTradeoff => "needs-tradeoff",
+        State::Blocked => "blocked",
+        State::Error => "error",
+    }
+}
+
+fn exit_of(o: &Outcome) -> Exit {
+    match o.state {
+        StatusState::Success | StatusState::Pending => Exit::Ok,
+        StatusState::Failure => Exit::Failed,
+        StatusState::Error => Exit::Undecided,
+    }
+}
+
+/// Make sure both commits and their merge-base are in the checkout. A shallow clone
+/// (actions/checkout's default `fetch-depth: 1`) is deepened from `origin`; if that
+/// cannot work, the error says what to change.
+fn ensure_commits(root: &Path, base: &str, head: &str) -> Result<()> {
+    let git = |args: &[&str]| -> Result<(bool, String)> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .context("cannot run git: is it installed?")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        ))
+    };
+    let has = |rev: &str| -> Result<bool> {
+        Ok(git(&["cat-file", "-e", &format!("{rev}^{{commit}}")])?.0)
+    };
+    for rev in [base, head] {
+        if !has(rev)? {
+            let (ok, out) = git(&["fetch", "--no-tags", "--quiet", "origin", rev])?;
+            if !ok && !has(rev)? {
+                bail!(
+                    "commit {rev} is not in the checkout and fetching it failed: {}\nfix: check out with `fetch-depth: 0` (actions/checkout)",
+                    out.trim()
+                );
+            }
+        }
+    }
+    let shallow = git(&["rev-parse", "--is-shallow-repository"])?
+        .1
+        .starts_with("true");
+    let mut deepen = 0;
+    while !git(&["merge-base", base, head])?.0 {
+        if !shallow || deepen >= 5 {
+            let (ok, out) = if shallow {
+                git(&["fetch", "--no-tags", "--quiet", "--unshallow", "origin"])?
+            } else {
+                (false, String::from("no common history"))
+            };
+            if ok && git(&["merge-base", base, head])?.0 {
+                break;
+            }
+            bail!(
+                "no merge-base of {base} and {head} in the checkout ({}); fix: check out with `fetch-depth: 0` (actions/checkout)",
+                out.trim()
+            );
+        }
+        deepen += 1;
+        let (ok, out) = git(&[
+            "fetch",
+            "--no-tags",
+            "--quiet",
+            "--deepen=100",
+            "origin",
+            base,
+            head,
+        ])?;
+        if !ok {
+            bail!(
+                "the checkout is shallow and deepening it failed: {}\nfix: check out with `fetch-depth: 0` (actions/checkout)",
+                out.trim()
+            );
+        }
+    }
+    Ok(())
+}

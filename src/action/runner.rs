@@ -1,0 +1,134 @@
+//! The GitHub Actions runner's environment and the event that started the run: the one
+//! place that reads `GITHUB_*` and `INPUT_*`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::env::Env;
+use crate::secret::Secret;
+
+/// The action's inputs (`with:` in the workflow; see action.yml).
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    pub token: Option<Secret>,
+    /// Config path relative to the working directory.
+    pub config: Option<String>,
+    /// Compare against this ref instead of the pull request's base.
+    pub base_ref: Option<String>,
+    /// `push` and `workflow_dispatch`: evaluate this ref instead of the workflow's commit.
+    pub head_ref: Option<String>,
+    /// Post and update the sticky comment.
+    pub comment: bool,
+    pub working_directory: String,
+    /// Use this provider for every artifact (e.g. `recorded`).
+    pub provider: Option<String>,
+    /// `workflow_dispatch` only: the pull request a maintainer evaluates (fork PRs).
+    pub pull_request: Option<u64>,
+    /// The login the action's comments are written by, when the token cannot say.
+    pub comment_author: Option<String>,
+}
+
+/// The runner's variables.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub event_name: String,
+    pub event: Value,
+    /// `owner/name`.
+    pub repository: String,
+    pub sha: String,
+    pub workspace: PathBuf,
+    pub api_url: String,
+    pub server_url: String,
+    pub run_id: Option<String>,
+    pub output: Option<PathBuf>,
+    pub step_summary: Option<PathBuf>,
+    pub temp: PathBuf,
+    pub inputs: Inputs,
+}
+
+impl Runner {
+    /// Read the runner's environment and the event payload it points at.
+    pub fn read(env: &Env) -> Result<Runner> {
+        let var = |name: &str| env.secrets.get(name).map(|s| s.expose().to_string());
+        let required = |name: &str| {
+            var(name).with_context(|| {
+                format!("{name} is not set: `promptgate action` runs inside GitHub Actions (locally, use `promptgate gate`)")
+            })
+        };
+        // The runner passes `with:` inputs as INPUT_<NAME> upper-cased, keeping hyphens.
+        let input = |name: &str| {
+            let upper = name.to_uppercase();
+            var(&format!("INPUT_{upper}"))
+                .or_else(|| var(&format!("INPUT_{}", upper.replace('-', "_"))))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let flag = |name: &str, default: bool| -> Result<bool> {
+            match input(name).as_deref() {
+                None => Ok(default),
+                Some("true") => Ok(true),
+                Some("false") => Ok(false),
+                Some(other) => bail!("input `{name}`: expected `true` or `false`, got `{other}`"),
+            }
+        };
+        let event_name = required("GITHUB_EVENT_NAME")?;
+        let event_path = required("GITHUB_EVENT_PATH")?;
+        let event: Value = serde_json::from_str(
+            &std::fs::read_to_string(&event_path)
+                .with_context(|| format!("cannot read the event payload {event_path}"))?,
+        )
+        .with_context(|| format!("{event_path}: the event payload is not JSON"))?;
+        let pull_request = input("pull-request")
+            .map(|n| {
+                n.trim_start_matches('#')
+                    .parse::<u64>()
+                    .with_context(|| format!("input `pull-request`: `{n}` is not a number"))
+            })
+            .transpose()?;
+        let workspace = PathBuf::from(required("GITHUB_WORKSPACE")?);
+        Ok(Runner {
+            event_name,
+            event,
+            repository: required("GITHUB_REPOSITORY")?,
+            sha: required("GITHUB_SHA")?,
+            api_url: var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+            server_url: var("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".into()),
+            run_id: var("GITHUB_RUN_ID"),
+            output: var("GITHUB_OUTPUT").map(PathBuf::from),
+            step_summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+            temp: var("RUNNER_TEMP")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir),
+            inputs: Inputs {
+                token: input("github-token").map(Secret::new),
+                config: input("config"),
+                base_ref: input("base-ref"),
+                head_ref: input("head-ref"),
+                comment: flag("comment", true)?,
+                working_directory: input("working-directory").unwrap_or_else(|| ".".into()),
+                provider: input("provider"),
+                pull_request,
+                comment_author: input("comment-author"),
+            },
+            workspace,
+        })
+    }
+
+    /// The link a status points at: this workflow run.
+    pub fn run_url(&self) -> Option<String> {
+        self.run_id.as_ref().map(|id| {
+            format!(
+                "{}/{}/actions/runs/{id}",
+                self.server_url.trim_end_matches('/'),
+                self.repository
+            )
+        })
+    }
+
+    /// `event.action`, for `pull_request` and `pull_request_review` events.
+    pub fn action(&self) -> &str {
+        self.event["action"].as_str().unwrap_or("")
+    }
+}
