@@ -20,7 +20,7 @@ use crate::eval::runner::Plan;
 use crate::evidence::{self, ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
 use crate::policy;
 use crate::repo::Snapshot;
-use crate::source::git::Git;
+use crate::source::git::{Git, GitTree};
 use crate::source::{ReadError, Tree};
 
 /// What `gate` is asked to compare.
@@ -60,6 +60,39 @@ fn eval_set(snapshot: &Snapshot, artifact: &Artifact) -> (EvalSet, Vec<Diagnosti
     (set, problems)
 }
 
+/// The policy is the base branch's: a pull request cannot loosen its own gate. Only a
+/// pull request that adds promptgate (no config on the base) brings its own.
+fn policy_of<'s, 't>(
+    base_tree: &GitTree,
+    base_snap: &'s Snapshot<'t>,
+    head_snap: &'s Snapshot<'t>,
+) -> (&'s Snapshot<'t>, PolicySource) {
+    match base_tree.read(&base_snap.config_path) {
+        Err(ReadError::Missing) => (head_snap, PolicySource::Head),
+        _ => (base_snap, PolicySource::Base),
+    }
+}
+
+/// The config whose policy (`gate:`, `approvals:`, `status_context`) governs a pull
+/// request from `base` to `head`, without evaluating anything.
+pub fn policy_config(
+    root: &Path,
+    base: &str,
+    head: &str,
+    config_path: Option<&str>,
+) -> anyhow::Result<crate::config::Config> {
+    let git = Git::open(root)?;
+    let (head_commit, merge_base, _) = git.pull_request_diff(base, head)?;
+    let base_tree = git.tree(&merge_base)?;
+    let head_tree = git.tree(&head_commit)?;
+    let base_snap = Snapshot::open(&base_tree, config_path);
+    let head_snap = Snapshot::open(&head_tree, config_path);
+    Ok(policy_of(&base_tree, &base_snap, &head_snap)
+        .0
+        .config
+        .clone())
+}
+
 /// Run the gate: changes, evals on both sides, comparison, verdict.
 pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
     let git = Git::open(root)?;
@@ -80,16 +113,7 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
         },
     )?;
 
-    // The policy is the base branch's: a pull request cannot loosen its own gate.
-    let base_has_config = !matches!(
-        base_tree.read(&base_snap.config_path),
-        Err(ReadError::Missing)
-    );
-    let (policy_snap, policy_source) = if base_has_config {
-        (&base_snap, PolicySource::Base)
-    } else {
-        (&head_snap, PolicySource::Head)
-    };
+    let (policy_snap, policy_source) = policy_of(&base_tree, &base_snap, &head_snap);
     let policy = policy_snap.config.clone();
     let config_changed = entries
         .iter()
@@ -100,7 +124,12 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
     // alike and a PR cannot zero a price.
     let mut engine_config = head_snap.config.clone();
     if req.providers_from_base {
-        engine_config.providers = policy.providers.clone();
+        // Without a base config there are no trusted providers: artifacts then fail to
+        // run, and the gate says it could not evaluate.
+        engine_config.providers = match policy_source {
+            PolicySource::Base => policy.providers.clone(),
+            PolicySource::Head => Default::default(),
+        };
     }
     engine_config.pricing.extend(policy.pricing.clone());
     let critical = crate::repo::build_globs(&policy.gate.critical_segments)

@@ -267,6 +267,22 @@ fn run_action(
     )
 }
 
+/// A comment claiming a passing evaluation of the fixture's head, with `reviewer` as
+/// both roles' approver (and, `lax`, the author allowed and no dismissal on push).
+fn forged_record(f: &Fixture, reviewer: &str, lax: bool) -> String {
+    let role =
+        |label: &str| json!({"label": label, "reviewers": [reviewer], "min_permission": null});
+    let record = json!({
+        "schema": "promptgate.comment/v1", "head_sha": f.head, "merge_base": f.base,
+        "head_arrived_at": PUSHED, "regressions": 0, "status_context": "promptgate",
+        "approval_rules": {"product": role(PRODUCT), "technical": role(TECHNICAL),
+                           "tradeoff_label": TRADEOFF, "dismiss_on_push": !lax, "allow_author": lax},
+        "verdict": {"state": "pass", "reasons": [], "errors": [], "tradeoffs": [], "notes": [],
+                    "nothing_changed": false},
+    });
+    format!("<!-- promptgate:report -->\nall good\n<!-- promptgate:data {record} -->\n")
+}
+
 fn ok(run: (i32, String, String)) -> String {
     assert_eq!(run.0, 0, "stdout:\n{}\nstderr:\n{}", run.1, run.2);
     run.1
@@ -408,6 +424,15 @@ fn a_blocking_regression_fails_the_status() {
     assert!(description.chars().count() <= 140);
     assert!(f.outputs().contains("verdict=blocked\n"));
     assert!(f.outputs().contains("regressions=1\n"));
+    // Workflow commands are off from the first line; only our annotations get through.
+    let first = stdout.lines().next().expect("output");
+    let token = first
+        .strip_prefix("::stop-commands::")
+        .expect("commands stopped first");
+    assert!(
+        stdout.contains(&format!("::{token}::\n::error ")),
+        "{stdout}"
+    );
     // The regression is annotated at its case's line, escaped.
     assert!(
         stdout.contains(
@@ -542,15 +567,7 @@ fn cost_growth_needs_the_tradeoff_label() {
 fn a_forged_comment_is_never_reused() {
     let f = Fixture::new("FRIENDLY");
     // Someone pastes a comment that claims a passing evaluation of this head.
-    let forged = format!(
-        "<!-- promptgate:report -->\nall good\n<!-- promptgate:data {} -->\n",
-        json!({"schema": "promptgate.comment/v1", "head_sha": f.head, "merge_base": f.base,
-               "head_arrived_at": PUSHED, "regressions": 0, "status_context": "promptgate",
-               "approval_rules": {"product": {"label": PRODUCT, "reviewers": ["mallory"], "min_permission": null},
-                                   "technical": {"label": TECHNICAL, "reviewers": ["mallory"], "min_permission": null},
-                                   "tradeoff_label": TRADEOFF, "dismiss_on_push": true, "allow_author": false},
-               "verdict": {"state": "pass", "reasons": [], "errors": [], "tradeoffs": [], "notes": [], "nothing_changed": false}})
-    );
+    let forged = forged_record(&f, "mallory", false);
     f.gh.add_user("mallory");
     let forged_id = f.gh.add_comment(REPO, 7, "mallory", &forged);
     f.gh.label(REPO, 7, PRODUCT, "alice", "2026-01-06T11:00:00Z");
@@ -604,6 +621,19 @@ fn a_fork_pull_request_waits_for_a_maintainer() {
     assert_eq!(code, 4);
     assert_eq!(f.last_status().0, "failure");
     assert_eq!(f.our_comments().len(), 1);
+
+    // A label on the fork's pull request re-checks approvals against the maintainer's
+    // evaluation, without evaluating again and without resetting the verdict.
+    let evaluated = f.llm_requests();
+    f.gh.label(REPO, 7, PRODUCT, "alice", "2026-01-06T13:00:00Z");
+    let labeled = f.event(
+        "labeled",
+        json!({"pull_request": f.pull_request("eve/prompts", PUSHED)}),
+    );
+    let (code, ..) = f.action("pull_request", &labeled, &[]);
+    assert_eq!(code, 4);
+    assert_eq!(f.last_status().0, "failure");
+    assert_eq!(f.llm_requests(), evaluated);
 }
 
 #[test]
@@ -652,8 +682,86 @@ fn push_events_gate_the_commit_without_pull_request_features() {
         &[],
     );
     assert_eq!(code, 4);
+    // Its own context: a push run never stands in for the pull request's check.
+    let statuses = f.gh.statuses(REPO, &f.head);
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|s| s.context == "promptgate/push"),
+        "{statuses:?}"
+    );
     assert_eq!(f.last_status().0, "failure");
     assert!(f.gh.comments(REPO, 7).is_empty());
+}
+
+#[test]
+fn a_pull_request_cannot_rename_its_required_check() {
+    let mut f = Fixture::new("STRICT Be brief.");
+    let config = f.repo.read(".promptgate.yaml");
+    f.repo.write(
+        ".promptgate.yaml",
+        &format!("{config}status_context: ci/build\n"),
+    );
+    f.head = f.repo.commit("rename the check");
+    f.gh.push(REPO, 7, &f.head, PUSHED);
+    ok(f.action(
+        "pull_request",
+        &f.event(
+            "synchronize",
+            json!({"pull_request": f.pull_request(REPO, PUSHED)}),
+        ),
+        &[],
+    ));
+    let statuses = f.gh.statuses(REPO, &f.head);
+    assert!(
+        statuses.iter().all(|s| s.context == "promptgate"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn a_failure_after_success_turns_the_status_to_error() {
+    let f = Fixture::new("STRICT Be brief.");
+    ok(f.action("pull_request", &f.event("opened", json!({})), &[]));
+    f.gh.label(REPO, 7, PRODUCT, "alice", "2026-01-06T11:00:00Z");
+    f.gh.label(REPO, 7, TECHNICAL, "bob", "2026-01-06T11:05:00Z");
+    ok(f.action("pull_request", &f.event("labeled", json!({})), &[]));
+    assert_eq!(f.last_status().0, "success");
+    // A label is removed, and GitHub cannot list the label events: the old success
+    // must not stand.
+    f.gh.unlabel(REPO, 7, PRODUCT, "alice", "2026-01-06T11:10:00Z");
+    f.gh.fail_next("GET", "/issues/7/events", 10, Fault::Status(502));
+    let (code, ..) = f.action("pull_request", &f.event("unlabeled", json!({})), &[]);
+    assert_ne!(code, 0);
+    let (state, description) = f.last_status();
+    assert_eq!(state, "error");
+    assert!(
+        description.starts_with("promptgate failed:"),
+        "{description}"
+    );
+}
+
+#[test]
+fn comments_by_other_workflows_do_not_count_for_an_app() {
+    // The action runs with a GitHub App's token; a workflow using GITHUB_TOKEN writes
+    // as github-actions[bot] and forges a passing record.
+    let f = Fixture::new("FRIENDLY");
+    f.gh.add_installation_token("ghs_app_token", "promptgate-app[bot]");
+    let forged = forged_record(&f, "dana", true);
+    f.gh.add_comment(REPO, 7, BOT, &forged);
+    f.gh.label(REPO, 7, PRODUCT, "dana", "2026-01-06T11:00:00Z");
+    let (code, ..) = f.action(
+        "pull_request",
+        &f.event("labeled", json!({})),
+        &[("github-token", "ghs_app_token")],
+    );
+    assert_eq!(code, 4, "evaluated for itself, and blocked");
+    assert_eq!(f.last_status().0, "failure");
+    let app_comments =
+        f.gh.comments(REPO, 7)
+            .into_iter()
+            .filter(|c| c.author == "promptgate-app[bot]")
+            .count();
+    assert_eq!(app_comments, 1);
 }
 
 /// The step of `.github/workflows/promptgate-demo.yml`, run here: the demo repository in

@@ -19,8 +19,6 @@ pub const MARKER: &str = "<!-- promptgate:report -->";
 const DATA_OPEN: &str = "<!-- promptgate:data ";
 const DATA_CLOSE: &str = " -->";
 const SCHEMA: &str = "promptgate.comment/v1";
-/// Room kept for the hidden record when fitting the report into a comment.
-pub const DATA_BUDGET: usize = 8 * 1024;
 /// Items kept per verdict list in the record.
 const KEPT: usize = 10;
 
@@ -133,7 +131,6 @@ mod tests {
                 login: login.into(),
                 kind: "Bot".into(),
             }),
-            html_url: None,
         }
     }
 
@@ -165,7 +162,8 @@ mod tests {
         let r = Record::new("abc", "2026-01-06T10:00:00Z".parse().expect("ts"), &e, 3);
         assert!(r.verdict.notes.is_empty());
         assert_eq!(r.verdict.reasons.len(), KEPT);
-        assert!(compose("", &r).len() < DATA_BUDGET);
+        // Small next to the report: the comment's room goes to the evidence.
+        assert!(compose("", &r).len() < 8 * 1024);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! | `pull_request` labeled, unlabeled; `pull_request_review` | approvals only, reusing the evaluation recorded for the same head commit (the gate if there is none) |
 //! | `pull_request` closed | nothing |
 //! | `workflow_dispatch` with input `pull-request` | the gate on that pull request (how a maintainer evaluates a fork's PR) |
-//! | `workflow_dispatch`, `push` | the gate on the pushed commit: status, outputs and summary, no comment or approvals |
+//! | `workflow_dispatch`, `push` | the gate on the pushed commit: outputs, summary, a status under `<context>/<event>`; no comment or approvals |
 //! | any, with input `head-ref` | the gate on that ref against `base-ref`, like `push` |
 //!
 //! A pull request from a fork gets no secrets: the status stays pending and says a
@@ -38,8 +38,6 @@ use comment::Record;
 use output::{Annotation, Level};
 use runner::Runner;
 
-/// The account `GITHUB_TOKEN` writes as.
-const ACTIONS_BOT: &str = "github-actions[bot]";
 /// Annotations per run; GitHub shows ten per step anyway.
 const MAX_ANNOTATIONS: usize = 10;
 
@@ -85,6 +83,11 @@ pub fn run(env: &Env) -> Result<Exit> {
     // octocrab starts its connection worker on the current runtime.
     let _entered = rt.enter();
     let gh = GitHub::new(&runner.api_url, token.expose(), &runner.repository)?;
+    // Nothing a pull request controls (an artifact's text in an error, a model's answer)
+    // may be taken for a workflow command: commands stay off except for our own
+    // annotations, printed between a resume and a new stop.
+    let resume = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    println!("::stop-commands::{resume}");
     let job = rt.block_on(job(&runner, &gh))?;
     let action = Action {
         runner: &runner,
@@ -92,6 +95,7 @@ pub fn run(env: &Env) -> Result<Exit> {
         rt: &rt,
         env,
         identity: std::cell::OnceCell::new(),
+        resume,
     };
     match job {
         Job::Skip(why) => {
@@ -129,19 +133,13 @@ async fn job(runner: &Runner, gh: &GitHub) -> Result<Job> {
             let pr = from_payload()?;
             match runner.action() {
                 "closed" => Job::Skip("the pull request is closed".into()),
-                _ if pr.fork => Job::Fork(pr),
+                // Needs no secrets; for a fork it waits for a maintainer's evaluation.
                 "labeled" | "unlabeled" => Job::Approvals(pr),
+                _ if pr.fork => Job::Fork(pr),
                 _ => Job::Gate(pr),
             }
         }
-        "pull_request_review" => {
-            let pr = from_payload()?;
-            if pr.fork {
-                Job::Fork(pr)
-            } else {
-                Job::Approvals(pr)
-            }
-        }
+        "pull_request_review" => Job::Approvals(from_payload()?),
         "workflow_dispatch" | "push" => {
             match runner.inputs.pull_request {
                 Some(number) => {
@@ -203,7 +201,11 @@ struct Action<'a> {
     gh: &'a GitHub,
     rt: &'a tokio::runtime::Runtime,
     env: &'a Env,
+    /// The account the action writes as, learnt from the first status it posts.
     identity: std::cell::OnceCell<String>,
+    /// Workflow commands are off while anything else is printed (see [`run`]); this
+    /// turns them back on.
+    resume: String,
 }
 
 /// What one run decided, for outputs and the exit code.
@@ -223,22 +225,20 @@ impl Action<'_> {
             .join(&self.runner.inputs.working_directory)
     }
 
-    /// The login our comments carry: the input, else the token's user, else the
-    /// account `GITHUB_TOKEN` writes as. Asked once per run.
+    /// The login our comments carry: the `comment-author` input, else the account that
+    /// posted this run's first status. Never a guess: with a GitHub App's token,
+    /// assuming `github-actions[bot]` would trust comments any workflow can write.
     fn identity(&self) -> Result<String> {
-        if let Some(login) = self.identity.get() {
+        if let Some(login) = &self.runner.inputs.comment_author {
             return Ok(login.clone());
         }
-        let login = match &self.runner.inputs.comment_author {
-            Some(login) => login.clone(),
-            None => self
-                .rt
-                .block_on(self.gh.me())?
-                .map_or_else(|| ACTIONS_BOT.to_string(), |u| u.login),
-        };
-        Ok(self.identity.get_or_init(|| login).clone())
+        self.identity
+            .get()
+            .cloned()
+            .context("the account the action writes as is not known yet (no status posted)")
     }
 
+    /// Post a commit status (and learn from it who we are).
     fn set_status(
         &self,
         sha: &str,
@@ -248,41 +248,98 @@ impl Action<'_> {
     ) -> Result<()> {
         let description = approval::truncate(description, approval::DESCRIPTION_LIMIT);
         let url = self.runner.run_url();
-        self.rt
+        let status = self
+            .rt
             .block_on(self.gh.set_status(sha, state, context, &description, url.as_deref()))
             .with_context(|| format!("cannot set the `{context}` status on {sha}: the pull request is left without a verdict"))?;
+        if let Some(creator) = status.creator {
+            let _ = self.identity.set(creator.login);
+        }
         Ok(())
+    }
+
+    /// Run `job`; if it fails, the status says so (fail closed) before the error is
+    /// returned.
+    fn fail_closed(
+        &self,
+        sha: &str,
+        context: &str,
+        job: impl FnOnce() -> Result<Exit>,
+    ) -> Result<Exit> {
+        job().inspect_err(|e| {
+            if let Err(e2) = self.set_status(
+                sha,
+                context,
+                StatusState::Error,
+                &format!("promptgate failed: {e:#}"),
+            ) {
+                eprintln!("promptgate: {e2:#}");
+            }
+        })
+    }
+
+    /// Print annotations: the only workflow commands the action lets through.
+    fn annotate(&self, annotations: &[Annotation]) {
+        if annotations.is_empty() {
+            return;
+        }
+        println!("::{}::", self.resume);
+        for a in annotations {
+            println!("{}", a.command());
+        }
+        println!("::stop-commands::{}", self.resume);
+    }
+
+    /// The commits present and the policy read from the base: what every pull request
+    /// job needs before it may post a status. A failure here is posted under the
+    /// default context, the only one known.
+    fn prepare(&self, base: &str, head: &str) -> Result<crate::config::Config> {
+        let root = self.root();
+        let config = self.runner.inputs.config.as_deref();
+        ensure_commits(&root, base, head)
+            .and_then(|()| crate::gate::policy_config(&root, base, head, config))
+            .inspect_err(|e| {
+                let context = crate::config::Config::default().status_context;
+                let _ = self.set_status(
+                    head,
+                    &context,
+                    StatusState::Error,
+                    &format!("promptgate failed: {e:#}"),
+                );
+            })
+    }
+
+    fn base_of(&self, pr: &PullRequest) -> String {
+        self.runner
+            .inputs
+            .base_ref
+            .clone()
+            .unwrap_or_else(|| pr.base_sha.clone())
     }
 
     /// A fork's pull request: no secrets, so no evaluation. Pending, never success, and
     /// no failure a contributor cannot act on.
     fn fork(&self, pr: &PullRequest) -> Result<Exit> {
-        let context = self.status_context();
         let description = "fork pull request: a maintainer must run the evaluation";
+        let context = self
+            .prepare(&self.base_of(pr), &pr.head_sha)
+            .map(|c| c.status_context)
+            .unwrap_or_else(|_| crate::config::Config::default().status_context);
         let explanation = format!(
             "{}\n## promptgate: ⏳ Waiting for a maintainer\n\nThis pull request comes from a fork, and workflows on forks get no secrets, so promptgate could not evaluate the prompt changes here. A maintainer can run the evaluation from the Actions tab (the `workflow_dispatch` workflow, with `pull-request: {}`); until then the `{context}` status stays pending.\n",
             comment::MARKER,
             pr.number
         );
-        let posted = self.set_status(&pr.head_sha, &context, StatusState::Pending, description);
-        if let Err(e) = &posted {
-            // The usual case: a fork's token may not write statuses. Say so, do not fail.
-            eprintln!("promptgate: {e:#}");
-            println!(
-                "{}",
-                Annotation {
-                    level: Level::Notice,
-                    file: None,
-                    line: None,
-                    title: "promptgate".into(),
-                    message: format!("{description}; this run's token cannot post the status (read-only on forks)"),
+        match self.set_status(&pr.head_sha, &context, StatusState::Pending, description) {
+            // The usual case: a fork's token may not write. Say so, do not fail.
+            Err(e) => self.read_only(&e, description),
+            Ok(()) => {
+                if self.runner.inputs.comment
+                    && let Err(e) = self.upsert_comment(pr.number, &explanation)
+                {
+                    tracing::warn!("cannot post the explanation comment: {e:#}");
                 }
-                .command()
-            );
-        } else if self.runner.inputs.comment
-            && let Err(e) = self.upsert_comment(pr.number, &explanation)
-        {
-            tracing::warn!("cannot post the explanation comment: {e:#}");
+            }
         }
         if let Some(path) = &self.runner.step_summary {
             output::write_summary(path, &explanation.replace(comment::MARKER, ""))?;
@@ -298,22 +355,40 @@ impl Action<'_> {
         Ok(Exit::Ok)
     }
 
-    /// The status context before an evaluation has read the policy: the checked-out
-    /// config's. The final status always uses the policy's (base branch) context.
-    fn status_context(&self) -> String {
-        crate::source::fs::WorkTree::new(&self.root()).map_or_else(
-            |_| crate::config::Config::default().status_context,
-            |tree| {
-                crate::repo::Snapshot::open(&tree, self.runner.inputs.config.as_deref())
-                    .config
-                    .status_context
-            },
-        )
+    /// A fork's run whose token may not write: a notice instead of a failure.
+    fn read_only(&self, e: &anyhow::Error, description: &str) {
+        eprintln!("promptgate: {e:#}");
+        self.annotate(&[Annotation {
+            level: Level::Notice,
+            file: None,
+            line: None,
+            title: "promptgate".into(),
+            message: format!(
+                "{description}; this run's token cannot post the status (read-only on forks)"
+            ),
+        }]);
     }
 
     /// Label or review changes: reuse the evaluation of this head commit if our comment
     /// recorded one, else evaluate.
     fn approvals_only(&self, pr: &PullRequest) -> Result<Exit> {
+        let policy = self.prepare(&self.base_of(pr), &pr.head_sha)?;
+        let context = policy.status_context;
+        if let Err(e) = self.set_status(
+            &pr.head_sha,
+            &context,
+            StatusState::Pending,
+            "checking approvals…",
+        ) {
+            if pr.fork {
+                self.read_only(
+                    &e,
+                    "fork pull request: approvals are checked by a maintainer's run",
+                );
+                return Ok(Exit::Ok);
+            }
+            return Err(e);
+        }
         let identity = self.identity()?;
         let comments = self.rt.block_on(self.gh.comments(pr.number))?;
         let ours = comment::find_ours(&comments, &identity);
@@ -322,58 +397,67 @@ impl Action<'_> {
             .and_then(comment::record)
             .filter(|r| r.head_sha == pr.head_sha);
         let (Some(ours), Some(record)) = (ours, record) else {
+            if pr.fork {
+                return self.fork(pr);
+            }
             println!(
                 "promptgate: no evaluation recorded for {}; evaluating",
                 pr.head_sha
             );
             return self.gate_pr(pr);
         };
-        let approvals = self.approvals(pr, &record.approval_rules, record.head_arrived_at)?;
-        let template = Template::builtin();
-        let section = template
-            .render_approvals(&approvals.role_states())
-            .map_err(|e| anyhow::anyhow!("cannot render the approvals: {e:#}"))?;
-        let body = ours.body.clone().unwrap_or_default();
-        if let Some(updated) = comment::replace_approvals(&body, &section)
-            && self.runner.inputs.comment
-            && updated != body
-        {
-            self.rt
-                .block_on(self.gh.update_comment(ours.id, &updated))?;
-        }
-        let (state, description) = approval::status(&record.verdict, &approvals);
-        self.set_status(&pr.head_sha, &record.status_context, state, &description)?;
-        let outcome = Outcome {
-            state,
-            description,
-            verdict: Some(record.verdict.state),
-            regressions: record.regressions,
-            report_path: None,
-            evidence_path: None,
-        };
-        self.write_outputs(&outcome)?;
-        Ok(exit_of(&outcome))
+        let ours = ours.clone();
+        self.fail_closed(&pr.head_sha, &context, || {
+            let approvals = self.approvals(pr, &record.approval_rules, record.head_arrived_at)?;
+            let (state, description) = approval::status(&record.verdict, &approvals);
+            self.set_status(&pr.head_sha, &record.status_context, state, &description)?;
+            let section = Template::builtin()
+                .render_approvals(&approvals.role_states())
+                .map_err(|e| anyhow::anyhow!("cannot render the approvals: {e:#}"))?;
+            let body = ours.body.clone().unwrap_or_default();
+            if let Some(updated) = comment::replace_approvals(&body, &section)
+                && self.runner.inputs.comment
+                && updated != body
+                && let Err(e) = self.rt.block_on(self.gh.update_comment(ours.id, &updated))
+            {
+                // The status is right; only the table in the comment is stale.
+                tracing::warn!("cannot update the approvals in the comment: {e:#}");
+            }
+            let outcome = Outcome {
+                state,
+                description,
+                verdict: Some(record.verdict.state),
+                regressions: record.regressions,
+                report_path: None,
+                evidence_path: None,
+            };
+            self.write_outputs(&outcome)?;
+            self.say(&outcome);
+            Ok(exit_of(&outcome))
+        })
     }
 
     /// When the head commit arrived, from times GitHub wrote (a pull request's author
     /// can backdate a commit, not these): for a push, the event's time; otherwise the
-    /// first status the action posted on the commit (every run posts one before it
-    /// evaluates); failing both, now. Labels applied before it do not count with
+    /// first status the action posted on the commit under the policy's context (every
+    /// run posts one before it evaluates). Labels applied before it do not count with
     /// `dismiss_on_push`.
-    fn head_arrived_at(&self, pr: &PullRequest, identity: &str) -> Result<Timestamp> {
+    fn head_arrived_at(&self, pr: &PullRequest, context: &str) -> Result<Timestamp> {
         if let ("opened" | "synchronize" | "reopened", Some(at)) =
             (self.runner.action(), pr.updated_at)
         {
             return Ok(at);
         }
+        let identity = self.identity()?;
         let first_status = self
             .rt
             .block_on(self.gh.statuses(&pr.head_sha))?
             .into_iter()
             .filter(|s| {
-                s.creator
-                    .as_ref()
-                    .is_some_and(|c| c.login.eq_ignore_ascii_case(identity))
+                s.context == context
+                    && s.creator
+                        .as_ref()
+                        .is_some_and(|c| c.login.eq_ignore_ascii_case(&identity))
             })
             .map(|s| s.created_at)
             .min();
@@ -382,89 +466,81 @@ impl Action<'_> {
 
     /// The full job on a pull request.
     fn gate_pr(&self, pr: &PullRequest) -> Result<Exit> {
-        let identity = self.identity()?;
-        let comments = self.rt.block_on(self.gh.comments(pr.number))?;
-        let previous = comment::find_ours(&comments, &identity)
-            .and_then(|c| c.body.as_deref())
-            .and_then(comment::record)
-            .filter(|r| r.head_sha == pr.head_sha);
-        let context = self.status_context();
+        let base = self.base_of(pr);
+        let policy = self.prepare(&base, &pr.head_sha)?;
+        // The policy's context: a pull request cannot rename its own required check.
+        let context = policy.status_context;
         self.set_status(
             &pr.head_sha,
             &context,
             StatusState::Pending,
             "evaluating the prompt changes…",
         )?;
-
-        let base = self
-            .runner
-            .inputs
-            .base_ref
-            .clone()
-            .unwrap_or_else(|| pr.base_sha.clone());
-        let evidence = match self.evaluate(&base, &pr.head_sha, pr.fork) {
-            Ok(e) => e,
-            Err(e) => {
-                // Fail closed: the status says the gate could not run.
-                let _ = self.set_status(
-                    &pr.head_sha,
-                    &context,
-                    StatusState::Error,
-                    &format!("promptgate could not run: {e:#}"),
-                );
-                return Err(e);
+        self.fail_closed(&pr.head_sha, &context, || {
+            let identity = self.identity()?;
+            let comments = self.rt.block_on(self.gh.comments(pr.number))?;
+            let previous = comment::find_ours(&comments, &identity)
+                .and_then(|c| c.body.as_deref())
+                .and_then(comment::record)
+                .filter(|r| r.head_sha == pr.head_sha);
+            let mut evidence = self.evaluate(&base, &pr.head_sha, pr.fork)?;
+            let arrived = match previous {
+                Some(r) => r.head_arrived_at,
+                None => self.head_arrived_at(pr, &context)?,
+            };
+            let approvals = self.approvals(pr, &evidence.approval_rules, arrived)?;
+            evidence.approvals = approvals.role_states();
+            let regressions = regressions(&evidence);
+            let record = Record::new(&pr.head_sha, arrived, &evidence, regressions);
+            let report = self.render(
+                &evidence,
+                COMMENT_LIMIT - comment::compose("", &record).len(),
+            )?;
+            let files = self.write_files(&evidence, &report)?;
+            if self.runner.inputs.comment {
+                self.upsert_comment(pr.number, &comment::compose(&report, &record))?;
             }
-        };
-        let arrived = match previous {
-            Some(r) => r.head_arrived_at,
-            None => self.head_arrived_at(pr, &identity)?,
-        };
-        let approvals = self.approvals(pr, &evidence.approval_rules, arrived)?;
-        let mut evidence = evidence;
-        evidence.approvals = approvals.role_states();
-        let regressions = regressions(&evidence);
-        let record = Record::new(&pr.head_sha, arrived, &evidence, regressions);
-        let report = self.render(&evidence)?;
-        let files = self.write_files(&evidence, &report)?;
-        if self.runner.inputs.comment {
-            self.upsert_comment(pr.number, &comment::compose(&report, &record))?;
-        }
-        let (state, description) = approval::status(&evidence.verdict, &approvals);
-        // The policy's context: a pull request cannot rename its own required check.
-        self.set_status(&pr.head_sha, &evidence.status_context, state, &description)?;
-        if evidence.status_context != context {
-            // The pending status went out under the working tree's context; settle it.
-            let _ = self.set_status(&pr.head_sha, &context, state, &description);
-        }
-        let outcome = Outcome {
-            state,
-            description,
-            verdict: Some(evidence.verdict.state),
-            regressions,
-            report_path: Some(files.0),
-            evidence_path: Some(files.1),
-        };
-        self.finish(&evidence, &report, &outcome)
+            let (state, description) = approval::status(&evidence.verdict, &approvals);
+            self.set_status(&pr.head_sha, &context, state, &description)?;
+            let outcome = Outcome {
+                state,
+                description,
+                verdict: Some(evidence.verdict.state),
+                regressions,
+                report_path: Some(files.0),
+                evidence_path: Some(files.1),
+            };
+            self.finish(&evidence, &report, &outcome)
+        })
     }
 
-    /// The gate on a pushed commit: no pull request, so no comment and no approvals.
+    /// The gate on a commit, not a pull request: no comment, no approvals. Its status
+    /// has a context of its own (`promptgate/push`), so it never stands in for the
+    /// pull request's required check, which needs the approvals.
     fn gate_commit(&self, base: &str, head: &str) -> Result<Exit> {
-        let context = self.status_context();
+        let policy = self.prepare(base, head)?;
+        let context = format!("{}/{}", policy.status_context, self.runner.event_name);
+        // A status belongs on a commit GitHub knows: the workflow's own.
+        let own = rev_parse(&self.root(), head).as_deref() == Some(self.runner.sha.as_str());
+        let post = |state: StatusState, description: &str| -> Result<()> {
+            if own {
+                self.set_status(head, &context, state, description)
+            } else {
+                println!(
+                    "promptgate: no status set: the evaluated commit is not this workflow's commit {}",
+                    self.runner.sha
+                );
+                Ok(())
+            }
+        };
         let evidence = match self.evaluate(base, head, false) {
             Ok(e) => e,
             Err(e) => {
-                if head == self.runner.sha {
-                    let _ = self.set_status(
-                        head,
-                        &context,
-                        StatusState::Error,
-                        &format!("promptgate could not run: {e:#}"),
-                    );
-                }
+                let _ = post(StatusState::Error, &format!("promptgate failed: {e:#}"));
                 return Err(e);
             }
         };
-        let report = self.render(&evidence)?;
+        let report = self.render(&evidence, COMMENT_LIMIT)?;
         let files = self.write_files(&evidence, &report)?;
         let (state, description) = match evidence.verdict.state {
             State::Error => (StatusState::Error, evidence.verdict.headline()),
@@ -473,15 +549,7 @@ impl Action<'_> {
                 (StatusState::Success, evidence.verdict.headline())
             }
         };
-        // A status belongs on a commit GitHub knows: the workflow's own.
-        if evidence.head_commit == self.runner.sha {
-            self.set_status(head, &evidence.status_context, state, &description)?;
-        } else {
-            println!(
-                "promptgate: no status set: the evaluated commit {} is not this workflow's commit {}",
-                evidence.head_commit, self.runner.sha
-            );
-        }
+        post(state, &description)?;
         let outcome = Outcome {
             state,
             description,
@@ -512,8 +580,7 @@ impl Action<'_> {
         crate::gate::run(&root, self.env, &request)
     }
 
-    fn render(&self, evidence: &Evidence) -> Result<String> {
-        let room = COMMENT_LIMIT - comment::MARKER.len() - comment::DATA_BUDGET;
+    fn render(&self, evidence: &Evidence, room: usize) -> Result<String> {
         Template::builtin()
             .render(evidence, room)
             .map_err(|e| anyhow::anyhow!("cannot render the report: {e:#}"))
@@ -587,12 +654,16 @@ impl Action<'_> {
                     "unlabeled" => false,
                     _ => return None,
                 };
-                let actor = e.actor?;
+                // A deleted account is "ghost": its events still count as events
+                // (an `unlabeled` still removes), never as an approval.
+                let (actor, bot) = e.actor.map_or(("ghost".to_string(), true), |a| {
+                    (a.login.clone(), a.is_bot())
+                });
                 Some(LabelEvent {
                     applied,
                     label: e.label?.name,
-                    bot: actor.is_bot(),
-                    actor: actor.login,
+                    actor,
+                    bot,
                     at: e.created_at,
                 })
             })
@@ -620,21 +691,24 @@ impl Action<'_> {
         }
         // Annotations name files from the repository root; the config may live deeper.
         let prefix = Path::new(&self.runner.inputs.working_directory);
-        for mut a in annotations(evidence).into_iter().take(MAX_ANNOTATIONS) {
-            a.file = a.file.map(|f| {
+        let mut list = annotations(evidence);
+        list.truncate(MAX_ANNOTATIONS);
+        for a in &mut list {
+            a.file = a.file.take().map(|f| {
                 let joined = prefix.join(&f);
                 let joined = joined.strip_prefix(".").unwrap_or(&joined);
                 joined.display().to_string()
             });
-            println!("{}", a.command());
         }
+        self.annotate(&list);
         self.write_outputs(outcome)?;
-        println!(
-            "promptgate: {} — {}",
-            word(outcome.state),
-            outcome.description
-        );
+        self.say(outcome);
         Ok(exit_of(outcome))
+    }
+
+    /// The run's last line.
+    fn say(&self, o: &Outcome) {
+        println!("promptgate: {} — {}", word(o.state), o.description);
     }
 
     fn write_outputs(&self, o: &Outcome) -> Result<()> {
@@ -810,6 +884,20 @@ fn exit_of(o: &Outcome) -> Exit {
     }
 }
 
+/// The commit id `rev` names in the checkout.
+fn rev_parse(root: &Path, rev: &str) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
+        .arg(format!("{rev}^{{commit}}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Make sure both commits and their merge-base are in the checkout. A shallow clone
 /// (actions/checkout's default `fetch-depth: 1`) is deepened from `origin`; if that
 /// cannot work, the error says what to change.
@@ -827,6 +915,11 @@ fn ensure_commits(root: &Path, base: &str, head: &str) -> Result<()> {
                 + &String::from_utf8_lossy(&out.stderr),
         ))
     };
+    for rev in [base, head] {
+        if rev.starts_with('-') {
+            bail!("`{rev}` is not a git revision");
+        }
+    }
     let has = |rev: &str| -> Result<bool> {
         Ok(git(&["cat-file", "-e", &format!("{rev}^{{commit}}")])?.0)
     };

@@ -78,11 +78,6 @@ impl<'a> Call<'a> {
     }
 }
 
-/// A team membership or repository permission that could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Forbidden(pub String);
-
 /// A failed call, kept apart from transport errors so callers can tell "not found"
 /// and "not allowed" from outages.
 #[derive(Debug, thiserror::Error)]
@@ -112,31 +107,6 @@ impl GitHub {
             repo: repo.to_string(),
             backoff: Duration::from_secs(1),
         })
-    }
-
-    /// Shorter waits between attempts (tests).
-    pub fn with_backoff(mut self, backoff: Duration) -> GitHub {
-        self.backoff = backoff;
-        self
-    }
-
-    pub fn repo(&self) -> &str {
-        &self.repo
-    }
-
-    /// The token's own account, or `None` when the token may not ask (`GITHUB_TOKEN`
-    /// and GitHub App installation tokens get 403 here).
-    pub async fn me(&self) -> Result<Option<User>> {
-        match self
-            .json(Call::new(Method::Get, "/user", "GET /user"), None::<&()>)
-            .await
-        {
-            Ok(user) => Ok(Some(user)),
-            Err(e) => match e.downcast_ref::<ApiError>() {
-                Some(api) if api.status == 403 || api.status == 401 => Ok(None),
-                _ => Err(e),
-            },
-        }
     }
 
     pub async fn pull_request(&self, number: u64) -> Result<PullRequest> {
@@ -211,7 +181,7 @@ impl GitHub {
         self.json(call, Some(&body)).await
     }
 
-    /// Whether `user` is an active member of `@org/team`. Fails with [`Forbidden`]
+    /// Whether `user` is an active member of `@org/team`; an error that says what to do
     /// when the token may not read the organization's teams.
     pub async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool> {
         let path = format!("/orgs/{org}/teams/{team}/memberships/{user}");
@@ -223,13 +193,12 @@ impl GitHub {
             Ok(m) => Ok(m.state == "active"),
             Err(e) => match e.downcast_ref::<ApiError>() {
                 Some(api) if api.status == 404 => Ok(false),
-                Some(api) if api.status == 403 || api.status == 401 => Err(Forbidden(format!(
+                Some(api) if api.status == 403 || api.status == 401 => Err(anyhow::anyhow!(
                     "the token cannot read the members of @{org}/{team} ({}): give the action \
                      a token that may read organization members (a GitHub App with \
                      \"Members: read\", or a fine-grained token) or list reviewers by login",
                     api.message
-                ))
-                .into()),
+                )),
                 _ => Err(e),
             },
         }
@@ -244,14 +213,22 @@ impl GitHub {
             .json::<model::Permission>(Call::new(Method::Get, &path, &what), None::<&()>)
             .await
         {
-            Ok(p) => Ok(p.role_name.unwrap_or(p.permission)),
+            // Custom repository roles have their own names; their base permission is
+            // in `permission`.
+            Ok(p) => Ok(match p.role_name {
+                Some(r)
+                    if ["admin", "maintain", "write", "triage", "read"].contains(&r.as_str()) =>
+                {
+                    r
+                }
+                _ => p.permission,
+            }),
             Err(e) => match e.downcast_ref::<ApiError>() {
                 Some(api) if api.status == 404 => Ok("none".into()),
-                Some(api) if api.status == 403 || api.status == 401 => Err(Forbidden(format!(
+                Some(api) if api.status == 403 || api.status == 401 => Err(anyhow::anyhow!(
                     "the token cannot read repository permissions ({})",
                     api.message
-                ))
-                .into()),
+                )),
                 _ => Err(e),
             },
         }

@@ -23,8 +23,6 @@ pub struct Comment {
     #[serde(default)]
     pub body: Option<String>,
     pub user: Option<User>,
-    #[serde(default)]
-    pub html_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,7 +43,6 @@ pub struct IssueEvent {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Status {
-    pub state: String,
     pub context: String,
     pub created_at: jiff::Timestamp,
     pub creator: Option<User>,
@@ -61,15 +58,11 @@ pub struct PullRequest {
     pub base: Branch,
     #[serde(default)]
     pub updated_at: Option<jiff::Timestamp>,
-    #[serde(default)]
-    pub html_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Branch {
     pub sha: String,
-    #[serde(rename = "ref")]
-    pub name: String,
     /// Missing when the fork was deleted.
     pub repo: Option<Repository>,
 }
@@ -77,8 +70,6 @@ pub struct Branch {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Repository {
     pub full_name: String,
-    #[serde(default)]
-    pub fork: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
