@@ -810,3 +810,58 @@ fn the_demo_workflow_step_blocks_the_demo_pull_request() {
     // Nothing to post: the evaluated commit is the demo's, not this workflow's.
     assert!(gh.requests().is_empty(), "{:?}", gh.requests());
 }
+
+#[test]
+fn a_shallow_checkout_is_deepened_or_the_fix_is_named() {
+    let f = Fixture::new("STRICT Be brief.");
+    let clone = |name: &str| {
+        let dest = f.path(name);
+        let out = std::process::Command::new("git")
+            .args(["clone", "-q", "--depth", "1", "--branch", "pr"])
+            .arg(format!("file://{}", f.repo.path().display()))
+            .arg(&dest)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dest
+    };
+    // actions/checkout's default: one commit. The base and the merge-base are fetched.
+    let shallow = clone("shallow");
+    let run = run_action(
+        f.dir.path(),
+        &shallow,
+        &f.head,
+        &f.gh.url(),
+        "pull_request",
+        &f.event("opened", json!({})),
+        &[],
+    );
+    ok(run);
+    assert_eq!(f.last_status().0, "pending");
+
+    // Nothing to fetch from: the run fails, names the fix, and the status says error.
+    let stranded = clone("stranded");
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&stranded)
+        .args(["remote", "remove", "origin"])
+        .output()
+        .expect("git");
+    assert!(out.status.success());
+    let (code, _, stderr) = run_action(
+        f.dir.path(),
+        &stranded,
+        &f.head,
+        &f.gh.url(),
+        "pull_request",
+        &f.event("synchronize", json!({})),
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("fetch-depth: 0"), "{stderr}");
+    assert_eq!(f.last_status().0, "error");
+}
