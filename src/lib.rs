@@ -24,4 +24,5 @@ pub mod repo;
 pub mod report;
 pub mod secret;
 pub mod source;
+pub mod store;
 pub mod validate;

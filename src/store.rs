@@ -1,0 +1,196 @@
+//! Safe writes of files that production reads (the runtime config) or that tests are
+//! made from (regression cases): read-modify-write under an exclusive lock, the new
+//! content written to a temporary file, flushed to disk and renamed over the old one
+//! (readers see the old file or the new one, never half of either, also after a crash),
+//! the previous content kept beside it, and one line appended to an audit log saying
+//! who changed what, when and why.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// Who makes a change, and why.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub who: String,
+    pub why: String,
+}
+
+/// One line of the audit log (JSON Lines).
+#[derive(Debug, Serialize)]
+struct AuditLine<'a> {
+    at: String,
+    who: &'a str,
+    file: String,
+    what: &'a str,
+    why: &'a str,
+}
+
+/// A new content for the file, and what changed, in words, for the audit log.
+pub struct Change {
+    pub content: String,
+    pub what: String,
+}
+
+/// Where the previous content of `path` is kept.
+pub fn previous_path(path: &Path) -> PathBuf {
+    sibling(path, ".prev")
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Change `path` under its lock: `change` gets the current content (`None` if the file
+/// does not exist) and returns the new one, or `None` to leave it as it is. Returns
+/// what changed. Two processes doing this at once both land, one after the other.
+pub fn update(
+    path: &Path,
+    audit: &Path,
+    actor: &Actor,
+    change: impl FnOnce(Option<&str>) -> Result<Option<Change>>,
+) -> Result<Option<String>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let lock_path = sibling(path, ".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let current = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let Some(Change { content, what }) = change(current.as_deref())? else {
+        return Ok(None);
+    };
+    if let Some(old) = &current {
+        write_durably(&previous_path(path), old)?;
+    }
+    write_durably(path, &content)?;
+    append_audit(audit, path, actor, &what)?;
+    // The lock is released when `lock` is dropped.
+    Ok(Some(what))
+}
+
+/// Write `content` to `path` atomically: a temporary file in the same directory,
+/// flushed, renamed over `path`, and the directory flushed so the rename survives a
+/// crash.
+pub fn write_durably(path: &Path, content: &str) -> Result<()> {
+    let tmp = sibling(path, &format!(".tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(content.as_bytes())
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Directories cannot be opened for syncing on every platform; best effort.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn append_audit(audit: &Path, file: &Path, actor: &Actor, what: &str) -> Result<()> {
+    if let Some(dir) = audit.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let line = serde_json::to_string(&AuditLine {
+        at: jiff::Timestamp::now().to_string(),
+        who: &actor.who,
+        file: file.display().to_string(),
+        what,
+        why: &actor.why,
+    })?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(audit)
+        .with_context(|| format!("cannot open the audit log {}", audit.display()))?;
+    f.write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot append to the audit log {}", audit.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor() -> Actor {
+        Actor {
+            who: "oncall".into(),
+            why: "test".into(),
+        }
+    }
+
+    #[test]
+    fn keeps_the_previous_content_and_audits() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("deploy/runtime.yaml");
+        let audit = dir.path().join("deploy/audit.jsonl");
+        let set = |text: &'static str| {
+            update(&path, &audit, &actor(), |_| {
+                Ok(Some(Change {
+                    content: text.into(),
+                    what: format!("set {text}"),
+                }))
+            })
+            .expect("update")
+        };
+        assert_eq!(set("one").as_deref(), Some("set one"));
+        set("two");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "two");
+        assert_eq!(
+            std::fs::read_to_string(previous_path(&path)).expect("read"),
+            "one"
+        );
+        let log = std::fs::read_to_string(&audit).expect("audit");
+        assert_eq!(log.lines().count(), 2);
+        assert!(log.contains(r#""who":"oncall""#) && log.contains(r#""what":"set two""#));
+        // Nothing to change: nothing written, nothing audited.
+        assert_eq!(
+            update(&path, &audit, &actor(), |_| Ok(None)).expect("update"),
+            None
+        );
+        assert_eq!(
+            std::fs::read_to_string(&audit)
+                .expect("audit")
+                .lines()
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_failed_change_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("runtime.yaml");
+        std::fs::write(&path, "old").expect("write");
+        let err = update(&path, &dir.path().join("audit"), &actor(), |_| {
+            anyhow::bail!("refused")
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
+        assert!(!dir.path().join("audit").exists());
+    }
+}
