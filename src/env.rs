@@ -18,6 +18,9 @@ pub struct Env {
     /// Where answers are cached: `PROMPTGATE_CACHE_DIR`, else `$XDG_CACHE_HOME/promptgate`,
     /// else `~/.cache/promptgate`.
     pub cache_dir: Option<PathBuf>,
+    /// Who makes changes to release files, for the audit log: `PROMPTGATE_ACTOR`, else
+    /// `GITHUB_ACTOR` (in a workflow), else `USER`.
+    pub actor: Option<String>,
     /// Variables a config may name as holding a credential (`api_key_env`), read once
     /// here; which ones are needed is known only once the config is read.
     pub secrets: Secrets,
@@ -46,7 +49,11 @@ impl Env {
                 vars.get("HOME")
                     .map(|h| PathBuf::from(h).join(".cache").join("promptgate"))
             });
+        let actor = ["PROMPTGATE_ACTOR", "GITHUB_ACTOR", "USER"]
+            .iter()
+            .find_map(|k| vars.get(*k).cloned());
         Env {
+            actor,
             log_filter: vars.remove("PROMPTGATE_LOG"),
             no_color: vars.contains_key("NO_COLOR"),
             ci: vars.get("CI").is_some_and(|v| v != "false" && v != "0"),

@@ -19,6 +19,21 @@ pub struct Actor {
     pub why: String,
 }
 
+impl Actor {
+    /// The person from the environment ([`crate::env::Env::actor`]) and the reason given.
+    pub fn new(env: &crate::env::Env, why: &str) -> Actor {
+        Actor {
+            who: env.actor.clone().unwrap_or_else(|| "unknown".into()),
+            why: why.to_string(),
+        }
+    }
+}
+
+/// The audit log of a file: `promptgate.audit.jsonl` in its directory.
+pub fn audit_path(path: &Path) -> PathBuf {
+    path.with_file_name("promptgate.audit.jsonl")
+}
+
 /// One line of the audit log (JSON Lines).
 #[derive(Debug, Serialize)]
 struct AuditLine<'a> {
