@@ -1,7 +1,7 @@
 //! The command line: parsing, logging, and running each command to an exit code.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -102,6 +102,29 @@ pub enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Staged rollout of a prompt version by traffic segment, with automatic freeze on
+    /// a canary threshold breach (see docs/release.md).
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE", global = true)]
+        runtime: Option<PathBuf>,
+        /// Why, for the audit log.
+        #[arg(long, value_name = "TEXT", global = true)]
+        reason: Option<String>,
+    },
+    /// Roll back ARTIFACT at once: a rollout in progress ends (everyone on stable), or,
+    /// with none, the previous stable version is restored. One atomic write.
+    Rollback {
+        artifact: String,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE")]
+        runtime: Option<PathBuf>,
+        /// Why, for the audit log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// The GitHub Action's entrypoint: reads the runner's environment and event, runs
     /// the gate (or only the approval step), keeps the sticky comment and sets the
     /// required status. Takes its settings from the action's inputs (`INPUT_*`).
@@ -115,6 +138,52 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutCommand {
+    /// Start rolling out VERSION at the first stage (internal users).
+    Start {
+        artifact: String,
+        #[arg(long)]
+        version: String,
+        /// The stable version, for an artifact's first rollout.
+        #[arg(long, value_name = "VERSION")]
+        stable: Option<String>,
+        /// Gate evidence (`promptgate gate --evidence`): refuse unless it covers this
+        /// version and did not block.
+        #[arg(long, value_name = "FILE")]
+        evidence: Option<PathBuf>,
+    },
+    /// Move the canary to the next stage (from the last: make it stable). With
+    /// `--metrics`, only if the canary is healthy with enough samples.
+    Advance {
+        artifact: String,
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+    },
+    /// Every artifact's stable version, canary, stage and state.
+    Status {
+        artifact: Option<String>,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+    },
+    /// Hold the canary's metrics to its thresholds: a breach freezes the rollout (all
+    /// traffic back on stable, exit 6); too few samples holds.
+    Check {
+        artifact: String,
+        /// Per-request outcomes (JSON Lines or CSV) or counts, per version and segment.
+        #[arg(long, value_name = "FILE")]
+        metrics: PathBuf,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
 }
 
 /// How evaluations reach the models.
@@ -181,10 +250,23 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
     match dispatch(cli, env) {
         Ok(exit) => exit,
         Err(e) => {
+            // Problems in a file say file:line:col themselves.
+            if let Some(d) = e.downcast_ref::<crate::diag::Diagnostics>() {
+                eprintln!("{d}");
+                return Exit::Invalid;
+            }
             eprintln!("error: {e:#}");
             Exit::ToolError
         }
     }
+}
+
+/// `--runtime`, or the default file in the repository.
+fn runtime_path(root: &Path, given: Option<&Path>) -> PathBuf {
+    given.map_or_else(
+        || root.join(crate::rollout::DEFAULT_PATH),
+        Path::to_path_buf,
+    )
 }
 
 fn repo_root(cli: &Cli) -> anyhow::Result<PathBuf> {
@@ -220,6 +302,25 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
         return crate::action::run(env);
     }
     let root = repo_root(&cli)?;
+    match &cli.command {
+        Command::Rollout {
+            command,
+            runtime,
+            reason,
+        } => {
+            let path = runtime_path(&root, runtime.as_deref());
+            return crate::rollout::command::rollout(&path, env, command, reason.as_deref());
+        }
+        Command::Rollback {
+            artifact,
+            runtime,
+            reason,
+        } => {
+            let path = runtime_path(&root, runtime.as_deref());
+            return crate::rollout::command::rollback(&path, env, artifact, reason.as_deref());
+        }
+        _ => {}
+    }
     match &cli.command {
         Command::Validate { format } => {
             let tree = WorkTree::new(&root)?;
@@ -355,7 +456,10 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                 crate::policy::State::Error => Exit::Undecided,
             })
         }
-        Command::Merge { .. } | Command::Action => unreachable!("handled above"),
+        Command::Merge { .. }
+        | Command::Action
+        | Command::Rollout { .. }
+        | Command::Rollback { .. } => unreachable!("handled above"),
     }
 }
 

@@ -16,6 +16,9 @@ pub enum Exit {
     /// Something could not be evaluated (provider errors, missing recordings): neither
     /// a pass nor a fail.
     Undecided = 5,
+    /// `rollout check` / `rollout advance --metrics`: a canary broke a threshold; the
+    /// rollout is frozen and all traffic is back on stable.
+    Frozen = 6,
 }
 
 impl From<Exit> for ExitCode {

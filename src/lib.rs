@@ -22,6 +22,7 @@ pub mod github;
 pub mod policy;
 pub mod repo;
 pub mod report;
+pub mod rollout;
 pub mod secret;
 pub mod source;
 pub mod store;

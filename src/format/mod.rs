@@ -51,8 +51,9 @@ impl CachedSchema {
 }
 
 /// Every shipped schema, for the test that keeps them current.
-pub fn shipped_schemas() -> [&'static CachedSchema; 5] {
+pub fn shipped_schemas() -> [&'static CachedSchema; 6] {
     [
+        &crate::rollout::RUNTIME_SCHEMA,
         &crate::repo::CONFIG_SCHEMA,
         &crate::artifact::native::SCHEMA,
         &crate::artifact::github_models::SCHEMA,

@@ -1,0 +1,566 @@
+//! Release safety after merge: the runtime config applications read to pick a prompt
+//! version per request, staged canary rollouts by traffic segment, automatic freeze on
+//! a threshold breach, and rollback. The model and its transitions are pure; the CLI
+//! writes the file through [`crate::store`] (locked, atomic, audited).
+
+pub mod command;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::artifact::native::Version;
+use crate::format::CachedSchema;
+
+/// The `format` of a runtime config this version reads and writes.
+pub const FORMAT: &str = "promptgate.runtime/v1";
+/// Where the runtime config lives unless `--runtime` says otherwise.
+pub const DEFAULT_PATH: &str = "deploy/prompts.runtime.yaml";
+
+pub(crate) static RUNTIME_SCHEMA: CachedSchema = CachedSchema::new(
+    "schemas/runtime.schema.json",
+    include_str!("../../schemas/runtime.schema.json"),
+    crate::format::schema_of::<Runtime>,
+);
+
+/// The runtime config: per artifact, which version serves which traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// `promptgate.runtime/v1`.
+    pub format: String,
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, Release>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            format: FORMAT.into(),
+            artifacts: BTreeMap::new(),
+        }
+    }
+}
+
+/// One artifact's release state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// The version everyone gets unless a canary serves them.
+    pub stable: Pinned,
+    /// Earlier stable versions, oldest first: what `rollback` returns to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Pinned>,
+    /// Frozen: stable for everyone, and the canary cannot advance.
+    #[serde(default)]
+    pub frozen: bool,
+    /// Why it froze (the breach), for on-call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_because: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// Declared before the rollout starts; `rollout check` holds the canary to them.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Which traffic each stage serves.
+    #[serde(default)]
+    pub stages: Stages,
+}
+
+/// A version, with the fingerprint of what it sends the model when known.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pinned {
+    pub version: Version,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// A version being rolled out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    pub version: Version,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    pub stage: Stage,
+    /// Segments it serves at this stage (globs; `*` is all traffic).
+    pub segments: Vec<String>,
+    /// Share of those segments' requests it serves, 0–100.
+    pub percent: f64,
+    /// When this stage started (RFC 3339).
+    pub since: String,
+}
+
+/// Rollout stages, in order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Internal users only.
+    Internal,
+    /// Low-risk intents.
+    LowRisk,
+    /// One geography or tenant cohort.
+    Cohort,
+    /// All traffic.
+    All,
+}
+
+impl Stage {
+    pub const ORDER: [Stage; 4] = [Stage::Internal, Stage::LowRisk, Stage::Cohort, Stage::All];
+
+    pub fn next(self) -> Option<Stage> {
+        let i = Stage::ORDER.iter().position(|s| *s == self)?;
+        Stage::ORDER.get(i + 1).copied()
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Stage::Internal => "internal",
+            Stage::LowRisk => "low-risk",
+            Stage::Cohort => "cohort",
+            Stage::All => "all",
+        }
+    }
+}
+
+/// Canary limits, declared in advance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Share of the canary's requests that fell back to a default answer.
+    pub max_fallback_rate: f64,
+    /// Share escalated to a human.
+    pub max_escalation_rate: f64,
+    /// Share whose answer a human corrected by hand.
+    pub max_manual_correction_rate: f64,
+    /// Canary requests needed at each stage before it may advance.
+    pub min_samples: PerStage<u64>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_fallback_rate: 0.05,
+            max_escalation_rate: 0.05,
+            max_manual_correction_rate: 0.05,
+            min_samples: PerStage {
+                internal: 50,
+                low_risk: 200,
+                cohort: 500,
+                all: 1000,
+            },
+        }
+    }
+}
+
+/// One value per stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PerStage<T> {
+    pub internal: T,
+    pub low_risk: T,
+    pub cohort: T,
+    pub all: T,
+}
+
+impl<T> PerStage<T> {
+    pub fn get(&self, stage: Stage) -> &T {
+        match stage {
+            Stage::Internal => &self.internal,
+            Stage::LowRisk => &self.low_risk,
+            Stage::Cohort => &self.cohort,
+            Stage::All => &self.all,
+        }
+    }
+}
+
+/// The traffic one stage serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StagePlan {
+    pub segments: Vec<String>,
+    pub percent: f64,
+}
+
+pub type Stages = PerStage<StagePlan>;
+
+impl Default for Stages {
+    fn default() -> Self {
+        let plan = |segments: &[&str], percent| StagePlan {
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            percent,
+        };
+        PerStage {
+            internal: plan(&["internal"], 100.0),
+            low_risk: plan(&["*"], 5.0),
+            cohort: plan(&["*"], 25.0),
+            all: plan(&["*"], 100.0),
+        }
+    }
+}
+
+/// The bucket of a request, 0–9999: the same artifact and key always land in the same
+/// one, and keys spread evenly.
+pub fn bucket(artifact: &str, request_key: &str) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(artifact.as_bytes())
+        .chain_update([0])
+        .chain_update(request_key.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first) % 10_000
+}
+
+/// Whether `segment` is one of `patterns` (`*` matches any run of characters).
+pub fn segment_matches(patterns: &[String], segment: &str) -> bool {
+    patterns.iter().any(|p| {
+        if p == "*" {
+            true
+        } else if !p.contains(['*', '?', '[', '{']) {
+            p == segment
+        } else {
+            globset::Glob::new(p).is_ok_and(|g| g.compile_matcher().is_match(segment))
+        }
+    })
+}
+
+impl Runtime {
+    /// The version `artifact` serves a request: the canary if the request's segment is
+    /// one the canary serves and its key falls in the canary's share, else stable. A
+    /// frozen release serves stable to everyone. `None` for an artifact the file does
+    /// not name.
+    pub fn resolve(&self, artifact: &str, segment: &str, request_key: &str) -> Option<String> {
+        let release = self.artifacts.get(artifact)?;
+        Some(match &release.canary {
+            Some(c)
+                if !release.frozen
+                    && segment_matches(&c.segments, segment)
+                    && (bucket(artifact, request_key) as f64) < c.percent * 100.0 =>
+            {
+                c.version.text()
+            }
+            _ => release.stable.version.text(),
+        })
+    }
+}
+
+/// Why a transition is refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Refused {
+    #[error("`{0}` is not in the runtime config; start its first rollout with `--stable VERSION`")]
+    Unknown(String),
+    #[error(
+        "`{artifact}` is already rolling out version {version}: advance it, or roll it back first"
+    )]
+    Busy { artifact: String, version: String },
+    #[error("`{0}` has no rollout in progress")]
+    NoCanary(String),
+    #[error("`{artifact}` is frozen ({why}): roll back, then start again")]
+    Frozen { artifact: String, why: String },
+    #[error("`{artifact}` already serves version {version} as stable")]
+    AlreadyStable { artifact: String, version: String },
+    #[error("`{0}` has no earlier stable version to roll back to")]
+    NoHistory(String),
+}
+
+/// Start rolling out `version` of `artifact` at the first stage.
+pub fn start(
+    rt: &mut Runtime,
+    artifact: &str,
+    version: Pinned,
+    stable_if_new: Option<Pinned>,
+    now: &str,
+) -> Result<String, Refused> {
+    if !rt.artifacts.contains_key(artifact) {
+        let stable = stable_if_new.ok_or_else(|| Refused::Unknown(artifact.into()))?;
+        rt.artifacts.insert(
+            artifact.to_string(),
+            Release {
+                stable,
+                history: Vec::new(),
+                frozen: false,
+                frozen_because: None,
+                canary: None,
+                thresholds: Thresholds::default(),
+                stages: Stages::default(),
+            },
+        );
+    }
+    let release = rt
+        .artifacts
+        .get_mut(artifact)
+        .ok_or_else(|| Refused::Unknown(artifact.into()))?;
+    if let Some(c) = &release.canary {
+        return Err(Refused::Busy {
+            artifact: artifact.into(),
+            version: c.version.text(),
+        });
+    }
+    if release.stable.version.text() == version.version.text() {
+        return Err(Refused::AlreadyStable {
+            artifact: artifact.into(),
+            version: version.version.text(),
+        });
+    }
+    let plan = release.stages.get(Stage::Internal).clone();
+    release.frozen = false;
+    release.frozen_because = None;
+    release.canary = Some(Canary {
+        version: version.version.clone(),
+        fingerprint: version.fingerprint,
+        stage: Stage::Internal,
+        segments: plan.segments.clone(),
+        percent: plan.percent,
+        since: now.to_string(),
+    });
+    Ok(format!(
+        "{artifact}: rollout of version {} started at stage internal ({}% of {})",
+        version.version.text(),
+        plan.percent,
+        plan.segments.join(", ")
+    ))
+}
+
+/// Move the canary to the next stage, or, from the last one, make it stable.
+pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Refused> {
+    let release = rt
+        .artifacts
+        .get_mut(artifact)
+        .ok_or_else(|| Refused::Unknown(artifact.into()))?;
+    if release.frozen {
+        return Err(Refused::Frozen {
+            artifact: artifact.into(),
+            why: release
+                .frozen_because
+                .clone()
+                .unwrap_or_else(|| "frozen by hand".into()),
+        });
+    }
+    let canary = release
+        .canary
+        .as_mut()
+        .ok_or_else(|| Refused::NoCanary(artifact.into()))?;
+    match canary.stage.next() {
+        Some(stage) => {
+            let plan = release.stages.get(stage).clone();
+            canary.stage = stage;
+            canary.segments = plan.segments.clone();
+            canary.percent = plan.percent;
+            canary.since = now.to_string();
+            Ok(format!(
+                "{artifact}: version {} advanced to stage {} ({}% of {})",
+                canary.version.text(),
+                stage.word(),
+                plan.percent,
+                plan.segments.join(", ")
+            ))
+        }
+        None => {
+            let promoted = Pinned {
+                version: canary.version.clone(),
+                fingerprint: canary.fingerprint.clone(),
+            };
+            let old = std::mem::replace(&mut release.stable, promoted);
+            release.history.push(old);
+            release.canary = None;
+            Ok(format!(
+                "{artifact}: version {} is now stable for everyone",
+                release.stable.version.text()
+            ))
+        }
+    }
+}
+
+/// Freeze: stable for everyone at once, the canary kept for the record.
+pub fn freeze(rt: &mut Runtime, artifact: &str, why: &str) -> Result<String, Refused> {
+    let release = rt
+        .artifacts
+        .get_mut(artifact)
+        .ok_or_else(|| Refused::Unknown(artifact.into()))?;
+    release.frozen = true;
+    release.frozen_because = Some(why.to_string());
+    Ok(format!(
+        "{artifact}: frozen, all traffic back on stable version {} ({why})",
+        release.stable.version.text()
+    ))
+}
+
+/// Roll back: a rollout in progress (frozen or not) ends and everyone gets stable; with
+/// none in progress, the previous stable version becomes stable again.
+pub fn rollback(rt: &mut Runtime, artifact: &str) -> Result<String, Refused> {
+    let release = rt
+        .artifacts
+        .get_mut(artifact)
+        .ok_or_else(|| Refused::Unknown(artifact.into()))?;
+    release.frozen = false;
+    release.frozen_because = None;
+    if let Some(c) = release.canary.take() {
+        return Ok(format!(
+            "{artifact}: rollout of version {} ended, stable version {} for everyone",
+            c.version.text(),
+            release.stable.version.text()
+        ));
+    }
+    let previous = release
+        .history
+        .pop()
+        .ok_or_else(|| Refused::NoHistory(artifact.into()))?;
+    let from = std::mem::replace(&mut release.stable, previous);
+    Ok(format!(
+        "{artifact}: rolled back from version {} to version {}",
+        from.version.text(),
+        release.stable.version.text()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pinned(v: &str) -> Pinned {
+        Pinned {
+            version: Version::Text(v.into()),
+            fingerprint: None,
+        }
+    }
+
+    fn runtime() -> Runtime {
+        let mut rt = Runtime::default();
+        start(&mut rt, "support", pinned("4"), Some(pinned("3")), "t0").expect("starts");
+        rt
+    }
+
+    #[test]
+    fn walks_the_stages_then_promotes() {
+        let mut rt = runtime();
+        let stage = |rt: &Runtime| rt.artifacts["support"].canary.as_ref().map(|c| c.stage);
+        assert_eq!(stage(&rt), Some(Stage::Internal));
+        for expected in [Stage::LowRisk, Stage::Cohort, Stage::All] {
+            advance(&mut rt, "support", "t1").expect("advances");
+            assert_eq!(stage(&rt), Some(expected));
+        }
+        advance(&mut rt, "support", "t2").expect("promotes");
+        let r = &rt.artifacts["support"];
+        assert_eq!(r.stable.version.text(), "4");
+        assert_eq!(r.history, vec![pinned("3")]);
+        assert!(r.canary.is_none());
+        // And back.
+        rollback(&mut rt, "support").expect("rolls back");
+        assert_eq!(rt.artifacts["support"].stable.version.text(), "3");
+        assert_eq!(
+            rollback(&mut rt, "support"),
+            Err(Refused::NoHistory("support".into()))
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let mut rt = runtime();
+        assert!(matches!(
+            start(&mut rt, "support", pinned("5"), None, "t"),
+            Err(Refused::Busy { .. })
+        ));
+        assert_eq!(
+            start(&mut rt, "other", pinned("1"), None, "t"),
+            Err(Refused::Unknown("other".into()))
+        );
+        freeze(&mut rt, "support", "fallback rate 9% > 5%").expect("freezes");
+        assert!(matches!(
+            advance(&mut rt, "support", "t"),
+            Err(Refused::Frozen { .. })
+        ));
+        rollback(&mut rt, "support").expect("ends the rollout");
+        assert_eq!(
+            advance(&mut rt, "support", "t"),
+            Err(Refused::NoCanary("support".into()))
+        );
+        assert!(matches!(
+            start(&mut rt, "support", pinned("3"), None, "t"),
+            Err(Refused::AlreadyStable { .. })
+        ));
+    }
+
+    #[test]
+    fn frozen_serves_stable_to_everyone() {
+        let mut rt = runtime();
+        // Internal stage: every internal request gets the canary, nobody else.
+        assert_eq!(
+            rt.resolve("support", "internal", "u1").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            rt.resolve("support", "intent/refund", "u1").as_deref(),
+            Some("3")
+        );
+        freeze(&mut rt, "support", "breach").expect("freezes");
+        assert_eq!(
+            rt.resolve("support", "internal", "u1").as_deref(),
+            Some("3")
+        );
+        assert_eq!(rt.resolve("unknown", "internal", "u1"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn the_same_key_always_gets_the_same_version(key in ".{0,40}", segment in "[a-z/]{1,20}") {
+            let mut rt = runtime();
+            for _ in 0..2 {
+                advance(&mut rt, "support", "t").expect("advances");
+            }
+            let first = rt.resolve("support", &segment, &key);
+            prop_assert_eq!(first, rt.resolve("support", &segment, &key));
+        }
+
+    }
+
+    /// The buckets of 100,000 request keys, computed once.
+    static BUCKETS: std::sync::LazyLock<Vec<u64>> = std::sync::LazyLock::new(|| {
+        (0..100_000)
+            .map(|i| bucket("support", &format!("user-{i}")))
+            .collect()
+    });
+
+    proptest! {
+        #[test]
+        fn the_canary_share_is_its_percentage(percent in 0.0f64..=100.0) {
+            // What `resolve` does with a bucket, over 100,000 keys.
+            let canary = BUCKETS.iter().filter(|b| (**b as f64) < percent * 100.0).count();
+            let share = canary as f64 * 100.0 / BUCKETS.len() as f64;
+            prop_assert!((share - percent).abs() < 1.0, "{share} vs {percent}");
+        }
+    }
+
+    #[test]
+    fn resolve_uses_the_bucket() {
+        let mut rt = runtime();
+        if let Some(c) = rt
+            .artifacts
+            .get_mut("support")
+            .and_then(|r| r.canary.as_mut())
+        {
+            c.segments = vec!["intent/*".into()];
+            c.percent = 30.0;
+        }
+        for i in 0..2_000 {
+            let key = format!("user-{i}");
+            let expected = if bucket("support", &key) < 3_000 {
+                "4"
+            } else {
+                "3"
+            };
+            assert_eq!(
+                rt.resolve("support", "intent/refund", &key).as_deref(),
+                Some(expected)
+            );
+            assert_eq!(rt.resolve("support", "billing", &key).as_deref(), Some("3"));
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! `promptgate rollout` and `promptgate rollback` on a runtime config in a temporary
+//! directory: every transition, breach and hold, evidence checks, crash safety and
+//! concurrent writers.
+
+mod common;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir {
+            tmp: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn runtime(&self) -> PathBuf {
+        self.tmp.path().join("deploy/prompts.runtime.yaml")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Run promptgate with `--runtime` pointing here; (exit code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = common::promptgate()
+            .current_dir(self.tmp.path())
+            .env("PROMPTGATE_ACTOR", "oncall-dana")
+            .args(args)
+            .arg("--runtime")
+            .arg(self.runtime())
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
+        out
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["rollout", "status", "--format", "json"])).expect("json")
+    }
+
+    fn release(&self, artifact: &str) -> Value {
+        self.status()["artifacts"][artifact].clone()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+}
+
+fn metrics_lines(version: &str, segment: &str, requests: usize, fallbacks: usize) -> String {
+    (0..requests)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"version": version, "segment": segment, "fallback": i < fallbacks})
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_transition_from_first_rollout_to_rollback() {
+    let d = Dir::new();
+    let out = d.ok(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+    ]);
+    assert!(out.contains("started at stage internal"), "{out}");
+    let canary = |d: &Dir| d.release("support")["canary"].clone();
+    assert_eq!(canary(&d)["stage"], "internal");
+    for stage in ["low-risk", "cohort", "all"] {
+        d.ok(&["rollout", "advance", "support"]);
+        assert_eq!(canary(&d)["stage"], stage);
+    }
+    let out = d.ok(&["rollout", "advance", "support"]);
+    assert!(out.contains("version 4 is now stable"), "{out}");
+    let r = d.release("support");
+    assert_eq!(r["stable"]["version"], 4);
+    assert_eq!(r["history"][0]["version"], 3);
+    assert!(r["canary"].is_null());
+    let table = d.ok(&["rollout", "status"]);
+    assert!(table.contains("support\t4\t-\t-\t-\tstable"), "{table}");
+
+    // Rollback: the previous stable version, one write, audited with who and why.
+    let out = d.ok(&["rollback", "support", "--reason", "refund complaints"]);
+    assert!(
+        out.contains("rolled back from version 4 to version 3"),
+        "{out}"
+    );
+    assert_eq!(d.release("support")["stable"]["version"], 3);
+    let audit = std::fs::read_to_string(d.path("deploy/promptgate.audit.jsonl")).expect("audit");
+    let last: Value = serde_json::from_str(audit.lines().last().expect("line")).expect("json");
+    assert_eq!(last["who"], "oncall-dana");
+    assert_eq!(last["why"], "refund complaints");
+    assert_eq!(audit.lines().count(), 6);
+    // The file before the last write is kept.
+    let previous =
+        std::fs::read_to_string(d.path("deploy/prompts.runtime.yaml.prev")).expect("prev");
+    assert!(previous.contains("version: 4"), "{previous}");
+
+    // Nothing further back: refused, nothing written.
+    let (code, _, err) = d.run(&["rollback", "support"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no earlier stable version"), "{err}");
+}
+
+#[test]
+fn a_breach_freezes_and_everyone_goes_back_to_stable() {
+    let d = Dir::new();
+    d.ok(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+    ]);
+    d.ok(&["rollout", "advance", "support"]); // low-risk: 5% of all segments
+    let m = d.write(
+        "metrics.jsonl",
+        &(metrics_lines("4", "intent/refund", 100, 12)
+            + &metrics_lines("3", "intent/refund", 1000, 0)),
+    );
+    let (code, out, _) = d.run(&[
+        "rollout",
+        "check",
+        "support",
+        "--metrics",
+        m.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains("BREACH: fallback rate 12.0% (12 of 100) over 5.0%"),
+        "{out}"
+    );
+    let r = d.release("support");
+    assert_eq!(r["frozen"], true);
+    // A frozen rollout cannot advance; rollback ends it.
+    let (code, _, err) = d.run(&["rollout", "advance", "support"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("frozen"), "{err}");
+    d.ok(&["rollback", "support"]);
+    let r = d.release("support");
+    assert_eq!(r["frozen"], false);
+    assert!(r["canary"].is_null());
+}
+
+#[test]
+fn too_few_samples_hold_and_advance_waits() {
+    let d = Dir::new();
+    d.ok(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+    ]);
+    let m = d.write("few.csv", "version,segment,fallback,escalated,corrected\n4,internal,false,false,false\n4,internal,false,false,false\n");
+    let m = m.to_str().expect("utf8");
+    let out = d.ok(&["rollout", "check", "support", "--metrics", m]);
+    assert!(out.contains("hold: 2 of the 50 canary requests"), "{out}");
+    let out = d.ok(&["rollout", "advance", "support", "--metrics", m]);
+    assert!(out.contains("hold"), "{out}");
+    assert_eq!(d.release("support")["canary"]["stage"], "internal");
+
+    // Enough healthy samples (as counts): it advances.
+    let counts = d.write(
+        "counts.jsonl",
+        r#"{"version": "4", "segment": "internal", "requests": 80, "fallbacks": 1, "escalations": 2, "corrections": 0}
+"#,
+    );
+    d.ok(&[
+        "rollout",
+        "advance",
+        "support",
+        "--metrics",
+        counts.to_str().expect("utf8"),
+    ]);
+    assert_eq!(d.release("support")["canary"]["stage"], "low-risk");
+}
+
+#[test]
+fn malformed_metrics_are_reported_by_line_and_never_advance() {
+    let d = Dir::new();
+    d.ok(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+    ]);
+    let m = d.write(
+        "m.jsonl",
+        &(metrics_lines("4", "internal", 60, 0) + "{\"version\": \"4\"}\nnot json\n"),
+    );
+    let (code, _, err) = d.run(&[
+        "rollout",
+        "advance",
+        "support",
+        "--metrics",
+        m.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("m.jsonl:61:1: missing `segment`"), "{err}");
+    assert!(err.contains("m.jsonl:62:1: not JSON"), "{err}");
+    assert_eq!(d.release("support")["canary"]["stage"], "internal");
+}
+
+#[test]
+fn start_checks_the_gate_evidence_when_given() {
+    let d = Dir::new();
+    let evidence = |state: &str, version: &str| {
+        json!({"schema": "promptgate.evidence/v1", "verdict": {"state": state},
+               "artifacts": [{"change": {"id": "support", "head": {"version": version, "fingerprint": "abc123"}}}]})
+        .to_string()
+    };
+    let blocked = d.write("blocked.json", &evidence("blocked", "4"));
+    let (code, _, err) = d.run(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+        "--evidence",
+        blocked.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the gate's verdict is `blocked`"), "{err}");
+    let other = d.write("other.json", &evidence("pass", "5"));
+    let (code, _, err) = d.run(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+        "--evidence",
+        other.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no result for `support` version 4"), "{err}");
+    assert!(!d.runtime().exists(), "refusals write nothing");
+    let passed = d.write("pass.json", &evidence("pass", "4"));
+    d.ok(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+        "--evidence",
+        passed.to_str().expect("utf8"),
+    ]);
+    assert_eq!(d.release("support")["canary"]["fingerprint"], "abc123");
+}
+
+#[test]
+fn a_crash_before_the_rename_leaves_the_old_file_valid() {
+    let d = Dir::new();
+    d.ok(&[
+        "rollout",
+        "start",
+        "support",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+    ]);
+    let before = std::fs::read_to_string(d.runtime()).expect("runtime");
+    // What a writer killed between writing its temporary file and renaming it leaves.
+    let tmp = d.path("deploy/prompts.runtime.yaml.tmp-99999");
+    std::fs::write(&tmp, &before[..before.len() / 2]).expect("half a file");
+    assert_eq!(
+        std::fs::read_to_string(d.runtime()).expect("runtime"),
+        before
+    );
+    assert_eq!(d.release("support")["canary"]["stage"], "internal");
+    // The next write goes through as usual.
+    d.ok(&["rollout", "advance", "support"]);
+    assert_eq!(d.release("support")["canary"]["stage"], "low-risk");
+}
+
+#[test]
+fn a_broken_runtime_file_is_refused_with_its_place() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    std::fs::write(
+        d.runtime(),
+        "format: promptgate.runtime/v1\nartifacts:\n  support:\n    stable: {version: 3}\n    frozn: true\n",
+    )
+    .expect("write");
+    let (code, _, err) = d.run(&["rollback", "support"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("prompts.runtime.yaml:5:5: unknown field `frozn`, did you mean `frozen`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn concurrent_writers_never_lose_an_update() {
+    let d = Dir::new();
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            let artifact = format!("artifact-{i}");
+            std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+                .current_dir(d.tmp.path())
+                .args([
+                    "rollout",
+                    "start",
+                    &artifact,
+                    "--version",
+                    "2",
+                    "--stable",
+                    "1",
+                    "--runtime",
+                ])
+                .arg(d.runtime())
+                .spawn()
+                .expect("spawns")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("waits").success());
+    }
+    let artifacts = d.status()["artifacts"]
+        .as_object()
+        .expect("artifacts")
+        .len();
+    assert_eq!(artifacts, 12, "every writer landed");
+    let audit = std::fs::read_to_string(d.path("deploy/promptgate.audit.jsonl")).expect("audit");
+    assert_eq!(audit.lines().count(), 12);
+}
