@@ -125,6 +125,20 @@ pub enum Command {
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+    /// Turn production failures (an incidents file, JSON Lines) into regression cases
+    /// appended to a cases file: one case per distinct incident, with the assertion that
+    /// catches its kind, in segment `regression/<kind>`. See docs/learn.md.
+    Learn {
+        /// The incidents file: one failure a line.
+        #[arg(long, value_name = "INCIDENTS")]
+        from: PathBuf,
+        /// The cases file (`cases_file` of a suite) to append the new cases to.
+        #[arg(long, value_name = "CASES_FILE")]
+        into: PathBuf,
+        /// Why, for the audit log (default: `promptgate learn --from INCIDENTS`).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// The GitHub Action's entrypoint: reads the runner's environment and event, runs
     /// the gate (or only the approval step), keeps the sticky comment and sets the
     /// required status. Takes its settings from the action's inputs (`INPUT_*`).
@@ -455,6 +469,9 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                 crate::policy::State::Blocked => Exit::Failed,
                 crate::policy::State::Error => Exit::Undecided,
             })
+        }
+        Command::Learn { from, into, reason } => {
+            crate::learn::run(from, into, reason.as_deref(), env)
         }
         Command::Merge { .. }
         | Command::Action

@@ -19,6 +19,7 @@ pub mod exit;
 pub mod format;
 pub mod gate;
 pub mod github;
+pub mod learn;
 pub mod policy;
 pub mod repo;
 pub mod report;

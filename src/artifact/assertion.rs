@@ -14,12 +14,16 @@ pub struct AssertionSpec {
     #[serde(rename = "type")]
     pub kind: String,
     /// What to compare with; its shape depends on the type.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
     /// Path into the JSON answer (`json-path`), e.g. `$.decision`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Tool whose arguments are checked (`tool-args`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     /// Weight in the case's score; a case passes only when all its assertions pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<f64>,
 }
 

@@ -57,13 +57,18 @@ pub struct Defaults {
 #[serde(deny_unknown_fields)]
 pub struct CaseSpec {
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default)]
+    // Written out only when set (`promptgate learn` writes cases); the schema still
+    // shows the default, which `skip_serializing_if` would hide from schemars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub segments: Vec<String>,
     #[serde(default)]
     pub vars: BTreeMap<String, Value>,
     /// Canned answers for the tool-call loop, by tool name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("default" = {}))]
     pub tool_results: BTreeMap<String, ToolResultSpec>,
     #[serde(default)]
     pub assert: Vec<AssertionSpec>,
@@ -73,7 +78,9 @@ pub struct CaseSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolResultSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
@@ -366,7 +373,7 @@ fn take_cases(node: &mut Node) -> Vec<Node> {
 
 /// Parse a JSON-lines cases file: one case object a line, blank lines skipped. Bad lines
 /// are reported by line number; good lines are kept.
-fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
+pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
     let mut problems = Diagnostics::default();
     let mut cases = Vec::new();
     for (i, line) in text.lines().enumerate() {
