@@ -365,7 +365,7 @@ pub fn parse_incidents(path: &str, text: &str) -> (Vec<Incident>, Diagnostics) {
                 pos,
                 format!(
                     "an incident must be a JSON object, found {}",
-                    json_type(&value)
+                    crate::artifact::assertion::json_type(&value)
                 ),
             );
             continue;
@@ -388,17 +388,6 @@ pub fn parse_incidents(path: &str, text: &str) -> (Vec<Incident>, Diagnostics) {
         }
     }
     (incidents, problems)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Where the case an incident would add already is.

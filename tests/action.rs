@@ -260,11 +260,7 @@ fn run_action(
         cmd.env(format!("INPUT_{}", name.to_uppercase()), value);
     }
     let out = cmd.output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(out)
 }
 
 /// A comment claiming a passing evaluation of the fixture's head, with `reviewer` as

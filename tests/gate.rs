@@ -118,11 +118,7 @@ fn gate(repo: &Repo, dir: &std::path::Path, extra: &[&str]) -> (i32, String, Str
         .args(extra)
         .output()
         .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(out)
 }
 
 fn evidence(dir: &std::path::Path) -> Value {

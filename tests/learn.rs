@@ -28,11 +28,7 @@ fn learn(repo: &Repo, args: &[&str]) -> (i32, String, String) {
         .args(args)
         .output()
         .expect("promptgate runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::outcome(out)
 }
 
 fn audit_lines(repo: &Repo) -> Vec<Value> {

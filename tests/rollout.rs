@@ -8,6 +8,16 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+const START: [&str; 7] = [
+    "rollout",
+    "start",
+    "support",
+    "--version",
+    "4",
+    "--stable",
+    "3",
+];
+
 struct Dir {
     tmp: tempfile::TempDir,
 }
@@ -37,17 +47,25 @@ impl Dir {
             .arg(self.runtime())
             .output()
             .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::outcome(out)
     }
 
     fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 0, "{args:?}\n{out}\n{err}");
         out
+    }
+
+    /// Version 4 of `support` starts rolling out; 3 is stable.
+    fn start(&self) -> String {
+        self.ok(&START)
+    }
+
+    /// `START` with the gate evidence in `file`.
+    fn start_with_evidence(&self, file: &std::path::Path) -> (i32, String, String) {
+        let mut args = START.to_vec();
+        args.extend(["--evidence", file.to_str().expect("utf8")]);
+        self.run(&args)
     }
 
     fn status(&self) -> Value {
@@ -79,15 +97,7 @@ fn metrics_lines(version: &str, segment: &str, requests: usize, fallbacks: usize
 #[test]
 fn every_transition_from_first_rollout_to_rollback() {
     let d = Dir::new();
-    let out = d.ok(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-    ]);
+    let out = d.start();
     assert!(out.contains("started at stage internal"), "{out}");
     let canary = |d: &Dir| d.release("support")["canary"].clone();
     assert_eq!(canary(&d)["stage"], "internal");
@@ -130,15 +140,7 @@ fn every_transition_from_first_rollout_to_rollback() {
 #[test]
 fn a_breach_freezes_and_everyone_goes_back_to_stable() {
     let d = Dir::new();
-    d.ok(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-    ]);
+    d.start();
     d.ok(&["rollout", "advance", "support"]); // low-risk: 5% of all segments
     let m = d.write(
         "metrics.jsonl",
@@ -172,15 +174,7 @@ fn a_breach_freezes_and_everyone_goes_back_to_stable() {
 #[test]
 fn too_few_samples_hold_and_advance_waits() {
     let d = Dir::new();
-    d.ok(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-    ]);
+    d.start();
     let m = d.write("few.csv", "version,segment,fallback,escalated,corrected\n4,internal,false,false,false\n4,internal,false,false,false\n");
     let m = m.to_str().expect("utf8");
     let out = d.ok(&["rollout", "check", "support", "--metrics", m]);
@@ -208,15 +202,7 @@ fn too_few_samples_hold_and_advance_waits() {
 #[test]
 fn malformed_metrics_are_reported_by_line_and_never_advance() {
     let d = Dir::new();
-    d.ok(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-    ]);
+    d.start();
     let m = d.write(
         "m.jsonl",
         &(metrics_lines("4", "internal", 60, 0) + "{\"version\": \"4\"}\nnot json\n"),
@@ -243,61 +229,23 @@ fn start_checks_the_gate_evidence_when_given() {
         .to_string()
     };
     let blocked = d.write("blocked.json", &evidence("blocked", "4"));
-    let (code, _, err) = d.run(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-        "--evidence",
-        blocked.to_str().expect("utf8"),
-    ]);
+    let (code, _, err) = d.start_with_evidence(&blocked);
     assert_eq!(code, 1);
     assert!(err.contains("the gate's verdict is `blocked`"), "{err}");
     let other = d.write("other.json", &evidence("pass", "5"));
-    let (code, _, err) = d.run(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-        "--evidence",
-        other.to_str().expect("utf8"),
-    ]);
+    let (code, _, err) = d.start_with_evidence(&other);
     assert_eq!(code, 1);
     assert!(err.contains("no result for `support` version 4"), "{err}");
     assert!(!d.runtime().exists(), "refusals write nothing");
     let passed = d.write("pass.json", &evidence("pass", "4"));
-    d.ok(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-        "--evidence",
-        passed.to_str().expect("utf8"),
-    ]);
+    assert_eq!(d.start_with_evidence(&passed).0, 0);
     assert_eq!(d.release("support")["canary"]["fingerprint"], "abc123");
 }
 
 #[test]
 fn a_crash_before_the_rename_leaves_the_old_file_valid() {
     let d = Dir::new();
-    d.ok(&[
-        "rollout",
-        "start",
-        "support",
-        "--version",
-        "4",
-        "--stable",
-        "3",
-    ]);
+    d.start();
     let before = std::fs::read_to_string(d.runtime()).expect("runtime");
     // What a writer killed between writing its temporary file and renaming it leaves.
     let tmp = d.path("deploy/prompts.runtime.yaml.tmp-99999");

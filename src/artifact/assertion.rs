@@ -336,7 +336,8 @@ impl AssertionSpec {
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// What a JSON value is, for messages: "a string", "a list"…
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

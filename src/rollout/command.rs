@@ -220,14 +220,7 @@ pub fn rollout(
         RolloutCommand::Advance { artifact, metrics } => {
             let why = reason.map_or_else(|| format!("rollout advance {artifact}"), str::to_string);
             if let Some(m) = metrics {
-                let release = load(path)?
-                    .artifacts
-                    .remove(artifact)
-                    .ok_or_else(|| super::Refused::Unknown(artifact.clone()))?;
-                let (table, problems) = read_metrics(m)?;
-                report(&problems);
-                let decision = metrics::check(&release, &table)
-                    .ok_or_else(|| super::Refused::NoCanary(artifact.clone()))?;
+                let (_, decision, problems) = decide(path, artifact, m)?;
                 say(&mut out, artifact, &decision)?;
                 match decision {
                     Decision::Breach { reasons, .. } => {
@@ -271,14 +264,7 @@ pub fn rollout(
             metrics: m,
             format,
         } => {
-            let release = load(path)?
-                .artifacts
-                .remove(artifact)
-                .ok_or_else(|| super::Refused::Unknown(artifact.clone()))?;
-            let (table, problems) = read_metrics(m)?;
-            report(&problems);
-            let decision = metrics::check(&release, &table)
-                .ok_or_else(|| super::Refused::NoCanary(artifact.clone()))?;
+            let (release, decision, problems) = decide(path, artifact, m)?;
             match format {
                 StatusFormat::Table => say(&mut out, artifact, &decision)?,
                 StatusFormat::Json => {
@@ -297,10 +283,24 @@ pub fn rollout(
     }
 }
 
-fn report(problems: &Diagnostics) {
+/// The artifact's release, the check of its canary against the metrics file, and the
+/// file's bad lines (already printed).
+fn decide(
+    path: &Path,
+    artifact: &str,
+    metrics_file: &Path,
+) -> Result<(super::Release, Decision, Diagnostics)> {
+    let release = load(path)?
+        .artifacts
+        .remove(artifact)
+        .ok_or_else(|| super::Refused::Unknown(artifact.to_string()))?;
+    let (table, problems) = read_metrics(metrics_file)?;
     if !problems.is_empty() {
         eprintln!("{problems}");
     }
+    let decision = metrics::check(&release, &table)
+        .ok_or_else(|| super::Refused::NoCanary(artifact.to_string()))?;
+    Ok((release, decision, problems))
 }
 
 /// Freeze after a breach: everyone back on stable, in one write.

@@ -26,6 +26,15 @@ pub fn promptgate() -> assert_cmd::Command {
     cmd
 }
 
+/// A finished process as (exit code, stdout, stderr); -1 when killed by a signal.
+pub fn outcome(out: std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A git repository in a temporary directory, with a fixed identity and clock so commit
 /// ids are reproducible.
 pub struct Repo {
@@ -114,11 +123,7 @@ impl Repo {
             .args(args)
             .output()
             .expect("promptgate runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        outcome(out)
     }
 }
 
