@@ -311,3 +311,36 @@ fn concurrent_writers_never_lose_an_update() {
     let audit = std::fs::read_to_string(d.path("deploy/promptgate.audit.jsonl")).expect("audit");
     assert_eq!(audit.lines().count(), 12);
 }
+
+/// Writers killed at arbitrary moments (SIGKILL: no cleanup runs) never leave a broken
+/// runtime config: it is always the old file or the new one.
+#[test]
+fn writers_killed_midway_never_leave_a_broken_file() {
+    let d = Dir::new();
+    d.start();
+    for i in 0..40u64 {
+        let args: &[&str] = if i % 2 == 0 {
+            &["rollback", "support"]
+        } else {
+            &["rollout", "start", "support", "--version", "4"]
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+            .current_dir(d.tmp.path())
+            .args(args)
+            .arg("--runtime")
+            .arg(d.runtime())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawns");
+        // Somewhere between not started and done (a write takes a few milliseconds).
+        std::thread::sleep(std::time::Duration::from_micros((i * 337) % 6000));
+        let _ = child.kill();
+        let _ = child.wait();
+        let status = d.status();
+        assert_eq!(
+            status["artifacts"]["support"]["stable"]["version"], 3,
+            "{status}"
+        );
+    }
+}
