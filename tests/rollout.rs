@@ -225,7 +225,7 @@ fn start_checks_the_gate_evidence_when_given() {
     let d = Dir::new();
     let evidence = |state: &str, version: &str| {
         json!({"schema": "promptgate.evidence/v1", "verdict": {"state": state},
-               "artifacts": [{"change": {"id": "support", "head": {"version": version, "fingerprint": "abc123"}}}]})
+               "artifacts": [{"id": "support", "head": {"version": version, "fingerprint": "abc123"}}]})
         .to_string()
     };
     let blocked = d.write("blocked.json", &evidence("blocked", "4"));
@@ -343,4 +343,51 @@ fn writers_killed_midway_never_leave_a_broken_file() {
             "{status}"
         );
     }
+}
+
+/// The evidence `promptgate gate --evidence` really writes: the demo pull request is
+/// blocked, so its version is not rolled out.
+#[test]
+fn the_demo_gate_evidence_refuses_the_blocked_version() {
+    let d = Dir::new();
+    let demo = d.path("demo");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-repo.sh");
+    let made = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&demo)
+        .output()
+        .expect("bash");
+    assert!(made.status.success());
+    let evidence = d.path("evidence.json");
+    let gate = common::promptgate()
+        .arg("-C")
+        .arg(&demo)
+        .args([
+            "gate",
+            "--base",
+            "main",
+            "--head",
+            "prompt-update",
+            "--provider",
+            "recorded",
+            "--no-cache",
+            "--evidence",
+        ])
+        .arg(&evidence)
+        .output()
+        .expect("runs");
+    assert_eq!(gate.status.code(), Some(4));
+    let (code, _, err) = d.run(&[
+        "rollout",
+        "start",
+        "support.assistant",
+        "--version",
+        "4",
+        "--stable",
+        "3",
+        "--evidence",
+        evidence.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the gate's verdict is `blocked`"), "{err}");
 }

@@ -102,8 +102,7 @@ pub fn check_evidence(path: &Path, artifact: &str, version: &str) -> Result<Opti
         .as_array()
         .into_iter()
         .flatten()
-        .map(|a| &a["change"])
-        .find(|c| c["id"] == artifact && c["head"]["version"].as_str() == Some(version))
+        .find(|a| a["id"] == artifact && a["head"]["version"].as_str() == Some(version))
         .with_context(|| {
             format!(
                 "{}: the gate evidence has no result for `{artifact}` version {version}",
