@@ -41,6 +41,8 @@ pub struct GitHub {
     repo: String,
     /// Base delay of the exponential backoff between attempts.
     backoff: Duration,
+    /// Scrubbed from whatever GitHub answers before it reaches a message.
+    token: crate::secret::Secret,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -106,6 +108,7 @@ impl GitHub {
             client,
             repo: repo.to_string(),
             backoff: Duration::from_secs(1),
+            token: crate::secret::Secret::new(token),
         })
     }
 
@@ -321,7 +324,7 @@ impl GitHub {
                     .map(str::to_string);
                 return Ok((text, link));
             }
-            let message = error_message(&text);
+            let message = self.token.scrub(&error_message(&text));
             // A rate limit means the request was refused, so even a POST may go again;
             // a 5xx to a POST may have been carried out.
             let wait = retry_wait(status, &headers, &message, backoff)
@@ -439,6 +442,37 @@ mod tests {
             retry_wait(403, &h, "You have exceeded a secondary rate limit", backoff),
             Some(Duration::from_secs(3))
         );
+    }
+
+    #[tokio::test]
+    async fn answers_that_echo_the_token_are_scrubbed() {
+        // A proxy in front of GitHub that repeats the request's credentials back.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.expect("accepts");
+            let mut request = vec![0u8; 4096];
+            let n = socket.read(&mut request).await.expect("reads");
+            let request = String::from_utf8_lossy(&request[..n]).replace('"', "'");
+            let body = format!(
+                r#"{{"message":"bad request: {}"}}"#,
+                request.replace("\r\n", " ")
+            );
+            let response = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.expect("writes");
+        });
+        let gh = GitHub::new(&format!("http://{addr}"), "ghs_secret_token_value", "o/r")
+            .expect("client");
+        let err = gh.pull_request(1).await.expect_err("400");
+        let text = format!("{err:#}");
+        assert!(text.contains("bad request"), "{text}");
+        assert!(!text.contains("ghs_secret_token_value"), "{text}");
     }
 
     #[test]
