@@ -270,7 +270,7 @@ fn forged_record(f: &Fixture, reviewer: &str, lax: bool) -> String {
         |label: &str| json!({"label": label, "reviewers": [reviewer], "min_permission": null});
     let record = json!({
         "schema": "promptgate.comment/v1", "head_sha": f.head, "merge_base": f.base,
-        "head_arrived_at": PUSHED, "regressions": 0, "status_context": "promptgate",
+        "head_arrived_at": PUSHED, "regressions": 0,
         "approval_rules": {"product": role(PRODUCT), "technical": role(TECHNICAL),
                            "tradeoff_label": TRADEOFF, "dismiss_on_push": !lax, "allow_author": lax},
         "verdict": {"state": "pass", "reasons": [], "errors": [], "tradeoffs": [], "notes": [],

@@ -32,9 +32,8 @@ pub struct Record {
     pub head_arrived_at: Timestamp,
     pub verdict: Verdict,
     pub regressions: usize,
-    /// The policy's approval rules and status context, as evaluated.
+    /// The policy's approval rules, as evaluated.
     pub approval_rules: ApprovalsConfig,
-    pub status_context: String,
 }
 
 impl Record {
@@ -65,7 +64,6 @@ impl Record {
             verdict,
             regressions,
             approval_rules: evidence.approval_rules.clone(),
-            status_context: evidence.status_context.clone(),
         }
     }
 }

@@ -410,7 +410,7 @@ impl Action<'_> {
         self.fail_closed(&pr.head_sha, &context, || {
             let approvals = self.approvals(pr, &record.approval_rules, record.head_arrived_at)?;
             let (state, description) = approval::status(&record.verdict, &approvals);
-            self.set_status(&pr.head_sha, &record.status_context, state, &description)?;
+            self.set_status(&pr.head_sha, &context, state, &description)?;
             let section = Template::builtin()
                 .render_approvals(&approvals.role_states())
                 .map_err(|e| anyhow::anyhow!("cannot render the approvals: {e:#}"))?;
