@@ -41,7 +41,7 @@ fn sample(pass: bool, rng: &mut fastrand::Rng) -> Sample {
             Verdict::Pass
         } else {
             Verdict::Fail {
-                reason: "61 words, at most 60".into(),
+                reason: "max-words: expected at most 60 words, got 61".into(),
             }
         },
     }];

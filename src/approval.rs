@@ -51,8 +51,7 @@ pub struct LabelEvent {
 /// Whether a person may approve for a role, as GitHub answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Eligibility {
-    /// How: `listed`, `member of @org/team`, `write permission`.
-    Yes(String),
+    Yes,
     No,
     /// GitHub could not say (a token that may not read team members); never counted.
     Unknown(String),
@@ -181,7 +180,7 @@ pub fn decide(
             return pending(why);
         }
         match eligible(role, &e.actor) {
-            Eligibility::Yes(_) => Outcome {
+            Eligibility::Yes => Outcome {
                 role,
                 label: label.clone(),
                 by: Some((e.actor.clone(), e.at)),
@@ -312,7 +311,7 @@ mod tests {
     /// cannot be read.
     fn directory(_role: Role, login: &str) -> Eligibility {
         match login {
-            "alice" | "bob" | "dana" => Eligibility::Yes("listed".into()),
+            "alice" | "bob" | "dana" => Eligibility::Yes,
             "erin" => Eligibility::Unknown("the token cannot read @acme/ml".into()),
             _ => Eligibility::No,
         }

@@ -116,9 +116,8 @@ pub struct Evidence {
     pub verdict: Verdict,
     /// The label that accepts cost or latency over budget.
     pub tradeoff_label: String,
-    /// The approval rules of the policy's config, and the status context it names.
+    /// The approval rules of the policy's config.
     pub approval_rules: ApprovalsConfig,
-    pub status_context: String,
     pub artifacts: Vec<ArtifactEvidence>,
     pub approvals: Vec<RoleState>,
     /// The command that reproduces this run locally.
@@ -143,7 +142,6 @@ impl Evidence {
             config_changed: false,
             tradeoff_label: String::new(),
             approval_rules: ApprovalsConfig::default(),
-            status_context: "promptgate".into(),
             artifacts: Vec::new(),
             approvals: Vec::new(),
             reproduce: String::new(),

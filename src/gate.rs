@@ -209,7 +209,6 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
         verdict,
         tradeoff_label: approvals.tradeoff_label.clone(),
         approval_rules: approvals.clone(),
-        status_context: policy.status_context.clone(),
         artifacts: evidence_artifacts,
         approvals: vec![
             role("product", &approvals.product.label),

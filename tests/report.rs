@@ -57,7 +57,8 @@ fn sample(s: &Side1) -> Sample {
             name: "not-refusal".into(),
             weight: 1.0,
             verdict: Verdict::Fail {
-                reason: "the answer refuses".into(),
+                // As assertions word it: the type first.
+                reason: "not-refusal: the answer refuses".into(),
             },
         }];
     }
@@ -189,7 +190,6 @@ fn evidence(artifacts: Vec<ArtifactEvidence>) -> Evidence {
         verdict,
         tradeoff_label: "prompt-tradeoff-accepted".into(),
         approval_rules: Default::default(),
-        status_context: "promptgate".into(),
         artifacts,
         approvals: vec![RoleState {
             role: "product".into(),

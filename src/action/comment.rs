@@ -27,7 +27,6 @@ const KEPT: usize = 10;
 pub struct Record {
     pub schema: String,
     pub head_sha: String,
-    pub merge_base: String,
     /// When the head commit arrived, for `dismiss_on_push`.
     pub head_arrived_at: Timestamp,
     pub verdict: Verdict,
@@ -59,7 +58,6 @@ impl Record {
         Record {
             schema: SCHEMA.into(),
             head_sha: head_sha.into(),
-            merge_base: evidence.merge_base.clone(),
             head_arrived_at,
             verdict,
             regressions,

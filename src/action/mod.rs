@@ -404,7 +404,7 @@ impl Action<'_> {
                 "promptgate: no evaluation recorded for {}; evaluating",
                 pr.head_sha
             );
-            return self.gate_pr(pr);
+            return self.evaluate_pr(pr, &self.base_of(pr), &context);
         };
         let ours = ours.clone();
         self.fail_closed(&pr.head_sha, &context, || {
@@ -469,24 +469,28 @@ impl Action<'_> {
         let base = self.base_of(pr);
         let policy = self.prepare(&base, &pr.head_sha)?;
         // The policy's context: a pull request cannot rename its own required check.
-        let context = policy.status_context;
+        self.evaluate_pr(pr, &base, &policy.status_context)
+    }
+
+    /// The gate on a prepared pull request ([`Action::prepare`]), under `context`.
+    fn evaluate_pr(&self, pr: &PullRequest, base: &str, context: &str) -> Result<Exit> {
         self.set_status(
             &pr.head_sha,
-            &context,
+            context,
             StatusState::Pending,
             "evaluating the prompt changes…",
         )?;
-        self.fail_closed(&pr.head_sha, &context, || {
+        self.fail_closed(&pr.head_sha, context, || {
             let identity = self.identity()?;
             let comments = self.rt.block_on(self.gh.comments(pr.number))?;
             let previous = comment::find_ours(&comments, &identity)
                 .and_then(|c| c.body.as_deref())
                 .and_then(comment::record)
                 .filter(|r| r.head_sha == pr.head_sha);
-            let mut evidence = self.evaluate(&base, &pr.head_sha, pr.fork)?;
+            let mut evidence = self.evaluate(base, &pr.head_sha, pr.fork)?;
             let arrived = match previous {
                 Some(r) => r.head_arrived_at,
-                None => self.head_arrived_at(pr, &context)?,
+                None => self.head_arrived_at(pr, context)?,
             };
             let approvals = self.approvals(pr, &evidence.approval_rules, arrived)?;
             evidence.approvals = approvals.role_states();
@@ -501,7 +505,7 @@ impl Action<'_> {
                 self.upsert_comment(pr.number, &comment::compose(&report, &record))?;
             }
             let (state, description) = approval::status(&evidence.verdict, &approvals);
-            self.set_status(&pr.head_sha, &context, state, &description)?;
+            self.set_status(&pr.head_sha, context, state, &description)?;
             let outcome = Outcome {
                 state,
                 description,
@@ -561,9 +565,9 @@ impl Action<'_> {
         self.finish(&evidence, &report, &outcome)
     }
 
+    /// Run the gate; [`Action::prepare`] has made sure the commits are there.
     fn evaluate(&self, base: &str, head: &str, fork: bool) -> Result<Evidence> {
         let root = self.root();
-        ensure_commits(&root, base, head)?;
         let run = RunArgs {
             provider: self.runner.inputs.provider.clone(),
             repeats: None,
@@ -751,12 +755,12 @@ async fn eligibility(gh: &GitHub, rules: &ApprovalsConfig, role: Role, login: &s
         for reviewer in &r.reviewers {
             match reviewer.strip_prefix('@').and_then(|t| t.split_once('/')) {
                 Some((org, team)) => match gh.team_member(org, team, login).await {
-                    Ok(true) => return Eligibility::Yes(format!("member of @{org}/{team}")),
+                    Ok(true) => return Eligibility::Yes,
                     Ok(false) => {}
                     Err(e) => unknown = Some(format!("{e:#}")),
                 },
                 None if reviewer.trim_start_matches('@').eq_ignore_ascii_case(login) => {
-                    return Eligibility::Yes("listed".into());
+                    return Eligibility::Yes;
                 }
                 None => {}
             }
@@ -764,7 +768,7 @@ async fn eligibility(gh: &GitHub, rules: &ApprovalsConfig, role: Role, login: &s
         if let Some(min) = r.min_permission {
             match gh.permission(login).await {
                 Ok(p) if rank(&p) >= permission_rank(min) => {
-                    return Eligibility::Yes(format!("{p} permission"));
+                    return Eligibility::Yes;
                 }
                 Ok(_) => {}
                 Err(e) => unknown = Some(format!("{e:#}")),

@@ -203,11 +203,8 @@ fn failed_assertions(case: &CaseResult) -> Vec<String> {
         s.assertions
             .iter()
             .filter_map(|a| match &a.verdict {
-                // Reasons open with the assertion type; a named assertion says its name too.
-                Verdict::Fail { reason } if reason.starts_with(&format!("{}:", a.name)) => {
-                    Some(reason.clone())
-                }
-                Verdict::Fail { reason } => Some(format!("{}: {reason}", a.name)),
+                // A reason opens with its assertion's type already.
+                Verdict::Fail { reason } => Some(reason.clone()),
                 _ => None,
             })
             .collect()

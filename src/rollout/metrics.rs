@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Release, Stage, segment_matches};
+use super::{Release, segment_matches};
 use crate::diag::{Diagnostics, Pos};
 
 /// Outcome counts of one version in one segment.
@@ -208,11 +208,6 @@ pub fn check(release: &Release, table: &Table) -> Option<Decision> {
     } else {
         Decision::Healthy { counts }
     })
-}
-
-/// The stage a decision was taken at, for messages.
-pub fn stage_of(release: &Release) -> Option<Stage> {
-    release.canary.as_ref().map(|c| c.stage)
 }
 
 #[cfg(test)]
