@@ -129,4 +129,35 @@ pub enum Fault {
     PrimaryRateLimit { reset_in_s: u64 },
     /// Close the connection without answering.
     Reset,
+    /// 422 `Validation Failed` with one error, in GitHub's wire shape:
+    /// `{"message": "Validation Failed", "errors": [{"resource", "code":
+    /// "unprocessable", "field", "message"}], "documentation_url"}`. See
+    /// [`Fault::body_too_long`].
+    ValidationFailed {
+        resource: String,
+        field: String,
+        message: String,
+    },
+    /// The route's own answer (the request takes effect, as a request that
+    /// GitHub carried out but answers slowly), its status and headers at once
+    /// and its body one byte every `byte_every_ms` milliseconds, so that a
+    /// client's timeout runs out while bytes still arrive.
+    SlowBody { byte_every_ms: u64 },
+    /// This status with GitHub's error body, whose `message` repeats the
+    /// request's `Authorization` header back, as a misbehaving proxy in front
+    /// of GitHub might: for testing that clients keep their token out of what
+    /// they print.
+    EchoAuthorization(u16),
+}
+
+impl Fault {
+    /// What GitHub answers to a comment body over its limit (the fake answers
+    /// it to such a body anyway; this is for answering it to any).
+    pub fn body_too_long() -> Fault {
+        Fault::ValidationFailed {
+            resource: "IssueComment".into(),
+            field: "data".into(),
+            message: "Body is too long (maximum is 65536 characters)".into(),
+        }
+    }
 }

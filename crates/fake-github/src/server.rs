@@ -1,14 +1,18 @@
 //! The HTTP edge: the server thread, connections, faults, the request log and
 //! the headers every response carries.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, LINK, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -17,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::time::Sleep;
 
 use crate::api::{self, Reply};
 use crate::model::{Model, Urls};
@@ -221,7 +226,7 @@ struct Rate {
 async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ResetConnection> {
+) -> Result<Response<Body>, ResetConnection> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -248,17 +253,44 @@ async fn handle(
         reset: shared.reset_at,
     };
     let mut retry_after = None;
+    let mut trickle = None;
     let reply = match state.take_fault(method, target) {
-        None => api::route(
-            &mut state.model,
-            &shared.prefix,
-            &api::Request {
-                method,
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                authorization: authorization.as_deref(),
-                body: &body,
-            },
+        fault @ (None | Some(Fault::SlowBody { .. })) => {
+            if let Some(Fault::SlowBody { byte_every_ms }) = fault {
+                trickle = Some(Duration::from_millis(byte_every_ms));
+            }
+            api::route(
+                &mut state.model,
+                &shared.prefix,
+                &api::Request {
+                    method,
+                    path: parts.uri.path(),
+                    query: parts.uri.query(),
+                    authorization: authorization.as_deref(),
+                    body: &body,
+                },
+            )
+        }
+        Some(Fault::ValidationFailed {
+            resource,
+            field,
+            message,
+        }) => Reply::validation_failed(
+            json!({
+                "resource": resource,
+                "code": "unprocessable",
+                "field": field,
+                "message": message,
+            }),
+            api::DOCS,
+        ),
+        Some(Fault::EchoAuthorization(status)) => Reply::message(
+            status,
+            &format!(
+                "upstream refused the request carrying `Authorization: {}`",
+                authorization.as_deref().unwrap_or("")
+            ),
+            api::DOCS,
         ),
         Some(Fault::Reset) => {
             state.log.push(RequestLog {
@@ -313,21 +345,71 @@ async fn handle(
         authorization,
     });
     drop(state);
-    Ok(response(reply, &request_id, &rate, retry_after))
+    Ok(response(reply, &request_id, &rate, retry_after, trickle))
 }
 
-/// The reply with the headers GitHub sends on every response. A status
-/// outside 100..=999 becomes 500.
+/// A response body: whole, or trickling ([`Fault::SlowBody`]).
+type Body = Either<Full<Bytes>, Trickle>;
+
+/// A body sent one byte at a time, `every` apart (the first at once, with the
+/// headers).
+struct Trickle {
+    rest: Bytes,
+    every: Duration,
+    next: Pin<Box<Sleep>>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        if this.next.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let byte = this.rest.split_to(1);
+        let at = tokio::time::Instant::now() + this.every;
+        this.next.as_mut().reset(at);
+        Poll::Ready(Some(Ok(Frame::data(byte))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
+/// The reply with the headers GitHub sends on every response, its body
+/// trickling `trickle` apart if set. A status outside 100..=999 becomes 500.
 fn response(
     reply: Reply,
     request_id: &str,
     rate: &Rate,
     retry_after: Option<u64>,
-) -> Response<Full<Bytes>> {
+    trickle: Option<Duration>,
+) -> Response<Body> {
     let body = reply
         .body
         .map_or_else(Bytes::new, |json| Bytes::from(json.to_string()));
-    let mut response = Response::new(Full::new(body));
+    let body = match trickle {
+        None => Either::Left(Full::new(body)),
+        Some(every) => Either::Right(Trickle {
+            rest: body,
+            every,
+            next: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();

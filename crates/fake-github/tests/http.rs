@@ -953,3 +953,59 @@ async fn dropping_the_fake_stops_it() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(client().get(url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn validation_slow_body_and_echo_faults() {
+    let fake = world(FakeGitHub::start());
+    let path = "/repos/acme/widgets/issues/7/comments";
+
+    // A 422 in GitHub's wire shape, whatever the body's length.
+    fake.fail_next("POST", "/issues/7/comments", 1, Fault::body_too_long());
+    let refused = post(&fake, path, INSTALL, json!({"body": "short"})).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.json["message"], "Validation Failed");
+    assert_eq!(
+        refused.json["errors"][0],
+        json!({"resource": "IssueComment", "code": "unprocessable", "field": "data",
+               "message": "Body is too long (maximum is 65536 characters)"})
+    );
+    assert!(fake.comments(REPO, 7).is_empty());
+
+    // A slow body: the status and headers at once, the request carried out, the
+    // body a byte at a time, so a client's timeout runs out first.
+    fake.fail_next(
+        "POST",
+        "/issues/7/comments",
+        1,
+        Fault::SlowBody { byte_every_ms: 200 },
+    );
+    let url = format!("{}{path}", fake.url());
+    let response = client()
+        .post(&url)
+        .bearer_auth(INSTALL)
+        .json(&json!({"body": "slow"}))
+        .send()
+        .await
+        .expect("headers arrive");
+    assert_eq!(response.status().as_u16(), 201);
+    let body = tokio::time::timeout(Duration::from_millis(600), response.bytes()).await;
+    assert!(
+        body.is_err(),
+        "the body cannot be in after 600 ms: {body:?}"
+    );
+    assert_eq!(fake.comments(REPO, 7).len(), 1, "the POST took effect");
+    // The next request answers at once again.
+    let answer = get(&fake, path, INSTALL).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json.as_array().map(Vec::len), Some(1));
+
+    // A proxy that repeats the credentials back.
+    fake.fail_next("GET", "/pulls/7", 1, Fault::EchoAuthorization(401));
+    let echoed = get(&fake, "/repos/acme/widgets/pulls/7", INSTALL).await;
+    assert_eq!(echoed.status, 401);
+    assert!(
+        echoed.text.contains(&format!("Bearer {INSTALL}")),
+        "{}",
+        echoed.text
+    );
+}

@@ -13,7 +13,7 @@ use crate::model::{Kind, Label, Model, Repo, Token};
 use crate::paging::Page;
 use crate::uri;
 
-const DOCS: &str = "https://docs.github.com/rest";
+pub(crate) const DOCS: &str = "https://docs.github.com/rest";
 
 /// A request, as the routes see it.
 pub(crate) struct Request<'a> {
@@ -65,7 +65,7 @@ impl Reply {
     }
 
     /// 422 `Validation Failed` with one error.
-    fn validation_failed(error: Value, documentation_url: &str) -> Reply {
+    pub(crate) fn validation_failed(error: Value, documentation_url: &str) -> Reply {
         Reply::json(
             422,
             json!({
