@@ -350,6 +350,67 @@ fn a_hanging_provider_times_out() {
 }
 
 #[test]
+fn a_body_slower_than_timeout_s_is_retried_and_then_an_error_never_a_pass() {
+    // Headers at once, then 16 bytes a second: the answer (a few hundred bytes) needs
+    // far longer than timeout_s, however loaded the machine is.
+    let slow = Fault::SlowBody {
+        chunk_delay: Duration::from_secs(1),
+    };
+    let mut rules = refund_rules();
+    rules.insert(
+        0,
+        Rule {
+            when: Match {
+                contains: Some("say goodbye".into()),
+                after_tool_result: None,
+            },
+            reply: Reply::Echo,
+            fault: Some(slow.clone()),
+        },
+    );
+    let server = Server::start(StubConfig {
+        rules,
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 2, max_retries: 1}}\n",
+            server.stub.base_url()
+        ),
+    );
+    // Always slow: retried once, then an error, and the run says it could not decide.
+    let (code, result, stderr) = project.eval(&["--segment", "intent/*"]);
+    assert_eq!(code, 5, "{stderr}");
+    let goodbye = case(&result, "says-goodbye");
+    assert_eq!(goodbye["outcome"], "error");
+    assert_eq!(goodbye["samples"][0]["retries"], 1);
+    let error = goodbye["samples"][0]["error"].as_str().unwrap_or("");
+    assert!(error.contains("no answer within 2s"), "{error}");
+    assert_eq!(case(&result, "greets")["outcome"], "pass");
+
+    // Slow once: the retry answers, and the case is judged on that answer.
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 2, max_retries: 1}}\n",
+            server.stub.base_url()
+        ),
+    );
+    server.stub.push_faults([slow]);
+    let (code, result, stderr) = project.eval(&["--segment", "intent/*"]);
+    assert_eq!(result["runs"][0]["summary"]["retries"], 1, "{stderr}");
+    assert_eq!(result["runs"][0]["summary"]["errors"], 0, "{stderr}");
+    assert_eq!(code, 0, "both echoed questions pass once answered");
+}
+
+#[test]
 fn the_cache_answers_an_unchanged_rerun() {
     let server = Server::start(StubConfig {
         rules: refund_rules(),
