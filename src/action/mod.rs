@@ -82,7 +82,12 @@ pub fn run(env: &Env) -> Result<Exit> {
         .context("cannot start the async runtime")?;
     // octocrab starts its connection worker on the current runtime.
     let _entered = rt.enter();
-    let gh = GitHub::new(&runner.api_url, token.expose(), &runner.repository)?;
+    let gh = GitHub::new(
+        &runner.api_url,
+        token.expose(),
+        &runner.repository,
+        runner.github_timeout,
+    )?;
     // Nothing a pull request controls (an artifact's text in an error, a model's answer)
     // may be taken for a workflow command: commands stay off except for our own
     // annotations, printed between a resume and a new stop.

@@ -45,6 +45,9 @@ pub struct Runner {
     pub output: Option<PathBuf>,
     pub step_summary: Option<PathBuf>,
     pub temp: PathBuf,
+    /// How long one attempt of a GitHub call may take, answer included:
+    /// `PROMPTGATE_GITHUB_TIMEOUT_S`, else [`crate::github::DEFAULT_TIMEOUT`].
+    pub github_timeout: std::time::Duration,
     pub inputs: Inputs,
 }
 
@@ -88,6 +91,20 @@ impl Runner {
             })
             .transpose()?;
         let workspace = PathBuf::from(required("GITHUB_WORKSPACE")?);
+        let github_timeout = match var("PROMPTGATE_GITHUB_TIMEOUT_S") {
+            None => crate::github::DEFAULT_TIMEOUT,
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0)
+                .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+                .with_context(|| {
+                    format!(
+                        "PROMPTGATE_GITHUB_TIMEOUT_S: `{v}` is not a positive number of seconds"
+                    )
+                })?,
+        };
         Ok(Runner {
             event_name,
             event,
@@ -101,6 +118,7 @@ impl Runner {
             temp: var("RUNNER_TEMP")
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir),
+            github_timeout,
             inputs: Inputs {
                 token: input("github-token").map(Secret::new),
                 config: input("config"),

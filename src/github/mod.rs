@@ -3,8 +3,9 @@
 //! permission.
 //!
 //! Transport is octocrab (auth, base URI, HTTP client); every call goes through
-//! [`GitHub::send`], which retries what is safe to retry (5xx, connection errors,
-//! secondary and primary rate limits, honouring `Retry-After` and
+//! [`GitHub::send`], which gives each attempt a deadline for the whole exchange (a body
+//! that trickles in counts), retries what is safe to retry (5xx, connection errors,
+//! timeouts, secondary and primary rate limits, honouring `Retry-After` and
 //! `x-ratelimit-reset`) and turns anything else into an error that says which call
 //! failed and what GitHub answered. Payloads are read into the small types below, which
 //! take only the fields promptgate uses, so GitHub adding fields never breaks a run.
@@ -33,6 +34,9 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 const PER_PAGE: u32 = 100;
 /// Upper bound on pages read from one list: 10,000 items.
 const MAX_PAGES: u32 = 100;
+/// How long one attempt may take, from sending the request to the last byte of the
+/// answer. GitHub itself gives up on REST requests after 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client for one repository.
 pub struct GitHub {
@@ -41,6 +45,8 @@ pub struct GitHub {
     repo: String,
     /// Base delay of the exponential backoff between attempts.
     backoff: Duration,
+    /// Deadline of one attempt, answer body included.
+    timeout: Duration,
     /// Scrubbed from whatever GitHub answers before it reaches a message.
     token: crate::secret::Secret,
 }
@@ -90,24 +96,53 @@ pub struct ApiError {
     pub message: String,
 }
 
+impl ApiError {
+    /// GitHub refused the request (4xx): it was not carried out, and sending it again
+    /// as it is cannot help. Rate limits are 4xx too, but [`GitHub::send`] has waited
+    /// for them already.
+    pub fn refused(&self) -> bool {
+        (400..500).contains(&self.status)
+    }
+}
+
+/// Whether `e` is GitHub refusing the request (see [`ApiError::refused`]), as opposed to
+/// a failure after which the request may or may not have been carried out.
+pub fn refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ApiError>().is_some_and(ApiError::refused)
+}
+
+/// One attempt that did not get a whole answer.
+#[derive(Debug, thiserror::Error)]
+enum Incomplete {
+    #[error("no answer: {0}")]
+    NoAnswer(octocrab::Error),
+    #[error("reading the answer failed: {0}")]
+    Body(octocrab::Error),
+    #[error("no complete answer within {0:?}")]
+    TimedOut(Duration),
+}
+
 impl GitHub {
     /// `api_url` is `GITHUB_API_URL` (`https://api.github.com`, or a GitHub Enterprise
-    /// Server's `https://HOST/api/v3`).
-    pub fn new(api_url: &str, token: &str, repo: &str) -> Result<GitHub> {
+    /// Server's `https://HOST/api/v3`). `timeout` bounds each attempt of a call, the
+    /// answer's body included ([`DEFAULT_TIMEOUT`]).
+    pub fn new(api_url: &str, token: &str, repo: &str, timeout: Duration) -> Result<GitHub> {
         // octocrab's default TLS backend needs a process-wide crypto provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Octocrab::builder()
             .base_uri(api_url.trim_end_matches('/'))
             .with_context(|| format!("invalid GitHub API URL `{api_url}`"))?
             .personal_token(token.to_string())
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_connect_timeout(Some(timeout.min(Duration::from_secs(10))))
+            // Per read; a body that trickles in is cut by `timeout` in `send`.
+            .set_read_timeout(Some(timeout))
             .build()
             .context("building the GitHub client")?;
         Ok(GitHub {
             client,
             repo: repo.to_string(),
             backoff: Duration::from_secs(1),
+            timeout,
             token: crate::secret::Secret::new(token),
         })
     }
@@ -287,36 +322,40 @@ impl GitHub {
             attempt += 1;
             let last = attempt >= ATTEMPTS;
             let backoff = self.backoff * 2u32.pow(attempt - 1);
-            let response = match method {
-                Method::Get => self.client._get(uri).await,
-                Method::Post => self.client._post(uri, body).await,
-                Method::Patch => self.client._patch(uri, body).await,
+            // The whole exchange, body included, under one deadline: GitHub's headers
+            // can arrive in time and its body never.
+            let exchange = async {
+                let response = match method {
+                    Method::Get => self.client._get(uri).await,
+                    Method::Post => self.client._post(uri, body).await,
+                    Method::Patch => self.client._patch(uri, body).await,
+                }
+                .map_err(Incomplete::NoAnswer)?;
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(Incomplete::Body)?
+                    .to_bytes();
+                Ok((status, headers, bytes))
             };
-            // Connection refused, reset, timed out: the request may have arrived.
-            let response = match response {
-                Ok(r) => r,
+            let answer = tokio::time::timeout(self.timeout, exchange)
+                .await
+                .unwrap_or(Err(Incomplete::TimedOut(self.timeout)));
+            // Connection refused, reset, timed out, cut short: the request may have
+            // arrived and been carried out, so only what is safe to repeat is repeated.
+            let (status, headers, bytes) = match answer {
+                Ok(answer) => answer,
                 Err(e) if !last && idempotent => {
                     tracing::warn!("{what}: {e}; retrying");
                     tokio::time::sleep(backoff).await;
                     continue;
                 }
-                Err(e) => return Err(anyhow::Error::new(e).context(format!("{what}: no answer"))),
+                Err(e) => return Err(anyhow::Error::new(e).context(what.to_string())),
             };
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let text = match response.into_body().collect().await {
-                Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-                Err(e) if !last && idempotent => {
-                    tracing::warn!("{what}: reading the answer failed: {e}; retrying");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(
-                        anyhow::Error::new(e).context(format!("{what}: reading the answer"))
-                    );
-                }
-            };
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             if (200..300).contains(&status) {
                 let link = headers
                     .get("link")
@@ -324,7 +363,9 @@ impl GitHub {
                     .map(str::to_string);
                 return Ok((text, link));
             }
-            let message = self.token.scrub(&error_message(&text));
+            // Scrubbed before it is cut: a cut through the token would leave a piece
+            // of it that no scrubber recognizes.
+            let message = error_message(&self.token.scrub(&text));
             // A rate limit means the request was refused, so even a POST may go again;
             // a 5xx to a POST may have been carried out.
             let wait = retry_wait(status, &headers, &message, backoff)
@@ -444,35 +485,131 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn answers_that_echo_the_token_are_scrubbed() {
-        // A proxy in front of GitHub that repeats the request's credentials back.
+    const TOKEN: &str = "ghs_secret_token_value";
+
+    /// A server that answers every connection with `answer(request)`, bytes written
+    /// `pause` apart after the first 64 (headers arrive, the body trickles); counts
+    /// the requests.
+    async fn raw_server(
+        answer: fn(&str) -> String,
+        pause: Duration,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds");
         let addr = listener.local_addr().expect("addr");
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
         tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let (mut socket, _) = listener.accept().await.expect("accepts");
-            let mut request = vec![0u8; 4096];
-            let n = socket.read(&mut request).await.expect("reads");
-            let request = String::from_utf8_lossy(&request[..n]).replace('"', "'");
-            let body = format!(
-                r#"{{"message":"bad request: {}"}}"#,
-                request.replace("\r\n", " ")
-            );
-            let response = format!(
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            socket.write_all(response.as_bytes()).await.expect("writes");
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 8192];
+                    let n = socket.read(&mut request).await.unwrap_or(0);
+                    let response = answer(&String::from_utf8_lossy(&request[..n]));
+                    let (head, tail) = response.as_bytes().split_at(64.min(response.len()));
+                    if socket.write_all(head).await.is_err() {
+                        return;
+                    }
+                    for byte in tail {
+                        tokio::time::sleep(pause).await;
+                        if socket.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
         });
-        let gh = GitHub::new(&format!("http://{addr}"), "ghs_secret_token_value", "o/r")
-            .expect("client");
+        (format!("http://{addr}"), count)
+    }
+
+    fn http(status: &str, content_type: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn answers_that_echo_the_token_are_scrubbed() {
+        // A proxy in front of GitHub that repeats the request's credentials back.
+        let echo = |request: &str| {
+            let request = request.replace('"', "'").replace("\r\n", " ");
+            http(
+                "400 Bad Request",
+                "application/json",
+                &format!(r#"{{"message":"bad request: {request}"}}"#),
+            )
+        };
+        let (url, _) = raw_server(echo, Duration::ZERO).await;
+        let gh = GitHub::new(&url, TOKEN, "o/r", DEFAULT_TIMEOUT).expect("client");
         let err = gh.pull_request(1).await.expect_err("400");
         let text = format!("{err:#}");
         assert!(text.contains("bad request"), "{text}");
-        assert!(!text.contains("ghs_secret_token_value"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+        assert!(!text.contains(TOKEN), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_token_cut_by_the_excerpt_is_still_scrubbed() {
+        // Not JSON: the message is the body's first 200 characters, and the token
+        // straddles that cut. No piece of it may remain.
+        let page = |request: &str| {
+            let token = request
+                .lines()
+                .find_map(|l| l.split_once("Bearer "))
+                .map_or("", |(_, t)| t.trim());
+            // The token from the 193rd character on: the first 8 of it before the cut.
+            let body = format!("<p>{}{token}</p>", "x".repeat(189));
+            http("403 Forbidden", "text/html", &body)
+        };
+        let (url, _) = raw_server(page, Duration::ZERO).await;
+        let gh = GitHub::new(&url, TOKEN, "o/r", DEFAULT_TIMEOUT).expect("client");
+        let text = format!("{:#}", gh.pull_request(1).await.expect_err("403"));
+        assert!(text.contains("xxxx"), "{text}");
+        for piece in TOKEN.as_bytes().windows(6) {
+            let piece = String::from_utf8_lossy(piece);
+            assert!(!text.contains(piece.as_ref()), "`{piece}` in {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_slower_than_the_timeout_is_retried_only_when_safe() {
+        use std::sync::atomic::Ordering;
+        // Headers at once, then a byte every 50 ms: the answer never completes within
+        // the 300 ms deadline, though bytes keep arriving (a per-read timeout would
+        // wait for ever).
+        let slow = |_: &str| {
+            http(
+                "200 OK",
+                "application/json",
+                &format!("[{}]", " ".repeat(400)),
+            )
+        };
+        let (url, count) = raw_server(slow, Duration::from_millis(50)).await;
+        let mut gh = GitHub::new(&url, TOKEN, "o/r", Duration::from_millis(300)).expect("client");
+        gh.backoff = Duration::from_millis(1);
+        let err = gh.comments(7).await.expect_err("times out");
+        assert!(
+            format!("{err:#}").contains("no complete answer within 300ms"),
+            "{err:#}"
+        );
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            ATTEMPTS as usize,
+            "a GET is retried"
+        );
+        // A POST may have been carried out: it is not sent again.
+        count.store(0, Ordering::SeqCst);
+        let err = gh.create_comment(7, "report").await.expect_err("times out");
+        assert!(format!("{err:#}").contains("no complete answer"), "{err:#}");
+        assert!(
+            !refused(&err),
+            "the comment may exist: the caller must look"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
     #[test]
