@@ -33,13 +33,19 @@ use crate::evidence::Evidence;
 use crate::exit::Exit;
 use crate::github::GitHub;
 use crate::policy::State;
-use crate::report::{COMMENT_LIMIT, Template};
+use crate::report::{COMMENT_LIMIT, Template, utf16_len};
 use comment::Record;
 use output::{Annotation, Level};
 use runner::Runner;
 
 /// Annotations per run; GitHub shows ten per step anyway.
 const MAX_ANNOTATIONS: usize = 10;
+/// Room the comment keeps free for its approvals table, which a label run rewrites and
+/// may lengthen (a reason per role), so the rewritten comment stays under the limit.
+const APPROVALS_ROOM: usize = 2_000;
+/// Room for the report in the job summary and `report-path`: as much as the template
+/// shows, in UTF-16 units few enough that the UTF-8 fits the summary's byte cap.
+const FULL_ROOM: usize = output::SUMMARY_LIMIT / 3;
 
 /// The pull request the run is about.
 #[derive(Debug, Clone)]
@@ -272,12 +278,7 @@ impl Action<'_> {
         job: impl FnOnce() -> Result<Exit>,
     ) -> Result<Exit> {
         job().inspect_err(|e| {
-            if let Err(e2) = self.set_status(
-                sha,
-                context,
-                StatusState::Error,
-                &format!("promptgate failed: {e:#}"),
-            ) {
+            if let Err(e2) = self.set_status(sha, context, StatusState::Error, &failed(e)) {
                 eprintln!("promptgate: {e2:#}");
             }
         })
@@ -305,12 +306,7 @@ impl Action<'_> {
             .and_then(|()| crate::gate::policy_config(&root, base, head, config))
             .inspect_err(|e| {
                 let context = crate::config::Config::default().status_context;
-                let _ = self.set_status(
-                    head,
-                    &context,
-                    StatusState::Error,
-                    &format!("promptgate failed: {e:#}"),
-                );
+                let _ = self.set_status(head, &context, StatusState::Error, &failed(e));
             })
     }
 
@@ -423,10 +419,17 @@ impl Action<'_> {
             if let Some(updated) = comment::replace_approvals(&body, &section)
                 && self.runner.inputs.comment
                 && updated != body
-                && let Err(e) = self.rt.block_on(self.gh.update_comment(ours.id, &updated))
             {
-                // The status is right; only the table in the comment is stale.
-                tracing::warn!("cannot update the approvals in the comment: {e:#}");
+                // The status is right either way; only the table in the comment is stale.
+                if utf16_len(&updated) > COMMENT_LIMIT {
+                    tracing::warn!(
+                        "the approvals table would take the comment past GitHub's limit; left as it was"
+                    );
+                } else if let Err(e) =
+                    self.rt.block_on(self.gh.update_comment(ours.id, &updated))
+                {
+                    tracing::warn!("cannot update the approvals in the comment: {e:#}");
+                }
             }
             let outcome = Outcome {
                 state,
@@ -501,13 +504,13 @@ impl Action<'_> {
             evidence.approvals = approvals.role_states();
             let regressions = regressions(&evidence);
             let record = Record::new(&pr.head_sha, arrived, &evidence, regressions);
-            let report = self.render(
-                &evidence,
-                COMMENT_LIMIT - comment::compose("", &record).len(),
-            )?;
+            let report = self.render(&evidence, FULL_ROOM)?;
             let files = self.write_files(&evidence, &report)?;
             if self.runner.inputs.comment {
-                self.upsert_comment(pr.number, &comment::compose(&report, &record))?;
+                let room = COMMENT_LIMIT
+                    .saturating_sub(comment::compose("", &record).len() + APPROVALS_ROOM);
+                let shown = self.comment_report(&evidence, room)?;
+                self.upsert_comment(pr.number, &comment::compose(&shown, &record))?;
             }
             let (state, description) = approval::status(&evidence.verdict, &approvals);
             self.set_status(&pr.head_sha, context, state, &description)?;
@@ -545,11 +548,11 @@ impl Action<'_> {
         let evidence = match self.evaluate(base, head, false) {
             Ok(e) => e,
             Err(e) => {
-                let _ = post(StatusState::Error, &format!("promptgate failed: {e:#}"));
+                let _ = post(StatusState::Error, &failed(&e));
                 return Err(e);
             }
         };
-        let report = self.render(&evidence, COMMENT_LIMIT)?;
+        let report = self.render(&evidence, FULL_ROOM)?;
         let files = self.write_files(&evidence, &report)?;
         let (state, description) = match evidence.verdict.state {
             State::Error => (StatusState::Error, evidence.verdict.headline()),
@@ -595,6 +598,28 @@ impl Action<'_> {
             .map_err(|e| anyhow::anyhow!("cannot render the report: {e:#}"))
     }
 
+    /// The report for the comment, within `room` (UTF-16 units). When it shows less than
+    /// the job summary does, it says so under its title, and where the rest is.
+    fn comment_report(&self, evidence: &Evidence, room: usize) -> Result<String> {
+        let summary = match self.runner.run_url() {
+            Some(url) => format!("the job summary of [this workflow run]({url})"),
+            None => "this workflow run's job summary".to_string(),
+        };
+        let note = format!(
+            "> ✂️ **Shortened to fit GitHub's {COMMENT_LIMIT}-character comment limit.** The full report is in {summary}; the evidence bundle (JSON: the action's `evidence-path` output, beside the JUnit XML) has every case."
+        );
+        let fitted = Template::builtin()
+            .fit(evidence, room.saturating_sub(utf16_len(&note) + 2))
+            .map_err(|e| anyhow::anyhow!("cannot render the report: {e:#}"))?;
+        if !fitted.shortened {
+            return Ok(fitted.text);
+        }
+        Ok(match fitted.text.split_once('\n') {
+            Some((title, rest)) => format!("{title}\n\n{note}\n{rest}"),
+            None => format!("{note}\n\n{}", fitted.text),
+        })
+    }
+
     /// The report, evidence bundle and JUnit XML under the runner's temp directory.
     fn write_files(&self, evidence: &Evidence, report: &str) -> Result<(PathBuf, PathBuf)> {
         let dir = self.runner.temp.join("promptgate");
@@ -622,7 +647,9 @@ impl Action<'_> {
             Ok(comment::find_ours(&comments, &identity).map(|c| c.id))
         };
         if let Some(id) = find()? {
-            self.rt.block_on(self.gh.update_comment(id, body))?;
+            self.rt
+                .block_on(self.gh.update_comment(id, body))
+                .context("cannot update the report comment")?;
             return Ok(());
         }
         let mut tries = 0;
@@ -631,11 +658,18 @@ impl Action<'_> {
             let Err(e) = self.rt.block_on(self.gh.create_comment(number, body)) else {
                 return Ok(());
             };
+            // GitHub refused it (a 422 for a body it will not take, say): the same POST
+            // would be refused again.
+            if crate::github::refused(&e) {
+                return Err(e.context("cannot post the report comment"));
+            }
             // The POST may have been carried out before the failure: look again rather
             // than risk a second comment, and post again only if it is not there.
             match find()? {
                 Some(id) => {
-                    self.rt.block_on(self.gh.update_comment(id, body))?;
+                    self.rt
+                        .block_on(self.gh.update_comment(id, body))
+                        .context("cannot update the report comment")?;
                     return Ok(());
                 }
                 None if tries < 2 => {
@@ -865,6 +899,21 @@ fn annotations(evidence: &Evidence) -> Vec<Annotation> {
         }
     }
     out
+}
+
+/// The status description for a run that failed: the error's chain on one line, with
+/// an answer from GitHub said briefly (status and message, not the call), so the cause
+/// fits in the 140 characters GitHub keeps.
+fn failed(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        if let Some(api) = cause.downcast_ref::<crate::github::ApiError>() {
+            parts.push(format!("GitHub {}: {}", api.status, api.message));
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    format!("promptgate failed: {}", parts.join(": "))
 }
 
 fn word(state: StatusState) -> &'static str {

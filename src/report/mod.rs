@@ -123,15 +123,35 @@ impl Template {
     /// shortened step by step until it fits; as a last resort the text is cut at a line
     /// and its open blocks closed.
     pub fn render(&self, evidence: &Evidence, max_chars: usize) -> Result<String, Error> {
+        self.fit(evidence, max_chars).map(|f| f.text)
+    }
+
+    /// [`Template::render`], saying whether the report had to show less than it does
+    /// with room to spare.
+    pub fn fit(&self, evidence: &Evidence, max_chars: usize) -> Result<Fitted, Error> {
         let mut last = String::new();
-        for limits in Limits::LADDER {
+        for (rung, limits) in Limits::LADDER.into_iter().enumerate() {
             last = self.render_view(&View::new(evidence, limits))?;
             if utf16_len(&last) <= max_chars {
-                return Ok(last);
+                return Ok(Fitted {
+                    text: last,
+                    shortened: rung > 0,
+                });
             }
         }
-        Ok(cut(&last, max_chars))
+        Ok(Fitted {
+            text: cut(&last, max_chars),
+            shortened: true,
+        })
     }
+}
+
+/// A report rendered within a size.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub text: String,
+    /// Lists were cut shorter or excerpts shortened to fit, or the text was cut.
+    pub shortened: bool,
 }
 
 /// Length as GitHub counts it.
