@@ -1,0 +1,273 @@
+//! The repository's workflows, its action and the workflow snippets in its docs hold to
+//! the rules docs/SECURITY.md lists ("The repository's own workflows"): they parse, take
+//! third-party actions and images pinned by digest, keep the checkout's credentials out
+//! of `.git/config`, expand no `${{ }}` inside `run:`, grant nothing at the workflow
+//! level beyond reading, and never run on `pull_request_target`. `bash .ci/run` also
+//! runs zizmor over the YAML files; this test needs no Python and covers the markdown.
+
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+/// The placeholder the docs use for this action, whose release users pin themselves.
+const OWN_ACTION: &str = "acme/promptgate@<full commit SHA of a release>";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every ```yaml block of the markdown file that has steps or jobs, with the line it
+/// starts on.
+fn snippets(path: &Path) -> Vec<(usize, String)> {
+    let text = read(path);
+    let mut out = Vec::new();
+    let mut block: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match &mut block {
+            None if line.trim_start().starts_with("```yaml") => {
+                block = Some((i + 2, String::new()));
+            }
+            None => {}
+            Some(_) if line.trim_start().starts_with("```") => {
+                if let Some((at, body)) = block.take()
+                    && (body.contains("steps:") || body.contains("jobs:"))
+                {
+                    out.push((at, body));
+                }
+            }
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// What is wrong with one workflow (or action) document; `name` says where it is.
+fn problems(name: &str, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let doc: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("{name}: not YAML: {e}")],
+    };
+    if let Some(on) = doc.get("on") {
+        if serde_yaml::to_string(on)
+            .unwrap_or_default()
+            .contains("pull_request_target")
+        {
+            out.push(format!(
+                "{name}: runs on pull_request_target, with secrets, on code a pull request controls"
+            ));
+        }
+        match doc.get("permissions") {
+            None => out.push(format!(
+                "{name}: no workflow-level `permissions:` (the default token may write)"
+            )),
+            Some(Value::Mapping(m)) => {
+                for (k, v) in m {
+                    if v.as_str() != Some("read") && v.as_str() != Some("none") {
+                        out.push(format!(
+                            "{name}: workflow-level `{}: {}`: grant it to the job that needs it",
+                            k.as_str().unwrap_or("?"),
+                            v.as_str().unwrap_or("?")
+                        ));
+                    }
+                }
+            }
+            Some(other) => out.push(format!(
+                "{name}: workflow-level `permissions: {}`",
+                serde_yaml::to_string(other).unwrap_or_default().trim()
+            )),
+        }
+    }
+    let mut steps = Vec::new();
+    collect_steps(&doc, &mut steps);
+    for step in steps {
+        if let Some(uses) = step.get("uses").and_then(Value::as_str) {
+            if let Some(problem) = unpinned(uses, text) {
+                out.push(format!("{name}: `{uses}`: {problem}"));
+            }
+            if uses.starts_with("actions/checkout@")
+                && step
+                    .get("with")
+                    .and_then(|w| w.get("persist-credentials"))
+                    .and_then(Value::as_bool)
+                    != Some(false)
+            {
+                out.push(format!(
+                    "{name}: actions/checkout without `persist-credentials: false`"
+                ));
+            }
+        }
+        if let Some(run) = step.get("run").and_then(Value::as_str)
+            && run.contains("${{")
+        {
+            out.push(format!(
+                "{name}: `${{{{ }}}}` expanded inside `run:` (pass it through `env:`): {}",
+                run.lines().find(|l| l.contains("${{")).unwrap_or("").trim()
+            ));
+        }
+    }
+    out
+}
+
+/// Every mapping in a `steps:` list, at any depth (jobs, composite actions).
+fn collect_steps<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, child) in m {
+                if k.as_str() == Some("steps")
+                    && let Value::Sequence(steps) = child
+                {
+                    out.extend(steps.iter().filter(|s| s.is_mapping()));
+                }
+                collect_steps(child, out);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| collect_steps(i, out)),
+        _ => {}
+    }
+}
+
+/// Why a `uses:` is not pinned, if it is not: local actions are this commit's; images
+/// need a digest; actions a full commit SHA with the release in a `# v…` comment.
+fn unpinned(uses: &str, text: &str) -> Option<&'static str> {
+    if uses.starts_with("./") {
+        return None;
+    }
+    if let Some(image) = uses.strip_prefix("docker://") {
+        return (!image.contains("@sha256:")).then_some("an image not pinned by digest");
+    }
+    if uses == OWN_ACTION {
+        return None;
+    }
+    let Some((_, reference)) = uses.split_once('@') else {
+        return Some("no version at all");
+    };
+    if reference.len() != 40 || !reference.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Some("not pinned by full commit SHA");
+    }
+    let commented = text
+        .lines()
+        .filter(|l| l.contains(uses))
+        .all(|l| l.split_once(" # ").is_some_and(|(_, c)| c.starts_with('v')));
+    (!commented).then_some("no `# vX.Y.Z` comment saying which release the SHA is")
+}
+
+#[test]
+fn workflows_actions_and_snippets_follow_the_rules() {
+    let mut all = Vec::new();
+    let mut checked = 0;
+    let mut files = yaml_files(".github/workflows");
+    files.extend(yaml_files("docs/examples"));
+    files.push(root().join("action.yml"));
+    for path in &files {
+        let name = path
+            .strip_prefix(root())
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        all.extend(problems(&name, &read(path)));
+        checked += 1;
+    }
+    let mut docs = vec![root().join("README.md")];
+    docs.extend(
+        std::fs::read_dir(root().join("docs"))
+            .expect("docs")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md")),
+    );
+    for path in &docs {
+        let file = path
+            .strip_prefix(root())
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        for (line, text) in snippets(path) {
+            all.extend(problems(&format!("{file}:{line}"), &text));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} documents found");
+    assert!(all.is_empty(), "{}", all.join("\n"));
+}
+
+#[test]
+fn the_action_runs_the_container_and_its_images_are_pinned() {
+    let action: Value = serde_yaml::from_str(&read(&root().join("action.yml"))).expect("YAML");
+    assert_eq!(action["runs"]["using"].as_str(), Some("docker"));
+    assert_eq!(action["runs"]["image"].as_str(), Some("Dockerfile"));
+    assert!(
+        action["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    let dockerfile = read(&root().join("Dockerfile"));
+    let froms: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.trim_start().starts_with("FROM "))
+        .collect();
+    assert!(!froms.is_empty());
+    for from in froms {
+        assert!(from.contains("@sha256:"), "not pinned by digest: {from}");
+    }
+}
+
+#[test]
+fn the_rules_catch_what_they_are_for() {
+    let bad = r#"
+on: pull_request_target
+permissions: {contents: write}
+jobs:
+  j:
+    steps:
+      - uses: actions/checkout@v4
+      - uses: someone/action@0123456789abcdef0123456789abcdef01234567
+      - uses: docker://alpine:3
+      - run: echo "${{ github.event.pull_request.title }}"
+"#;
+    let found = problems("bad.yml", bad).join("\n");
+    for expected in [
+        "pull_request_target",
+        "workflow-level `contents: write`",
+        "not pinned by full commit SHA",
+        "without `persist-credentials: false`",
+        "no `# vX.Y.Z` comment",
+        "an image not pinned by digest",
+        "inside `run:`",
+    ] {
+        assert!(found.contains(expected), "missed {expected}:\n{found}");
+    }
+    // The YAML error that made action.yml unreadable: `: ` in a plain scalar.
+    assert!(problems("a.yml", "description: Gate prompts: evaluate\n")[0].contains("not YAML"));
+    let good = r#"
+on: pull_request
+permissions: {}
+jobs:
+  j:
+    permissions: {contents: read}
+    steps:
+      - uses: actions/checkout@1af3b93b6815bc44a9784bd300feb67ff0d1eeb3 # v6.0.0
+        with: {persist-credentials: false}
+      - run: echo "$TITLE"
+        env: {TITLE: "${{ github.event.pull_request.title }}"}
+"#;
+    assert_eq!(problems("good.yml", good), Vec::<String>::new());
+}
