@@ -11,9 +11,8 @@ use crate::env::Env;
 use crate::eval::result::{self, EvalReport, Outcome, Shard};
 use crate::eval::runner::{self, Engine, Plan};
 use crate::exit::Exit;
-use crate::repo::Snapshot;
+use crate::repo::{PullRequest, Snapshot};
 use crate::source::fs::{WorkTree, find_root};
-use crate::source::git::Git;
 use crate::validate;
 
 #[derive(Debug, Parser)]
@@ -367,21 +366,17 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             })
         }
         Command::Changes { base, head, format } => {
-            let git = Git::open(&root)?;
-            let (head_commit, merge_base, entries) = git.pull_request_diff(base, head)?;
-            let base_tree = git.tree(&merge_base)?;
-            let head_tree = git.tree(&head_commit)?;
-            let base_snap = Snapshot::open(&base_tree, cli.config.as_deref());
-            let head_snap = Snapshot::open(&head_tree, cli.config.as_deref());
+            let pr = PullRequest::open(&root, base, head)?;
+            let sides = pr.sides(cli.config.as_deref())?;
             let set = changes::detect(
-                &base_snap,
-                &head_snap,
-                &entries,
+                &sides.base,
+                &sides.head,
+                &sides.entries,
                 Refs {
                     base: base.clone(),
                     head: head.clone(),
-                    merge_base,
-                    head_commit,
+                    merge_base: pr.merge_base.clone(),
+                    head_commit: pr.head_commit.clone(),
                 },
             )?;
             let rendered = match format {

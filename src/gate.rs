@@ -19,8 +19,8 @@ use crate::eval::result::ArtifactRun;
 use crate::eval::runner::Plan;
 use crate::evidence::{self, ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
 use crate::policy;
-use crate::repo::Snapshot;
-use crate::source::git::{Git, GitTree};
+use crate::repo::{PullRequest, Sides, Snapshot};
+use crate::source::git::GitTree;
 use crate::source::{ReadError, Tree};
 
 /// What `gate` is asked to compare.
@@ -81,13 +81,10 @@ pub fn policy_config(
     head: &str,
     config_path: Option<&str>,
 ) -> anyhow::Result<crate::config::Config> {
-    let git = Git::open(root)?;
-    let (head_commit, merge_base, _) = git.pull_request_diff(base, head)?;
-    let base_tree = git.tree(&merge_base)?;
-    let head_tree = git.tree(&head_commit)?;
-    let base_snap = Snapshot::open(&base_tree, config_path);
-    let head_snap = Snapshot::open(&head_tree, config_path);
-    Ok(policy_of(&base_tree, &base_snap, &head_snap)
+    let pr = PullRequest::open(root, base, head)?;
+    let base_snap = Snapshot::open(&pr.base_tree, config_path);
+    let head_snap = Snapshot::open(&pr.head_tree, config_path);
+    Ok(policy_of(&pr.base_tree, &base_snap, &head_snap)
         .0
         .config
         .clone())
@@ -95,12 +92,13 @@ pub fn policy_config(
 
 /// Run the gate: changes, evals on both sides, comparison, verdict.
 pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
-    let git = Git::open(root)?;
-    let (head_commit, merge_base, entries) = git.pull_request_diff(req.base, req.head)?;
-    let base_tree = git.tree(&merge_base)?;
-    let head_tree = git.tree(&head_commit)?;
-    let base_snap = Snapshot::open(&base_tree, req.config_path);
-    let head_snap = Snapshot::open(&head_tree, req.config_path);
+    let pr = PullRequest::open(root, req.base, req.head)?;
+    let Sides {
+        entries,
+        base: base_snap,
+        head: head_snap,
+    } = pr.sides(req.config_path)?;
+    let (merge_base, head_commit) = (pr.merge_base.clone(), pr.head_commit.clone());
     let set = changes::detect(
         &base_snap,
         &head_snap,
@@ -113,7 +111,7 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
         },
     )?;
 
-    let (policy_snap, policy_source) = policy_of(&base_tree, &base_snap, &head_snap);
+    let (policy_snap, policy_source) = policy_of(&pr.base_tree, &base_snap, &head_snap);
     let policy = policy_snap.config.clone();
     let config_changed = entries
         .iter()

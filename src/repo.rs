@@ -11,6 +11,7 @@ use crate::config::{CONFIG_FILE, Config};
 use crate::diag::{Diagnostics, Pos};
 use crate::format::yaml::{Entry, Kind, Node};
 use crate::format::{self, CachedSchema};
+use crate::source::git::{DiffEntry, Git, GitError, GitTree};
 use crate::source::{ReadError, Tree};
 
 pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
@@ -18,6 +19,58 @@ pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
     include_str!("../schemas/config.schema.json"),
     format::schema_of::<Config>,
 );
+
+/// A pull request as git holds it: the head commit, the merge-base it is compared to
+/// (what GitHub shows for a pull request), and the trees of both.
+pub struct PullRequest {
+    pub git: Git,
+    pub head_commit: String,
+    pub merge_base: String,
+    pub base_tree: GitTree,
+    pub head_tree: GitTree,
+}
+
+/// The files a pull request changed and its two sides, configs read.
+pub struct Sides<'t> {
+    pub entries: Vec<DiffEntry>,
+    pub base: Snapshot<'t>,
+    pub head: Snapshot<'t>,
+}
+
+impl PullRequest {
+    pub fn open(root: &std::path::Path, base: &str, head: &str) -> Result<Self, GitError> {
+        let git = Git::open(root)?;
+        let (head_commit, merge_base) = git.pull_request(base, head)?;
+        let base_tree = git.tree(&merge_base)?;
+        let head_tree = git.tree(&head_commit)?;
+        Ok(PullRequest {
+            git,
+            head_commit,
+            merge_base,
+            base_tree,
+            head_tree,
+        })
+    }
+
+    /// What changed, and both sides with their configs. The diff runs on a thread of its
+    /// own while the configs are read and their globs compiled, which takes about as
+    /// long.
+    pub fn sides(&self, config_path: Option<&str>) -> Result<Sides<'_>, GitError> {
+        std::thread::scope(|scope| {
+            let diff = scope.spawn(|| self.git.diff(&self.merge_base, &self.head_commit));
+            let base = Snapshot::open(&self.base_tree, config_path);
+            let head = Snapshot::open(&self.head_tree, config_path);
+            let entries = diff
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+            Ok(Sides {
+                entries,
+                base,
+                head,
+            })
+        })
+    }
+}
 
 type SuiteCell = Arc<OnceLock<Arc<(EvalSet, Diagnostics)>>>;
 
@@ -161,18 +214,28 @@ fn cached_globs(patterns: &[String]) -> GlobSet {
 pub fn build_globs(patterns: &[String]) -> Result<GlobSet, (usize, globset::Error)> {
     let mut builder = GlobSetBuilder::new();
     for (i, pattern) in patterns.iter().enumerate() {
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| (i, e))?;
-        builder.add(glob);
+        builder.add(glob(pattern).map_err(|e| (i, e))?);
     }
     builder.build().map_err(|e| (0, e))
 }
 
+fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
+/// The first of `patterns` that is not a glob, with its index. Parsing is all it
+/// takes; compiling a set into its matcher costs far more and is done once, where the
+/// set is used.
+fn invalid_glob(patterns: &[String]) -> Option<(usize, globset::Error)> {
+    patterns
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| glob(p).err().map(|e| (i, e)))
+}
+
 /// Checks the shape cannot express; a bad `artifacts` glob falls back to the defaults.
 fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Diagnostics) {
-    if let Err((i, e)) = build_globs(&config.artifacts) {
+    if let Some((i, e)) = invalid_glob(&config.artifacts) {
         config.artifacts = Config::default().artifacts;
         let pos = node
             .get("artifacts")
@@ -185,7 +248,7 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
             format!("invalid glob in `artifacts`: {}", e.kind()),
         );
     }
-    if let Err((i, e)) = build_globs(&config.gate.critical_segments) {
+    if let Some((i, e)) = invalid_glob(&config.gate.critical_segments) {
         let pos = node.pos_at(&["gate", "critical_segments"]);
         problems.push(
             path,

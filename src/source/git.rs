@@ -129,29 +129,28 @@ impl Git {
         })
     }
 
-    /// What a pull request changed: the head commit, the merge-base of `base` and `head`
-    /// (what GitHub compares a PR to), and the files that differ between the two.
-    pub fn pull_request_diff(
-        &self,
-        base: &str,
-        head: &str,
-    ) -> Result<(String, String, Vec<DiffEntry>), GitError> {
+    /// The commits a pull request compares: the head commit and the merge-base of `base`
+    /// and `head` (what GitHub compares a PR to).
+    pub fn pull_request(&self, base: &str, head: &str) -> Result<(String, String), GitError> {
         let repo = self.repo()?;
         let head_id = commit_id(&repo, head)?;
         let base_id = commit_id(&repo, base)?;
+        let no_merge_base = || GitError::NoMergeBase {
+            base: base.into(),
+            head: head.into(),
+        };
         let merge_base = repo
             .merge_base(base_id, head_id)
-            .map_err(|_| GitError::NoMergeBase {
-                base: base.into(),
-                head: head.into(),
-            })?
-            .ok_or_else(|| GitError::NoMergeBase {
-                base: base.into(),
-                head: head.into(),
-            })?
+            .map_err(|_| no_merge_base())?
+            .ok_or_else(no_merge_base)?
             .detach();
-        let entries = diff_commits(&repo, merge_base, head_id)?;
-        Ok((head_id.to_string(), merge_base.to_string(), entries))
+        Ok((head_id.to_string(), merge_base.to_string()))
+    }
+
+    /// The files that differ between two commits.
+    pub fn diff(&self, from: &str, to: &str) -> Result<Vec<DiffEntry>, GitError> {
+        let repo = self.repo()?;
+        diff_commits(&repo, commit_id(&repo, from)?, commit_id(&repo, to)?)
     }
 
     /// The files of one commit, read on demand.
