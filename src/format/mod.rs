@@ -121,9 +121,24 @@ pub fn read_json(
 
 /// Parse YAML text into a positioned tree.
 pub fn parse_yaml(path: &str, text: &str) -> Result<Node, Diagnostics> {
-    yaml::parse(text).map_err(|e| {
+    parse_yaml_capped(path, text, None)
+}
+
+/// Parse YAML text into a positioned tree, stopping at the first item of the list `cap`
+/// names that is over its limit.
+pub fn parse_yaml_capped(
+    path: &str,
+    text: &str,
+    cap: Option<yaml::ListCap<'_>>,
+) -> Result<Node, Diagnostics> {
+    yaml::parse_capped(text, cap).map_err(|e| {
         let mut d = Diagnostics::default();
-        d.push(path, e.pos, format!("YAML syntax error: {}", e.message));
+        let message = if e.limit {
+            e.message
+        } else {
+            format!("YAML syntax error: {}", e.message)
+        };
+        d.push(path, e.pos, message);
         d
     })
 }
