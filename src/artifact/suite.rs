@@ -178,7 +178,15 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         files: vec![path.to_string()],
         ..EvalSet::default()
     };
-    let mut node = match format::read_text(tree, path).and_then(|t| format::parse_yaml(path, &t)) {
+    let too_many = too_many_cases();
+    let cap = crate::format::yaml::ListCap {
+        key: "cases",
+        max: MAX_CASES,
+        message: &too_many,
+    };
+    let parsed =
+        format::read_text(tree, path).and_then(|t| format::parse_yaml_capped(path, &t, Some(cap)));
+    let mut node = match parsed {
         Ok(node) => node,
         Err(d) => return (set, d),
     };
@@ -264,12 +272,14 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         }
     }
 
+    // Each part is capped on its own; together they may still be too many.
     if specs.len() > MAX_CASES {
         problems.push(
             path,
-            Pos::START,
+            node.pos_at(&["cases_file"]),
             format!(
-                "{} cases, over the limit of {MAX_CASES} per suite",
+                "{} cases with those of `cases_file`, over the limit of {MAX_CASES} per suite: \
+                 split them over several suites",
                 specs.len()
             ),
         );
@@ -376,17 +386,16 @@ fn take_cases(node: &mut Node) -> Vec<Node> {
 pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
     let mut problems = Diagnostics::default();
     let mut cases = Vec::new();
+    // Lines, not good cases, are counted: a file of bad lines stops as soon.
+    let mut read = 0;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        if cases.len() > MAX_CASES {
-            problems.push(
-                path,
-                Pos::new(line_no, 1),
-                format!("more than {MAX_CASES} cases; the rest of the file is not read"),
-            );
+        read += 1;
+        if read > MAX_CASES {
+            problems.push(path, Pos::new(line_no, 1), too_many_cases());
             break;
         }
         let value: Value = match serde_json::from_str(line) {
@@ -407,6 +416,14 @@ pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics
         }
     }
     (cases, problems)
+}
+
+/// The problem at the first case over [`MAX_CASES`].
+fn too_many_cases() -> String {
+    format!(
+        "more than {MAX_CASES} cases in one suite; the rest of the file is not read: split \
+         them over several suites"
+    )
 }
 
 /// serde_json's message without its own "at line 1 column 2" (the position is ours).
