@@ -111,11 +111,16 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Candidates compared for a suggestion: a file that defines a hundred thousand tools
+/// must not cost a hundred thousand edit distances per misspelt name.
+const MAX_CANDIDATES: usize = 1000;
+
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
     candidates
         .into_iter()
+        .take(MAX_CANDIDATES)
         .map(|c| {
             (
                 strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
