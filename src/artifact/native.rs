@@ -109,7 +109,7 @@ pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
 );
 
 pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diagnostics> {
-    let file: NativeFile = format::typed(path, &node, SCHEMA.get())?;
+    let file: NativeFile = format::typed_file(path, &node, SCHEMA.get())?;
     let mut problems = Diagnostics::default();
     let mut references = Vec::new();
     let at = |keys: &[&str]| node.pos_at(keys);

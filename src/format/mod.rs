@@ -94,8 +94,13 @@ pub fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
             .chars()
             .count()
             + 1;
+        let byte = e.as_bytes()[valid.len()];
         let mut d = Diagnostics::default();
-        d.push(path, Pos::new(line, col), "file is not valid UTF-8");
+        d.push(
+            path,
+            Pos::new(line, col),
+            format!("file is not valid UTF-8 (byte 0x{byte:02X}); save it as UTF-8"),
+        );
         d
     })
 }
@@ -114,9 +119,31 @@ pub fn read_json(
         .read(&target)
         .map_err(|e| format!("`{field}` `{reference}`: {}", read_error_message(&e)))?;
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
-    let value = serde_json::from_slice(bytes)
-        .map_err(|e| format!("`{field}` `{reference}` is not valid JSON: {e} (in {target})"))?;
+    let value = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "`{field}` `{reference}` is not valid JSON: {} (at {target}:{}:{})",
+            json_error_text(&e),
+            e.line(),
+            // At the end of input serde_json says column 0.
+            e.column().max(1)
+        )
+    })?;
     Ok((target, value))
+}
+
+/// serde_json's message without its own "at line 1 column 2" (callers say where), and
+/// its recursion limit said as what to fix.
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    if text == "recursion limit exceeded" {
+        "nested deeper than 128 levels; flatten the structure".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Parse YAML text into a positioned tree.
@@ -141,6 +168,20 @@ pub fn parse_yaml_capped(
         d.push(path, e.pos, message);
         d
     })
+}
+
+/// [`typed`] for a whole file, which says so when it is empty.
+pub fn typed_file<T: DeserializeOwned>(
+    path: &str,
+    node: &Node,
+    schema: &Value,
+) -> Result<T, Diagnostics> {
+    if matches!(node.kind, yaml::Kind::Null) {
+        let mut problems = Diagnostics::default();
+        problems.push(path, node.pos, "the file is empty: it must be a mapping");
+        return Err(problems);
+    }
+    typed(path, node, schema)
 }
 
 /// Check a tree against `schema` and turn it into `T`, reporting every shape problem.
@@ -187,6 +228,9 @@ mod tests {
     #[test]
     fn locates_invalid_utf8() {
         let err = text_of("a.yaml", b"ok: 1\nbad: \xff\n".to_vec()).expect_err("invalid");
-        assert_eq!(err.to_string(), "a.yaml:2:6: file is not valid UTF-8");
+        assert_eq!(
+            err.to_string(),
+            "a.yaml:2:6: file is not valid UTF-8 (byte 0xFF); save it as UTF-8"
+        );
     }
 }
