@@ -66,9 +66,30 @@ impl fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{}:{}: {level}{}",
-            self.file, self.line, self.col, self.message
+            printable(&self.file),
+            self.line,
+            self.col,
+            printable(&self.message)
         )
     }
+}
+
+/// Text quoted from a user's file, safe on a terminal: control characters (a terminal
+/// escape in a case id, say) are written as escapes, `\u{1b}`, not sent to the terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// The problems of one load, in the order found.
@@ -161,5 +182,14 @@ mod tests {
     fn displays_as_file_line_col() {
         let d = Diagnostic::new("a.yaml", Pos::new(3, 7), "boom");
         assert_eq!(d.to_string(), "a.yaml:3:7: boom");
+    }
+
+    #[test]
+    fn terminal_escapes_from_files_are_shown_not_sent() {
+        let d = Diagnostic::new("a\u{7}.yaml", Pos::START, "case `\u{1b}[2Jx`\r\n");
+        assert_eq!(
+            d.to_string(),
+            "a\\u{7}.yaml:1:1: case `\\u{1b}[2Jx`\\u{d}\\u{a}"
+        );
     }
 }
