@@ -66,9 +66,30 @@ impl fmt::Display for Diagnostic {
         write!(
             f,
             "{}:{}:{}: {level}{}",
-            self.file, self.line, self.col, self.message
+            printable(&self.file),
+            self.line,
+            self.col,
+            printable(&self.message)
         )
     }
+}
+
+/// Text quoted from a user's file, safe on a terminal: control characters (a terminal
+/// escape in a case id, say) are written as escapes, `\u{1b}`, not sent to the terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// The problems of one load, in the order found.
@@ -111,11 +132,16 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Candidates compared for a suggestion: a file that defines a hundred thousand tools
+/// must not cost a hundred thousand edit distances per misspelt name.
+const MAX_CANDIDATES: usize = 1000;
+
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
     candidates
         .into_iter()
+        .take(MAX_CANDIDATES)
         .map(|c| {
             (
                 strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
@@ -156,5 +182,14 @@ mod tests {
     fn displays_as_file_line_col() {
         let d = Diagnostic::new("a.yaml", Pos::new(3, 7), "boom");
         assert_eq!(d.to_string(), "a.yaml:3:7: boom");
+    }
+
+    #[test]
+    fn terminal_escapes_from_files_are_shown_not_sent() {
+        let d = Diagnostic::new("a\u{7}.yaml", Pos::START, "case `\u{1b}[2Jx`\r\n");
+        assert_eq!(
+            d.to_string(),
+            "a\\u{7}.yaml:1:1: case `\\u{1b}[2Jx`\\u{d}\\u{a}"
+        );
     }
 }

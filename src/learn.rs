@@ -354,7 +354,7 @@ pub fn parse_incidents(path: &str, text: &str) -> (Vec<Incident>, Diagnostics) {
                 problems.push(
                     path,
                     Pos::new(line_no, e.column().max(1)),
-                    format!("invalid JSON: {}", suite::json_error_text(&e)),
+                    format!("invalid JSON: {}", crate::format::json_error_text(&e)),
                 );
                 continue;
             }

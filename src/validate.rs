@@ -170,11 +170,12 @@ pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagno
 
 /// Tool assertions and canned results must name tools the artifact defines.
 fn check_tools(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
-    let defined: Vec<&str> = artifact
+    let names: Vec<&str> = artifact
         .tools
         .as_ref()
         .map(|t| t.names())
         .unwrap_or_default();
+    let defined: std::collections::HashSet<&str> = names.iter().copied().collect();
     for case in &set.cases {
         let mut named: Vec<&str> = case.tool_results.keys().map(String::as_str).collect();
         for a in &case.assertions {
@@ -195,7 +196,7 @@ fn check_tools(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
                         "case `{}` names tool `{tool}`, which {} does not define{}",
                         case.id,
                         artifact.path,
-                        crate::diag::did_you_mean(tool, defined.iter().copied())
+                        crate::diag::did_you_mean(tool, names.iter().copied())
                     ),
                 );
             }

@@ -256,8 +256,9 @@ impl AssertionSpec {
             "ends-with" => Check::EndsWith { value: text()? },
             "regex" => {
                 let pattern = text()?;
-                regex::Regex::new(&pattern)
-                    .map_err(|e| format!("`{kind}`: invalid regular expression: {e}"))?;
+                regex::Regex::new(&pattern).map_err(|e| {
+                    format!("`{kind}`: invalid regular expression: {}", regex_error(&e))
+                })?;
                 Check::Regex { pattern }
             }
             "is-json" => none(Check::IsJson)?,
@@ -348,6 +349,20 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// The regex crate's error on one line: a syntax error is drawn over several lines
+/// (the pattern, a caret, the reason), and a message is one line of `validate`.
+fn regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .filter_map(|l| l.strip_prefix("error: "))
+            .next_back()
+            .unwrap_or(text)
+            .to_string(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,9 +427,9 @@ mod tests {
             build(json!({"type": "not-max-words", "value": 3})),
             Err("unknown assertion type `not-max-words`, did you mean `max-words`?".into())
         );
-        assert!(
-            build(json!({"type": "regex", "value": "(unclosed"}))
-                .is_err_and(|e| e.starts_with("`regex`: invalid regular expression"))
+        assert_eq!(
+            build(json!({"type": "regex", "value": "(unclosed"})),
+            Err("`regex`: invalid regular expression: unclosed group".into())
         );
     }
 }

@@ -82,7 +82,7 @@ pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
 );
 
 pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
-    let file: GithubModelsFile = format::typed(path, &node, SCHEMA.get())?;
+    let file: GithubModelsFile = format::typed_file(path, &node, SCHEMA.get())?;
     let mut problems = Diagnostics::default();
     let at = |keys: &[&str]| node.pos_at(keys);
 

@@ -109,7 +109,7 @@ pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
 );
 
 pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diagnostics> {
-    let file: NativeFile = format::typed(path, &node, SCHEMA.get())?;
+    let file: NativeFile = format::typed_file(path, &node, SCHEMA.get())?;
     let mut problems = Diagnostics::default();
     let mut references = Vec::new();
     let at = |keys: &[&str]| node.pos_at(keys);
@@ -285,7 +285,7 @@ pub fn raw_reference_problems(tree: &dyn Tree, path: &str, node: &Node) -> Diagn
 
 /// Each definition must be an OpenAI function tool with a name.
 fn check_tools(path: &str, pos: Pos, definitions: &[Value], problems: &mut Diagnostics) {
-    let mut seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, def) in definitions.iter().enumerate() {
         let name = def.pointer("/function/name").and_then(Value::as_str);
         match name {
@@ -297,10 +297,10 @@ fn check_tools(path: &str, pos: Pos, definitions: &[Value], problems: &mut Diagn
                     i + 1
                 ),
             ),
-            Some(n) if seen.contains(&n) => {
+            Some(n) if !seen.insert(n) => {
                 problems.push(path, pos, format!("tool `{n}` is defined twice"));
             }
-            Some(n) => seen.push(n),
+            Some(_) => {}
         }
     }
 }

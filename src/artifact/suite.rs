@@ -178,13 +178,21 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         files: vec![path.to_string()],
         ..EvalSet::default()
     };
-    let mut node = match format::read_text(tree, path).and_then(|t| format::parse_yaml(path, &t)) {
+    let too_many = too_many_cases();
+    let cap = crate::format::yaml::ListCap {
+        key: "cases",
+        max: MAX_CASES,
+        message: &too_many,
+    };
+    let parsed =
+        format::read_text(tree, path).and_then(|t| format::parse_yaml_capped(path, &t, Some(cap)));
+    let mut node = match parsed {
         Ok(node) => node,
         Err(d) => return (set, d),
     };
     // Each case is checked on its own, so one bad case does not hide the others.
     let case_nodes = take_cases(&mut node);
-    let file = match format::typed::<SuiteFile>(path, &node, SUITE_SCHEMA.get()) {
+    let file = match format::typed_file::<SuiteFile>(path, &node, SUITE_SCHEMA.get()) {
         Ok(file) => Some(file),
         Err(d) => {
             problems.extend(d);
@@ -193,11 +201,60 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
     };
     let mut specs: Vec<(CaseSpec, String, Pos, Option<Node>)> = Vec::new();
     for case in case_nodes {
+        if case.entries().is_none() {
+            problems.push(
+                path,
+                case.pos,
+                format!("each case must be a mapping, found {}", case.type_name()),
+            );
+            continue;
+        }
         match format::typed::<CaseSpec>(path, &case, CASE_SCHEMA.get()) {
             Ok(spec) => specs.push((spec, path.to_string(), case.pos, Some(case))),
             Err(d) => problems.extend(d),
         }
     }
+    // Read also when the rest of the suite is broken: its problems are reported in the
+    // same run.
+    let cases_file = match &file {
+        Some(file) => file.cases_file.clone(),
+        None => node
+            .get("cases_file")
+            .and_then(Node::as_str)
+            .map(str::to_string),
+    };
+    if let Some(cases_file) = &cases_file {
+        let at = node.pos_at(&["cases_file"]);
+        match resolve_ref(path, cases_file) {
+            Err(e) => problems.push(path, at, format!("`cases_file`: {e}")),
+            Ok(target) => match tree.read(&target) {
+                Err(e) => problems.push(
+                    path,
+                    at,
+                    format!(
+                        "`cases_file` `{cases_file}`: {}",
+                        format::read_error_message(&e)
+                    ),
+                ),
+                Ok(bytes) => {
+                    set.files.push(target.clone());
+                    match format::text_of(&target, bytes) {
+                        Err(d) => problems.extend(d),
+                        Ok(text) => {
+                            let (lines, p) = parse_jsonl(&target, &text);
+                            problems.extend(p);
+                            specs.extend(
+                                lines
+                                    .into_iter()
+                                    .map(|(c, pos)| (c, target.clone(), pos, None)),
+                            );
+                        }
+                    }
+                }
+            },
+        }
+    }
+
     let Some(file) = file else {
         return (set, problems);
     };
@@ -232,44 +289,14 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         }
     }
 
-    if let Some(cases_file) = &file.cases_file {
-        let at = node.pos_at(&["cases_file"]);
-        match resolve_ref(path, cases_file) {
-            Err(e) => problems.push(path, at, format!("`cases_file`: {e}")),
-            Ok(target) => match tree.read(&target) {
-                Err(e) => problems.push(
-                    path,
-                    at,
-                    format!(
-                        "`cases_file` `{cases_file}`: {}",
-                        format::read_error_message(&e)
-                    ),
-                ),
-                Ok(bytes) => {
-                    set.files.push(target.clone());
-                    match format::text_of(&target, bytes) {
-                        Err(d) => problems.extend(d),
-                        Ok(text) => {
-                            let (lines, p) = parse_jsonl(&target, &text);
-                            problems.extend(p);
-                            specs.extend(
-                                lines
-                                    .into_iter()
-                                    .map(|(c, pos)| (c, target.clone(), pos, None)),
-                            );
-                        }
-                    }
-                }
-            },
-        }
-    }
-
+    // Each part is capped on its own; together they may still be too many.
     if specs.len() > MAX_CASES {
         problems.push(
             path,
-            Pos::START,
+            node.pos_at(&["cases_file"]),
             format!(
-                "{} cases, over the limit of {MAX_CASES} per suite",
+                "{} cases with those of `cases_file`, over the limit of {MAX_CASES} per suite: \
+                 split them over several suites",
                 specs.len()
             ),
         );
@@ -376,30 +403,48 @@ fn take_cases(node: &mut Node) -> Vec<Node> {
 pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
     let mut problems = Diagnostics::default();
     let mut cases = Vec::new();
+    // Lines, not good cases, are counted: a file of bad lines stops as soon.
+    let mut read = 0;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        if cases.len() > MAX_CASES {
-            problems.push(
-                path,
-                Pos::new(line_no, 1),
-                format!("more than {MAX_CASES} cases; the rest of the file is not read"),
-            );
+        read += 1;
+        if read > MAX_CASES {
+            problems.push(path, Pos::new(line_no, 1), too_many_cases());
             break;
         }
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
+                // serde_json counts bytes; columns here count characters, as in YAML.
+                let before = e.column().saturating_sub(1);
+                let col = line.char_indices().take_while(|(i, _)| *i < before).count() + 1;
                 problems.push(
                     path,
-                    Pos::new(line_no, e.column().max(1)),
-                    format!("invalid JSON: {}", json_error_text(&e)),
+                    Pos::new(line_no, col),
+                    format!("invalid JSON: {}", format::json_error_text(&e)),
                 );
                 continue;
             }
         };
+        if !value.is_object() {
+            let found = match &value {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                Value::Array(_) => "a list",
+                Value::Object(_) => "an object",
+            };
+            problems.push(
+                path,
+                Pos::new(line_no, 1),
+                format!("each line must be one case, a JSON object; found {found}"),
+            );
+            continue;
+        }
         let node = node_from_json(&value, Pos::new(line_no, 1));
         match format::typed::<CaseSpec>(path, &node, CASE_SCHEMA.get()) {
             Ok(case) => cases.push((case, Pos::new(line_no, 1))),
@@ -409,13 +454,12 @@ pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics
     (cases, problems)
 }
 
-/// serde_json's message without its own "at line 1 column 2" (the position is ours).
-pub fn json_error_text(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+/// The problem at the first case over [`MAX_CASES`].
+fn too_many_cases() -> String {
+    format!(
+        "more than {MAX_CASES} cases in one suite; the rest of the file is not read: split \
+         them over several suites"
+    )
 }
 
 /// A JSON value as a tree whose every node sits at `pos` (JSON lines have one line each).

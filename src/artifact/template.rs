@@ -9,14 +9,23 @@ use serde_json::Value;
 /// Names minijinja provides itself; a template using them needs no variable.
 const BUILTINS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "self"];
 
+/// Work one rendering may do: a unit per instruction, or per 64 bytes of text made. A
+/// prompt comes from the pull request, and without a budget `{% for %}` loops nested
+/// in each other, or `'x' * 90000000`, run for hours or fill the memory.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
+/// A strict environment with the fuel budget.
+fn strict() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env
+}
+
 /// One environment for the process: building one registers every builtin filter.
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env
-    })
+    ENV.get_or_init(strict)
 }
 
 /// A template that does not compile, with the template line where it broke.
@@ -28,10 +37,18 @@ pub struct TemplateError {
 }
 
 fn to_error(e: &minijinja::Error) -> TemplateError {
+    let message = if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        format!(
+            "the template does too much work (over {TEMPLATE_FUEL} steps, or {} MB of text); \
+             make its loops and repetitions smaller",
+            TEMPLATE_FUEL * 64 / 1_000_000
+        )
+    } else {
+        e.detail()
+            .map_or_else(|| e.kind().to_string(), str::to_string)
+    };
     TemplateError {
-        message: e
-            .detail()
-            .map_or_else(|| e.kind().to_string(), str::to_string),
+        message,
         line: e.line().unwrap_or(1),
     }
 }
@@ -93,8 +110,7 @@ pub struct Compiled(Environment<'static>);
 impl Compiled {
     /// Compile `sources`; the error names the index of the first that does not compile.
     pub fn new(sources: &[&str]) -> Result<Compiled, (usize, TemplateError)> {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut env = strict();
         for (i, source) in sources.iter().enumerate() {
             env.add_template_owned(i.to_string(), source.to_string())
                 .map_err(|e| (i, to_error(&e)))?;
@@ -144,6 +160,29 @@ mod tests {
             assert_eq!(check(source), variables(source).map(drop), "{source}");
             assert_eq!(check(source), variables(source).map(drop), "{source} again");
         }
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let vars = BTreeMap::new();
+        let loops =
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+        let huge = "line one\n{{ 'x' * 90000000 }}";
+        for (source, line) in [(loops, 1), (huge, 2)] {
+            let err = render(source, &vars).expect_err("out of fuel");
+            assert_eq!(err.line, line, "{source}");
+            assert_eq!(
+                err.message,
+                "the template does too much work (over 1000000 steps, or 64 MB of text); \
+                 make its loops and repetitions smaller"
+            );
+            let compiled = Compiled::new(&[source]).map_err(|(_, e)| e);
+            assert_eq!(compiled.and_then(|c| c.render(0, &vars)), Err(err));
+        }
+        // A long prompt from long variables is not "too much work".
+        let mut vars = BTreeMap::new();
+        vars.insert("doc".to_string(), Value::from("word ".repeat(2_000_000)));
+        assert_eq!(render("{{ doc }}", &vars).map(|t| t.len()), Ok(10_000_000));
     }
 
     #[test]

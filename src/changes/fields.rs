@@ -175,27 +175,41 @@ fn tool_summary(before: &[Value], after: &[Value]) -> String {
             .unwrap_or("?")
             .to_string()
     };
-    let find = |list: &[Value], n: &str| list.iter().find(|d| name(d) == n).cloned();
+    // By name, the first of each (as a scan would find it): thousands of tools are
+    // compared in linear time.
+    fn by_name(
+        list: &[Value],
+        name: impl Fn(&Value) -> String,
+    ) -> std::collections::HashMap<String, &Value> {
+        list.iter().rev().map(|d| (name(d), d)).collect()
+    }
+    let (old, new) = (by_name(before, name), by_name(after, name));
     let mut parts = Vec::new();
     let added: Vec<String> = after
         .iter()
         .map(name)
-        .filter(|n| find(before, n).is_none())
+        .filter(|n| !old.contains_key(n))
         .collect();
     let removed: Vec<String> = before
         .iter()
         .map(name)
-        .filter(|n| find(after, n).is_none())
+        .filter(|n| !new.contains_key(n))
         .collect();
     let changed: Vec<String> = after
         .iter()
-        .filter(|d| find(before, &name(d)).is_some_and(|old| &old != *d))
+        .filter(|d| old.get(&name(d)).is_some_and(|o| *o != *d))
         .map(name)
         .collect();
+    /// Names listed per kind of change; a file of thousands of tools says how many more.
+    const NAMED: usize = 10;
     for (label, names) in [("added", added), ("removed", removed), ("changed", changed)] {
         if !names.is_empty() {
-            let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-            parts.push(format!("{label} {}", list.join(", ")));
+            let list: Vec<String> = names.iter().take(NAMED).map(|n| format!("`{n}`")).collect();
+            let more = match names.len().saturating_sub(NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            parts.push(format!("{label} {}{more}", list.join(", ")));
         }
     }
     if parts.is_empty() {
@@ -324,6 +338,25 @@ tools:
                 "tools.definitions: - -> changed `issue_refund`",
                 "messages: 2 messages -> 2 messages: 1 changed (see the diff)",
             ]
+        );
+    }
+
+    /// Thousands of tools: compared by name in linear time, and named at most ten a kind.
+    #[test]
+    fn many_tools_are_summarized_in_linear_time() {
+        let tools = |n: usize, description: &str| -> Vec<Value> {
+            (0..n)
+                .map(|i| serde_json::json!({"type": "function", "function": {"name": format!("t{i}"), "description": description}}))
+                .collect()
+        };
+        let (before, mut after) = (tools(200_000, "a"), tools(200_000, "b"));
+        after.truncate(199_990);
+        after.push(serde_json::json!({"type": "function", "function": {"name": "new"}}));
+        assert_eq!(
+            tool_summary(&before, &after),
+            "added `new`; removed `t199990`, `t199991`, `t199992`, `t199993`, `t199994`, \
+             `t199995`, `t199996`, `t199997`, `t199998`, `t199999`; changed `t0`, `t1`, `t2`, \
+             `t3`, `t4`, `t5`, `t6`, `t7`, `t8`, `t9` and 199980 more"
         );
     }
 

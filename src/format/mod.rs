@@ -94,8 +94,13 @@ pub fn text_of(path: &str, bytes: Vec<u8>) -> Result<String, Diagnostics> {
             .chars()
             .count()
             + 1;
+        let byte = e.as_bytes()[valid.len()];
         let mut d = Diagnostics::default();
-        d.push(path, Pos::new(line, col), "file is not valid UTF-8");
+        d.push(
+            path,
+            Pos::new(line, col),
+            format!("file is not valid UTF-8 (byte 0x{byte:02X}); save it as UTF-8"),
+        );
         d
     })
 }
@@ -114,18 +119,69 @@ pub fn read_json(
         .read(&target)
         .map_err(|e| format!("`{field}` `{reference}`: {}", read_error_message(&e)))?;
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
-    let value = serde_json::from_slice(bytes)
-        .map_err(|e| format!("`{field}` `{reference}` is not valid JSON: {e} (in {target})"))?;
+    let value = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "`{field}` `{reference}` is not valid JSON: {} (at {target}:{}:{})",
+            json_error_text(&e),
+            e.line(),
+            // At the end of input serde_json says column 0.
+            e.column().max(1)
+        )
+    })?;
     Ok((target, value))
+}
+
+/// serde_json's message without its own "at line 1 column 2" (callers say where), and
+/// its recursion limit said as what to fix.
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    if text == "recursion limit exceeded" {
+        "nested deeper than 128 levels; flatten the structure".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Parse YAML text into a positioned tree.
 pub fn parse_yaml(path: &str, text: &str) -> Result<Node, Diagnostics> {
-    yaml::parse(text).map_err(|e| {
+    parse_yaml_capped(path, text, None)
+}
+
+/// Parse YAML text into a positioned tree, stopping at the first item of the list `cap`
+/// names that is over its limit.
+pub fn parse_yaml_capped(
+    path: &str,
+    text: &str,
+    cap: Option<yaml::ListCap<'_>>,
+) -> Result<Node, Diagnostics> {
+    yaml::parse_capped(text, cap).map_err(|e| {
         let mut d = Diagnostics::default();
-        d.push(path, e.pos, format!("YAML syntax error: {}", e.message));
+        let message = if e.limit {
+            e.message
+        } else {
+            format!("YAML syntax error: {}", e.message)
+        };
+        d.push(path, e.pos, message);
         d
     })
+}
+
+/// [`typed`] for a whole file, which says so when it is empty.
+pub fn typed_file<T: DeserializeOwned>(
+    path: &str,
+    node: &Node,
+    schema: &Value,
+) -> Result<T, Diagnostics> {
+    if matches!(node.kind, yaml::Kind::Null) {
+        let mut problems = Diagnostics::default();
+        problems.push(path, node.pos, "the file is empty: it must be a mapping");
+        return Err(problems);
+    }
+    typed(path, node, schema)
 }
 
 /// Check a tree against `schema` and turn it into `T`, reporting every shape problem.
@@ -172,6 +228,9 @@ mod tests {
     #[test]
     fn locates_invalid_utf8() {
         let err = text_of("a.yaml", b"ok: 1\nbad: \xff\n".to_vec()).expect_err("invalid");
-        assert_eq!(err.to_string(), "a.yaml:2:6: file is not valid UTF-8");
+        assert_eq!(
+            err.to_string(),
+            "a.yaml:2:6: file is not valid UTF-8 (byte 0xFF); save it as UTF-8"
+        );
     }
 }

@@ -155,6 +155,24 @@ mod tests {
         assert_eq!(mermaid_label("abcdef", 3), "abc…");
     }
 
+    /// The inverse of [`text`], for checking that nothing is lost.
+    fn unescape(escaped: &str) -> String {
+        let escaped = escaped
+            .replace("@&#8203;", "@")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">");
+        let mut out = String::new();
+        let mut chars = escaped.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.extend(chars.next()),
+                c => out.push(c),
+            }
+        }
+        // `&amp;` last: `&amp;lt;` is the text `&lt;`.
+        out.replace("&amp;", "&")
+    }
+
     proptest! {
         #[test]
         fn text_output_is_inert(s in "\\PC*|[@<>&|`\\n!-]{0,40}") {
@@ -176,6 +194,65 @@ mod tests {
             let closing = b.lines().skip(1).filter(|l| l.trim_start().starts_with(&fence)).count();
             prop_assert_eq!(closing, 1);
             prop_assert!(!b.contains("<!--"));
+        }
+
+        /// Nothing is lost: unescaping gives the input back, with line breaks as spaces
+        /// and unprintable characters as U+FFFD.
+        #[test]
+        fn text_round_trips(s in any::<String>()) {
+            let shown: String = s
+                .chars()
+                .map(|c| match c {
+                    '\n' | '\t' | '\r' => ' ',
+                    c if is_unprintable(c) => '\u{FFFD}',
+                    c => c,
+                })
+                .collect();
+            prop_assert_eq!(unescape(&text(&s)), shown);
+        }
+
+        /// Any characters at all, control characters included.
+        #[test]
+        fn nothing_unprintable_gets_through(s in any::<String>()) {
+            let t = text(&s);
+            prop_assert!(!t.chars().any(|c| c.is_control()), "{:?}", t);
+            let c = code(&s);
+            prop_assert!(!c.chars().any(|c| c.is_control()), "{:?}", c);
+            prop_assert!(!c.contains("<!--"));
+            let b = block(&s, "te`xt\n");
+            prop_assert!(!b.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{:?}", b);
+            prop_assert!(!b.contains("<!--"));
+            // The language cannot carry anything either.
+            let first = b.lines().next().unwrap_or_default();
+            prop_assert!(first.starts_with("```"));
+            prop_assert_eq!(first.trim_start_matches('`'), "text");
+        }
+
+        /// A block shows its body as it is, but for `<!` and unprintable characters
+        /// (U+2028 and U+2029 here: the strategy makes no control characters).
+        #[test]
+        fn block_bodies_are_verbatim(s in "(\\PC|\n|`){0,60}") {
+            prop_assume!(!s.contains("<!"));
+            let b = block(&s, "text");
+            let body = b.split_once('\n').map(|(_, rest)| rest).unwrap_or_default();
+            let body = body.rsplit_once('\n').map(|(body, _)| body).unwrap_or_default();
+            let mut want: String = s
+                .chars()
+                .map(|c| if is_unprintable(c) { '\u{FFFD}' } else { c })
+                .collect();
+            if !want.ends_with('\n') {
+                want.push('\n');
+            }
+            prop_assert_eq!(format!("{body}\n"), want);
+        }
+
+        #[test]
+        fn mermaid_labels_are_plain(s in any::<String>(), max in 1usize..50) {
+            let label = mermaid_label(&s, max);
+            prop_assert!(label.chars().count() <= max + 1);
+            prop_assert!(label
+                .chars()
+                .all(|c| c.is_alphanumeric() || "/-_. …".contains(c)), "{:?}", label);
         }
 
         #[test]

@@ -26,7 +26,7 @@ pub fn load(path: &Path) -> Result<Runtime> {
 pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
     let name = path.display().to_string();
     let node = crate::format::parse_yaml(&name, text)?;
-    let runtime: Runtime = crate::format::typed(&name, &node, RUNTIME_SCHEMA.get())?;
+    let runtime: Runtime = crate::format::typed_file(&name, &node, RUNTIME_SCHEMA.get())?;
     if runtime.format != FORMAT {
         let mut d = Diagnostics::default();
         d.push(

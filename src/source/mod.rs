@@ -20,7 +20,10 @@ pub enum ReadError {
     NotAFile,
     #[error("is a symlink that leads outside the repository (to `{target}`)")]
     Escapes { target: String },
-    #[error("is {size} bytes, over the limit of {limit} bytes")]
+    #[error(
+        "is {size} bytes, over the limit of {limit} bytes ({} MiB): make it smaller or split it",
+        .limit >> 20
+    )]
     TooLarge { size: u64, limit: u64 },
     #[error("{0}")]
     Io(String),

@@ -39,18 +39,38 @@ pub fn outcome(out: std::process::Output) -> (i32, String, String) {
 /// ids are reproducible.
 pub struct Repo {
     dir: tempfile::TempDir,
+    root: std::path::PathBuf,
     tick: u32,
 }
 
 impl Repo {
     pub fn new() -> Repo {
         let dir = tempfile::tempdir().expect("temp dir");
-        let repo = Repo { dir, tick: 0 };
+        let root = dir.path().to_path_buf();
+        Repo::init(dir, root)
+    }
+
+    /// A repository in `repo/` of a temporary directory, with room beside it
+    /// ([`Repo::outside`]) for files a symlink can lead out to.
+    pub fn nested() -> Repo {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("repo");
+        std::fs::create_dir(&root).expect("mkdir");
+        Repo::init(dir, root)
+    }
+
+    fn init(dir: tempfile::TempDir, root: std::path::PathBuf) -> Repo {
+        let repo = Repo { dir, root, tick: 0 };
         repo.git(&["init", "-q", "-b", "main"]);
         repo
     }
 
     pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The temporary directory holding a [`Repo::nested`] repository.
+    pub fn outside(&self) -> &Path {
         self.dir.path()
     }
 
