@@ -20,7 +20,7 @@ fn options() -> Options {
     let mut o = Options {
         artifacts: 5_000,
         changed: 50,
-        runs: 15,
+        runs: 25,
         keep: None,
     };
     let args: Vec<String> = std::env::args().collect();
@@ -122,18 +122,22 @@ fn generate(dir: &Path, o: &Options) {
     git(dir, &["gc", "-q"]);
 }
 
-/// Median wall time of `runs` runs, after one warm-up.
-fn time(runs: usize, mut f: impl FnMut()) -> Duration {
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
+/// Median wall times of `runs` runs of `a` and of `b`, after one warm-up each. The two
+/// alternate, so a machine that gets busier or quieter during the benchmark weighs on
+/// both alike.
+fn time_pair(runs: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    a();
+    b();
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let (mut ta, mut tb): (Vec<Duration>, Vec<Duration>) =
+        (0..runs).map(|_| (timed(&mut a), timed(&mut b))).unzip();
+    ta.sort();
+    tb.sort();
+    (ta[runs / 2], tb[runs / 2])
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -177,23 +181,26 @@ fn main() {
         ]));
         let v: serde_json::Value = serde_json::from_str(&listed).expect("json");
         let found = v["artifacts"].as_array().map_or(0, Vec::len);
-        let git_time = time(o.runs, || {
-            run_ok(Command::new("git").arg("-C").arg(dir).args([
-                "diff",
-                "--name-status",
-                "main",
-                head,
-                "--",
-            ]));
-        });
-        let ours = time(o.runs, || {
-            run_ok(
-                Command::new(bin)
-                    .arg("-C")
-                    .arg(dir)
-                    .args(["changes", "--base", "main", "--head", head]),
-            );
-        });
+        let (git_time, ours) = time_pair(
+            o.runs,
+            || {
+                run_ok(Command::new("git").arg("-C").arg(dir).args([
+                    "diff",
+                    "--name-status",
+                    "main",
+                    head,
+                    "--",
+                ]));
+            },
+            || {
+                run_ok(
+                    Command::new(bin)
+                        .arg("-C")
+                        .arg(dir)
+                        .args(["changes", "--base", "main", "--head", head]),
+                );
+            },
+        );
         let label = format!("{head} ({found} artifacts listed)");
         println!(
             "{label:<34} {:>8.1}ms {:>8.1}ms {:>6.2}x",
