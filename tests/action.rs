@@ -441,6 +441,36 @@ fn a_push_dismisses_earlier_approvals() {
 }
 
 #[test]
+fn our_own_evaluation_of_an_older_head_is_never_reused() {
+    let mut f = Fixture::new("STRICT Be brief.");
+    ok(f.action("pull_request", &f.event("opened", json!({})), &[]));
+    assert_eq!(f.last_status().0, "pending");
+    let evaluated = f.llm_requests();
+
+    // A regressing commit arrives, but its run never happens (cancelled); the next run
+    // is a label's. Our comment still holds the passing record of the older head.
+    f.repo
+        .write("prompts/refund.prompt.yaml", &artifact(3, "FRIENDLY"));
+    f.head = f.repo.commit("friendlier");
+    f.gh.push(REPO, 7, &f.head, "2026-01-06T12:00:00Z");
+    f.gh.label(REPO, 7, PRODUCT, "alice", "2026-01-06T12:05:00Z");
+    f.gh.label(REPO, 7, TECHNICAL, "bob", "2026-01-06T12:06:00Z");
+    let labeled = json!({"pull_request": f.pull_request(REPO, "2026-01-06T12:00:00Z")});
+    let (code, ..) = f.action("pull_request", &f.event("labeled", labeled), &[]);
+
+    // The label run evaluated the new head itself and found the regression.
+    assert_eq!(code, 4);
+    assert!(f.llm_requests() > evaluated);
+    assert_eq!(f.last_status().0, "failure");
+    let comments = f.our_comments();
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].contains(&f.head),
+        "the record is of the new head"
+    );
+}
+
+#[test]
 fn without_a_comment_labels_count_from_the_first_status_on_the_head() {
     let f = Fixture::new("STRICT Be brief.");
     let quiet = [("comment", "false")];
