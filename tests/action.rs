@@ -195,7 +195,7 @@ impl Fixture {
         inputs: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> (i32, String, String) {
-        run_action_with_env(
+        run_action(
             self.dir.path(),
             self.repo.path(),
             &self.head,
@@ -253,31 +253,10 @@ impl Fixture {
 }
 
 /// `promptgate action` as the runner starts it: the runner's variables, the event
-/// payload in a file, and the inputs as `INPUT_*` (hyphens kept, as the runner does).
-fn run_action(
-    dir: &std::path::Path,
-    workspace: &std::path::Path,
-    sha: &str,
-    api_url: &str,
-    event_name: &str,
-    payload: &Value,
-    inputs: &[(&str, &str)],
-) -> (i32, String, String) {
-    run_action_with_env(
-        dir,
-        workspace,
-        sha,
-        api_url,
-        event_name,
-        payload,
-        inputs,
-        &[],
-    )
-}
-
-/// [`run_action`] with more environment variables.
+/// payload in a file, the inputs as `INPUT_*` (hyphens kept, as the runner does), and
+/// `env` on top.
 #[allow(clippy::too_many_arguments)]
-fn run_action_with_env(
+fn run_action(
     dir: &std::path::Path,
     workspace: &std::path::Path,
     sha: &str,
@@ -879,6 +858,7 @@ fn the_demo_workflow_step_blocks_the_demo_pull_request() {
             ("provider", "recorded"),
             ("comment", "false"),
         ],
+        &[],
     );
     assert_eq!(code, 4, "{stdout}\n{stderr}");
     let outputs = std::fs::read_to_string(dir.path().join("output")).expect("outputs");
@@ -916,6 +896,7 @@ fn a_shallow_checkout_is_deepened_or_the_fix_is_named() {
         "pull_request",
         &f.event("opened", json!({})),
         &[],
+        &[],
     );
     ok(run);
     assert_eq!(f.last_status().0, "pending");
@@ -936,6 +917,7 @@ fn a_shallow_checkout_is_deepened_or_the_fix_is_named() {
         &f.gh.url(),
         "pull_request",
         &f.event("synchronize", json!({})),
+        &[],
         &[],
     );
     assert_eq!(code, 1, "{stderr}");

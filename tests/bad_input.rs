@@ -170,42 +170,6 @@ fn make_symlinks(spec: &str, repo: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Everything that is not a code span or a fenced block, where GitHub renders markdown
-/// and links mentions; an error if a block is left open.
-fn outside_code(text: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut fence: Option<String> = None;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        match &fence {
-            Some(f) if t == f.as_str() => fence = None,
-            Some(_) => {}
-            None if t.starts_with("```") => {
-                fence = Some(t.chars().take_while(|&c| c == '`').collect());
-            }
-            None => {
-                // Code spans: a run of backticks up to the same run on the line.
-                let mut rest = line;
-                while let Some(start) = rest.find('`') {
-                    out.push_str(&rest[..start]);
-                    let ticks = rest[start..].chars().take_while(|&c| c == '`').count();
-                    let after = &rest[start + ticks..];
-                    match after.find(&"`".repeat(ticks)) {
-                        Some(end) => rest = &after[end + ticks..],
-                        None => return Err(format!("line {}: unclosed code span", i + 1)),
-                    }
-                }
-                out.push_str(rest);
-                out.push('\n');
-            }
-        }
-    }
-    match fence {
-        Some(f) => Err(format!("a `{f}` block is never closed")),
-        None => Ok(out),
-    }
-}
-
 /// HTML the report template writes itself; anything else outside code is injected.
 const TEMPLATE_HTML: [&str; 8] = [
     "<details>",
@@ -232,7 +196,7 @@ fn check_inert(report: &str) -> Result<(), String> {
             "{comments} HTML comments; only the approvals markers may be there"
         ));
     }
-    let prose = outside_code(report)?;
+    let prose = common::outside_code(report)?;
     let mut rest = prose.as_str();
     while let Some(i) = rest.find('<') {
         let tag = &rest[i..];

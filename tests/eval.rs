@@ -91,6 +91,23 @@ impl Project {
         std::fs::write(self.dir.path().join(path), text).expect("write");
     }
 
+    /// A config with only the OpenAI-compatible provider `stub` at `server`, with
+    /// `options` (YAML flow-mapping entries) on top of the defaults, and `rest` after.
+    fn stub_provider(&self, server: &Server, options: &str, rest: &str) {
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(", {options}")
+        };
+        self.write(
+            ".promptgate.yaml",
+            &format!(
+                "providers:\n  stub: {{kind: openai, base_url: \"{}\"{options}}}\n{rest}",
+                server.stub.base_url()
+            ),
+        );
+    }
+
     /// promptgate in this tree, with the provider's key and a cache of its own.
     fn command(&self) -> assert_cmd::Command {
         let mut cmd = promptgate();
@@ -295,13 +312,7 @@ fn a_provider_that_keeps_failing_is_an_error_not_a_fail() {
         ..StubConfig::default()
     });
     let project = Project::openai(&server);
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\", max_retries: 1}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "max_retries: 1", "");
     let (code, result, _) = project.eval(&["--segment", "intent/*"]);
     assert_eq!(code, 5, "could not evaluate");
     let goodbye = case(&result, "says-goodbye");
@@ -331,13 +342,7 @@ fn a_provider_that_keeps_failing_is_an_error_not_a_fail() {
 fn a_hanging_provider_times_out() {
     let server = Server::start(StubConfig::default());
     let project = Project::openai(&server);
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 0.3, max_retries: 0}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "timeout_s: 0.3, max_retries: 0", "");
     server.stub.push_faults([Fault::Hang, Fault::Hang]);
     let (code, result, _) = project.eval(&["--segment", "intent/*"]);
     assert_eq!(code, 5);
@@ -373,13 +378,7 @@ fn a_body_slower_than_timeout_s_is_retried_and_then_an_error_never_a_pass() {
         ..StubConfig::default()
     });
     let project = Project::openai(&server);
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 2, max_retries: 1}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "timeout_s: 2, max_retries: 1", "");
     // Always slow: retried once, then an error, and the run says it could not decide.
     let (code, result, stderr) = project.eval(&["--segment", "intent/*"]);
     assert_eq!(code, 5, "{stderr}");
@@ -396,13 +395,7 @@ fn a_body_slower_than_timeout_s_is_retried_and_then_an_error_never_a_pass() {
         ..StubConfig::default()
     });
     let project = Project::openai(&server);
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 2, max_retries: 1}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "timeout_s: 2, max_retries: 1", "");
     server.stub.push_faults([slow]);
     let (code, result, stderr) = project.eval(&["--segment", "intent/*"]);
     assert_eq!(result["runs"][0]["summary"]["retries"], 1, "{stderr}");
@@ -695,13 +688,7 @@ fn concurrency_per_provider_is_bounded() {
         ..StubConfig::default()
     });
     let project = Project::openai(&server);
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\", concurrency: 2}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "concurrency: 2", "");
     project.eval(&["--segment", "intent/*", "--repeats", "4"]);
     let arrivals: Vec<_> = server.stub.requests().iter().map(|r| r.at).collect();
     assert_eq!(arrivals.len(), 8);
@@ -716,13 +703,7 @@ fn concurrency_per_provider_is_bounded() {
 fn requests_per_minute_spaces_requests() {
     let server = Server::start(StubConfig::default());
     let project = Project::openai(&server);
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\", concurrency: 8, requests_per_minute: 300}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "concurrency: 8, requests_per_minute: 300", "");
     project.eval(&["--segment", "intent/*", "--repeats", "2"]);
     let arrivals: Vec<_> = server.stub.requests().iter().map(|r| r.at).collect();
     assert_eq!(arrivals.len(), 4);
@@ -763,13 +744,7 @@ fn llm_rubric_is_graded_by_the_judge_and_unjudged_is_an_error() {
         "{polite:#}"
     );
     // With one, its verdict counts.
-    project.write(
-        ".promptgate.yaml",
-        &format!(
-            "providers:\n  stub: {{kind: openai, base_url: \"{}\"}}\njudge: {{provider: stub, model: judge-model}}\n",
-            server.stub.base_url()
-        ),
-    );
+    project.stub_provider(&server, "", "judge: {provider: stub, model: judge-model}\n");
     let (code, result, _) = project.eval(&[]);
     assert_eq!(code, 4);
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The evidence report, rendered from hand-built runs: one snapshot per situation a
 //! reviewer meets, plus the properties every report must keep (size, escaping).
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use globset::GlobSet;
@@ -429,44 +431,6 @@ fn the_smallest_limit_cuts_cleanly() {
     assert_eq!(text.matches("```").count() % 2, 0, "{text}");
 }
 
-/// `text` without its fenced blocks and code spans, where GitHub does not link mentions.
-fn outside_code(text: &str) -> String {
-    let mut out = String::new();
-    let mut fence: Option<String> = None;
-    for line in text.lines() {
-        let t = line.trim();
-        match &fence {
-            Some(f) if t == f.as_str() => fence = None,
-            Some(_) => {}
-            None if t.starts_with("```") => {
-                fence = Some(t.chars().take_while(|&c| c == '`').collect());
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    // Code spans: a run of backticks up to the same run.
-    let mut result = String::new();
-    let mut rest = out.as_str();
-    while let Some(start) = rest.find('`') {
-        result.push_str(&rest[..start]);
-        let ticks = rest[start..].chars().take_while(|&c| c == '`').count();
-        let after = &rest[start + ticks..];
-        let close = "`".repeat(ticks);
-        match after.find(&close) {
-            Some(end) => rest = &after[end + ticks..],
-            None => {
-                result.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    result.push_str(rest);
-    result
-}
-
 #[test]
 fn hostile_model_output_stays_inert() {
     let hostile = "@acme/security please look <img src=x onerror=alert(1)>\n```\n</details>\n<!-- promptgate:report -->\n\u{1b}[31mred\u{1b}[0m | cell";
@@ -480,7 +444,12 @@ fn hostile_model_output_stays_inert() {
     let e = evidence(vec![compared(&cases)]);
     let text = render(&e);
     // Inside code, markup is shown, not rendered; outside, it is escaped.
-    assert!(!outside_code(&text).contains("<img"), "{text}");
+    assert!(
+        !common::outside_code(&text)
+            .expect("blocks closed")
+            .contains("<img"),
+        "{text}"
+    );
     assert!(
         text.contains("<img src=x"),
         "the excerpt is shown verbatim: {text}"
@@ -494,7 +463,9 @@ fn hostile_model_output_stays_inert() {
     assert!(text.contains("| cell\n````\n"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(
-        !outside_code(&text).contains("@acme/"),
+        !common::outside_code(&text)
+            .expect("blocks closed")
+            .contains("@acme/"),
         "an unescaped mention: {text}"
     );
     insta::assert_snapshot!(text);
