@@ -342,35 +342,15 @@ fn one_line(text: &str) -> String {
 pub fn parse_incidents(path: &str, text: &str) -> (Vec<Incident>, Diagnostics) {
     let mut problems = Diagnostics::default();
     let mut incidents = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
+    for (line_no, node) in suite::json_lines(text, "one incident") {
         let pos = Pos::new(line_no, 1);
-        let value: Value = match serde_json::from_str(line) {
-            Ok(value) => value,
-            Err(e) => {
-                problems.push(
-                    path,
-                    Pos::new(line_no, e.column().max(1)),
-                    format!("invalid JSON: {}", crate::format::json_error_text(&e)),
-                );
+        let node = match node {
+            Ok(node) => node,
+            Err((pos, message)) => {
+                problems.push(path, pos, message);
                 continue;
             }
         };
-        if !value.is_object() {
-            problems.push(
-                path,
-                pos,
-                format!(
-                    "an incident must be a JSON object, found {}",
-                    crate::artifact::assertion::json_type(&value)
-                ),
-            );
-            continue;
-        }
-        let node = suite::node_from_json(&value, pos);
         let spec = match format::typed::<IncidentSpec>(path, &node, incident_schema()) {
             Ok(spec) => spec,
             Err(d) => {
@@ -738,7 +718,7 @@ mod tests {
                 "incidents.jsonl:4:1: `wrong-tool-sequence` needs `expected_tools`, the tools the answer should have called, in order",
                 "incidents.jsonl:6:1: `max_words` must be an integer, found `80`",
                 "incidents.jsonl:7:1: unknown field `tikcet`, did you mean `ticket`?",
-                "incidents.jsonl:8:1: an incident must be a JSON object, found a list",
+                "incidents.jsonl:8:1: each line must be one incident, a JSON object; found a list",
                 "incidents.jsonl:9:1: `max_words` must be at least 1, found 0",
                 "incidents.jsonl:10:1: tool result `t` needs exactly one of `content` or `error`",
                 "incidents.jsonl:11:1: missing field `vars`",

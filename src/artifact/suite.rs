@@ -404,54 +404,57 @@ pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics
     let mut problems = Diagnostics::default();
     let mut cases = Vec::new();
     // Lines, not good cases, are counted: a file of bad lines stops as soon.
-    let mut read = 0;
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        read += 1;
-        if read > MAX_CASES {
+    for (read, (line_no, node)) in json_lines(text, "one case").enumerate() {
+        if read >= MAX_CASES {
             problems.push(path, Pos::new(line_no, 1), too_many_cases());
             break;
         }
-        let value: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                // serde_json counts bytes; columns here count characters, as in YAML.
-                let before = e.column().saturating_sub(1);
-                let col = line.char_indices().take_while(|(i, _)| *i < before).count() + 1;
-                problems.push(
-                    path,
-                    Pos::new(line_no, col),
-                    format!("invalid JSON: {}", format::json_error_text(&e)),
-                );
+        let node = match node {
+            Ok(node) => node,
+            Err((pos, message)) => {
+                problems.push(path, pos, message);
                 continue;
             }
         };
-        if !value.is_object() {
-            let found = match &value {
-                Value::Null => "null",
-                Value::Bool(_) => "a boolean",
-                Value::Number(_) => "a number",
-                Value::String(_) => "a string",
-                Value::Array(_) => "a list",
-                Value::Object(_) => "an object",
-            };
-            problems.push(
-                path,
-                Pos::new(line_no, 1),
-                format!("each line must be one case, a JSON object; found {found}"),
-            );
-            continue;
-        }
-        let node = node_from_json(&value, Pos::new(line_no, 1));
         match format::typed::<CaseSpec>(path, &node, CASE_SCHEMA.get()) {
-            Ok(case) => cases.push((case, Pos::new(line_no, 1))),
+            Ok(case) => cases.push((case, node.pos)),
             Err(d) => problems.extend(d),
         }
     }
     (cases, problems)
+}
+
+/// The non-blank lines of a JSON-lines file with their line numbers, each read as one
+/// JSON object into a tree placed at its line; a line that is not JSON, or not an object,
+/// comes back as the problem to report there. `each` says what a line holds ("one
+/// case").
+pub fn json_lines<'t>(
+    text: &'t str,
+    each: &'t str,
+) -> impl Iterator<Item = (usize, Result<Node, (Pos, String)>)> + 't {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(move |(i, line)| {
+            let line_no = i + 1;
+            let value: Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    // serde_json counts bytes; columns here count characters, as in YAML.
+                    let before = e.column().saturating_sub(1);
+                    let col = line.char_indices().take_while(|(i, _)| *i < before).count() + 1;
+                    let message = format!("invalid JSON: {}", format::json_error_text(&e));
+                    return (line_no, Err((Pos::new(line_no, col), message)));
+                }
+            };
+            let pos = Pos::new(line_no, 1);
+            if !value.is_object() {
+                let found = super::assertion::json_type(&value);
+                let message = format!("each line must be {each}, a JSON object; found {found}");
+                return (line_no, Err((pos, message)));
+            }
+            (line_no, Ok(node_from_json(&value, pos)))
+        })
 }
 
 /// The problem at the first case over [`MAX_CASES`].
