@@ -23,7 +23,7 @@ pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
 /// A pull request as git holds it: the head commit, the merge-base it is compared to
 /// (what GitHub shows for a pull request), and the trees of both.
 pub struct PullRequest {
-    pub git: Git,
+    git: Git,
     pub head_commit: String,
     pub merge_base: String,
     pub base_tree: GitTree,
