@@ -24,6 +24,8 @@ pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
 /// (what GitHub shows for a pull request), and the trees of both.
 pub struct PullRequest {
     git: Git,
+    head_id: gix::ObjectId,
+    merge_base_id: gix::ObjectId,
     pub head_commit: String,
     pub merge_base: String,
     pub base_tree: GitTree,
@@ -40,34 +42,24 @@ pub struct Sides<'t> {
 impl PullRequest {
     pub fn open(root: &std::path::Path, base: &str, head: &str) -> Result<Self, GitError> {
         let git = Git::open(root)?;
-        let (head_commit, merge_base) = git.pull_request(base, head)?;
-        let base_tree = git.tree(&merge_base)?;
-        let head_tree = git.tree(&head_commit)?;
+        let (head_id, merge_base_id) = git.pull_request(base, head)?;
         Ok(PullRequest {
+            base_tree: git.tree(merge_base_id)?,
+            head_tree: git.tree(head_id)?,
             git,
-            head_commit,
-            merge_base,
-            base_tree,
-            head_tree,
+            head_id,
+            merge_base_id,
+            head_commit: head_id.to_string(),
+            merge_base: merge_base_id.to_string(),
         })
     }
 
-    /// What changed, and both sides with their configs. The diff runs on a thread of its
-    /// own while the configs are read and their globs compiled, which takes about as
-    /// long.
+    /// What changed, and both sides with their configs.
     pub fn sides(&self, config_path: Option<&str>) -> Result<Sides<'_>, GitError> {
-        std::thread::scope(|scope| {
-            let diff = scope.spawn(|| self.git.diff(&self.merge_base, &self.head_commit));
-            let base = Snapshot::open(&self.base_tree, config_path);
-            let head = Snapshot::open(&self.head_tree, config_path);
-            let entries = diff
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e))?;
-            Ok(Sides {
-                entries,
-                base,
-                head,
-            })
+        Ok(Sides {
+            entries: self.git.diff(self.merge_base_id, self.head_id)?,
+            base: Snapshot::open(&self.base_tree, config_path),
+            head: Snapshot::open(&self.head_tree, config_path),
         })
     }
 }

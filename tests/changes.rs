@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Repo, seed_support};
+use common::{Repo, outcome, promptgate, seed_support};
 use serde_json::Value;
 
 const ART: &str = "prompts/support/refund.prompt.yaml";
@@ -314,6 +314,32 @@ fn no_changes_at_all() {
         out.contains("0 file(s) changed; no prompt artifact changed"),
         "{out}"
     );
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_said_and_the_run_goes_on() {
+    let repo = repo_with_pr();
+    let run = |filter: &str| {
+        outcome(
+            promptgate()
+                .env("PROMPTGATE_LOG", filter)
+                .args(["-C", repo.path().to_str().expect("utf-8 path")])
+                .args(["changes", "--base", "main", "--head", "main"])
+                .output()
+                .expect("promptgate runs"),
+        )
+    };
+    let (code, out, err) = run("promptgate=[");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no prompt artifact changed"), "{out}");
+    assert!(
+        err.contains("PROMPTGATE_LOG=\"promptgate=[\" is not a log filter")
+            && err.contains("logging at warn"),
+        "{err}"
+    );
+    let (code, _, err) = run("promptgate=debug,warn");
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("not a log filter"), "{err}");
 }
 
 #[test]

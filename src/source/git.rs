@@ -131,7 +131,7 @@ impl Git {
 
     /// The commits a pull request compares: the head commit and the merge-base of `base`
     /// and `head` (what GitHub compares a PR to).
-    pub fn pull_request(&self, base: &str, head: &str) -> Result<(String, String), GitError> {
+    pub fn pull_request(&self, base: &str, head: &str) -> Result<(ObjectId, ObjectId), GitError> {
         let repo = self.repo()?;
         let head_id = commit_id(&repo, head)?;
         let base_id = commit_id(&repo, base)?;
@@ -144,21 +144,17 @@ impl Git {
             .map_err(|_| no_merge_base())?
             .ok_or_else(no_merge_base)?
             .detach();
-        Ok((head_id.to_string(), merge_base.to_string()))
+        Ok((head_id, merge_base))
     }
 
     /// The files that differ between two commits.
-    pub fn diff(&self, from: &str, to: &str) -> Result<Vec<DiffEntry>, GitError> {
-        let repo = self.repo()?;
-        diff_commits(&repo, commit_id(&repo, from)?, commit_id(&repo, to)?)
+    pub fn diff(&self, from: ObjectId, to: ObjectId) -> Result<Vec<DiffEntry>, GitError> {
+        diff_commits(&*self.repo()?, from, to)
     }
 
     /// The files of one commit, read on demand.
-    pub fn tree(&self, commit: &str) -> Result<GitTree, GitError> {
-        let tree = {
-            let repo = self.repo()?;
-            tree_of(&repo, commit_id(&repo, commit)?)?
-        };
+    pub fn tree(&self, commit: ObjectId) -> Result<GitTree, GitError> {
+        let tree = tree_of(&*self.repo()?, commit)?;
         Ok(GitTree {
             git: self.clone(),
             tree,
