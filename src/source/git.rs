@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use gix::ObjectId;
 use thiserror::Error;
 
+use super::packs::{Found, Packs};
 use super::{MAX_FILE_BYTES, ReadError, Tree, resolve_ref};
 
 #[derive(Debug, Error)]
@@ -70,6 +71,8 @@ pub struct Git {
 struct Shared {
     sync: gix::ThreadSafeRepository,
     idle: Mutex<Vec<gix::Repository>>,
+    /// Opened on the first file read.
+    packs: std::sync::OnceLock<Packs>,
 }
 
 /// A handle borrowed from [`Shared::idle`], given back when dropped.
@@ -110,8 +113,16 @@ impl Git {
             shared: Arc::new(Shared {
                 sync: repo.clone().into_sync(),
                 idle: Mutex::new(vec![repo]),
+                packs: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// The pack reader, opened on first use.
+    fn packs(&self, repo: &gix::Repository) -> &Packs {
+        self.shared
+            .packs
+            .get_or_init(|| Packs::open(repo.objects.store_ref().path(), repo.object_hash()))
     }
 
     /// A repository handle for this thread's use.
@@ -440,12 +451,18 @@ impl GitTree {
         let Some(id) = self.locate(repo, path, 0)?.1 else {
             return Err(ReadError::NotAFile);
         };
+        let too_large = |size| ReadError::TooLarge {
+            size,
+            limit: MAX_FILE_BYTES,
+        };
+        match self.git.packs(repo).find(&id, MAX_FILE_BYTES) {
+            Some(Found::Object(gix::object::Kind::Blob, data)) => return Ok(data.to_vec()),
+            Some(Found::TooLarge(size)) => return Err(too_large(size)),
+            _ => {}
+        }
         let size = repo.find_header(id).map_err(|e| io(read_error(e)))?.size();
         if size > MAX_FILE_BYTES {
-            return Err(ReadError::TooLarge {
-                size,
-                limit: MAX_FILE_BYTES,
-            });
+            return Err(too_large(size));
         }
         let mut blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
         Ok(blob.take_data())

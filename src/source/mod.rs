@@ -6,6 +6,7 @@
 pub mod fs;
 pub mod git;
 pub mod mem;
+mod packs;
 
 use thiserror::Error;
 
