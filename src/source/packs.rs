@@ -78,6 +78,12 @@ impl Packs {
     }
 
     fn object(&self, index: usize, bundle: &Bundle, offset: u64, limit: u64) -> Option<Found> {
+        if let Some((kind, data)) = self.kept(index, offset) {
+            return Some(match data.len() as u64 {
+                size if size > limit => Found::TooLarge(size),
+                _ => Found::Object(kind, data),
+            });
+        }
         let pack = &bundle.pack;
         let mut zlib = gix::zlib::Inflate::default();
         let mut inflate =
@@ -325,26 +331,32 @@ mod packed_repository {
         assert!(blobs.len() > 100, "{}", blobs.len());
 
         let repo = gix::open(dir).expect("repository");
-        let packs = Packs::open(repo.objects.store_ref().path(), repo.object_hash());
-        let mut deltified = 0;
+        let open = || Packs::open(repo.objects.store_ref().path(), repo.object_hash());
+        let read = open();
         for order in [blobs.clone(), blobs.iter().rev().copied().collect()] {
-            let packs = Packs::open(repo.objects.store_ref().path(), repo.object_hash());
+            let packs = open();
             for id in &order {
                 let expected = repo.find_blob(*id).expect("gitoxide reads it").data.clone();
-                match packs.find(id, MAX_FILE) {
-                    Some(Found::Object(gix::object::Kind::Blob, data)) => {
-                        assert_eq!(*data, *expected, "{id}")
+                for packs in [&packs, &read] {
+                    match packs.find(id, MAX_FILE) {
+                        Some(Found::Object(gix::object::Kind::Blob, data)) => {
+                            assert_eq!(*data, *expected, "{id}")
+                        }
+                        _ => panic!("{id} not read from the pack"),
                     }
-                    _ => panic!("{id} not read from the pack"),
                 }
             }
         }
+        // Over the limit, whether already kept or not.
+        let mut deltified = 0;
         for id in &blobs {
             let header = repo.find_header(*id).expect("header");
             deltified += usize::from(header.num_deltas().unwrap_or(0) > 0);
-            match packs.find(id, 100) {
-                Some(Found::TooLarge(size)) => assert_eq!(size, header.size(), "{id}"),
-                _ => panic!("{id} is over 100 bytes"),
+            for packs in [&open(), &read] {
+                match packs.find(id, 100) {
+                    Some(Found::TooLarge(size)) => assert_eq!(size, header.size(), "{id}"),
+                    _ => panic!("{id} is over 100 bytes"),
+                }
             }
         }
         assert!(
@@ -355,13 +367,12 @@ mod packed_repository {
         // Other kinds come with their kind.
         let commit = repo.head_id().expect("head").detach();
         assert!(matches!(
-            packs.find(&commit, MAX_FILE),
+            read.find(&commit, MAX_FILE),
             Some(Found::Object(gix::object::Kind::Commit, _))
         ));
         // Not in the packs: declined.
         assert!(
-            packs
-                .find(&ObjectId::null(gix::hash::Kind::Sha1), MAX_FILE)
+            read.find(&ObjectId::null(gix::hash::Kind::Sha1), MAX_FILE)
                 .is_none()
         );
     }
