@@ -388,8 +388,8 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
                 Refs {
                     base: base.clone(),
                     head: head.clone(),
-                    merge_base: pr.merge_base.clone(),
-                    head_commit: pr.head_commit.clone(),
+                    merge_base: pr.merge_base.to_string(),
+                    head_commit: pr.head_commit.to_string(),
                 },
             )?;
             let rendered = match format {

@@ -98,7 +98,7 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
         base: base_snap,
         head: head_snap,
     } = pr.sides(req.config_path)?;
-    let (merge_base, head_commit) = (pr.merge_base.clone(), pr.head_commit.clone());
+    let (merge_base, head_commit) = (pr.merge_base.to_string(), pr.head_commit.to_string());
     let set = changes::detect(
         &base_snap,
         &head_snap,

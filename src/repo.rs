@@ -24,10 +24,8 @@ pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
 /// (what GitHub shows for a pull request), and the trees of both.
 pub struct PullRequest {
     git: Git,
-    head_id: gix::ObjectId,
-    merge_base_id: gix::ObjectId,
-    pub head_commit: String,
-    pub merge_base: String,
+    pub head_commit: gix::ObjectId,
+    pub merge_base: gix::ObjectId,
     pub base_tree: GitTree,
     pub head_tree: GitTree,
 }
@@ -42,22 +40,20 @@ pub struct Sides<'t> {
 impl PullRequest {
     pub fn open(root: &std::path::Path, base: &str, head: &str) -> Result<Self, GitError> {
         let git = Git::open(root)?;
-        let (head_id, merge_base_id) = git.pull_request(base, head)?;
+        let (head_commit, merge_base) = git.pull_request(base, head)?;
         Ok(PullRequest {
-            base_tree: git.tree(merge_base_id)?,
-            head_tree: git.tree(head_id)?,
+            base_tree: git.tree(merge_base)?,
+            head_tree: git.tree(head_commit)?,
             git,
-            head_id,
-            merge_base_id,
-            head_commit: head_id.to_string(),
-            merge_base: merge_base_id.to_string(),
+            head_commit,
+            merge_base,
         })
     }
 
     /// What changed, and both sides with their configs.
     pub fn sides(&self, config_path: Option<&str>) -> Result<Sides<'_>, GitError> {
         Ok(Sides {
-            entries: self.git.diff(self.merge_base_id, self.head_id)?,
+            entries: self.git.diff(self.merge_base, self.head_commit)?,
             base: Snapshot::open(&self.base_tree, config_path),
             head: Snapshot::open(&self.head_tree, config_path),
         })
