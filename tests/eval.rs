@@ -293,8 +293,8 @@ fn retries_honour_retry_after_and_count() {
     assert_eq!(result["runs"][0]["summary"]["errors"], 0);
 }
 
-#[test]
-fn a_provider_that_keeps_failing_is_an_error_not_a_fail() {
+/// The refund stub, with every request asking to "say goodbye" answered with `fault`.
+fn goodbye_always(fault: Fault) -> Server {
     let mut rules = refund_rules();
     rules.insert(
         0,
@@ -304,13 +304,18 @@ fn a_provider_that_keeps_failing_is_an_error_not_a_fail() {
                 after_tool_result: None,
             },
             reply: Reply::Echo,
-            fault: Some(Fault::Status(500)),
+            fault: Some(fault),
         },
     );
-    let server = Server::start(StubConfig {
+    Server::start(StubConfig {
         rules,
         ..StubConfig::default()
-    });
+    })
+}
+
+#[test]
+fn a_provider_that_keeps_failing_is_an_error_not_a_fail() {
+    let server = goodbye_always(Fault::Status(500));
     let project = Project::openai(&server);
     project.stub_provider(&server, "max_retries: 1", "");
     let (code, result, _) = project.eval(&["--segment", "intent/*"]);
@@ -361,22 +366,7 @@ fn a_body_slower_than_timeout_s_is_retried_and_then_an_error_never_a_pass() {
     let slow = Fault::SlowBody {
         chunk_delay: Duration::from_secs(1),
     };
-    let mut rules = refund_rules();
-    rules.insert(
-        0,
-        Rule {
-            when: Match {
-                contains: Some("say goodbye".into()),
-                after_tool_result: None,
-            },
-            reply: Reply::Echo,
-            fault: Some(slow.clone()),
-        },
-    );
-    let server = Server::start(StubConfig {
-        rules,
-        ..StubConfig::default()
-    });
+    let server = goodbye_always(slow.clone());
     let project = Project::openai(&server);
     project.stub_provider(&server, "timeout_s: 2, max_retries: 1", "");
     // Always slow: retried once, then an error, and the run says it could not decide.

@@ -177,13 +177,12 @@ fn workflows_actions_and_snippets_follow_the_rules() {
     let mut files = yaml_files(".github/workflows");
     files.extend(yaml_files("docs/examples"));
     files.push(root().join("action.yml"));
+    let relative = |path: &Path| {
+        let path = path.strip_prefix(root()).unwrap_or(path);
+        path.display().to_string()
+    };
     for path in &files {
-        let name = path
-            .strip_prefix(root())
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        all.extend(problems(&name, &read(path)));
+        all.extend(problems(&relative(path), &read(path)));
         checked += 1;
     }
     let mut docs = vec![root().join("README.md")];
@@ -195,11 +194,7 @@ fn workflows_actions_and_snippets_follow_the_rules() {
             .filter(|p| p.extension().is_some_and(|x| x == "md")),
     );
     for path in &docs {
-        let file = path
-            .strip_prefix(root())
-            .unwrap_or(path)
-            .display()
-            .to_string();
+        let file = relative(path);
         for (line, text) in snippets(path) {
             all.extend(problems(&format!("{file}:{line}"), &text));
             checked += 1;
