@@ -9,6 +9,7 @@
 //! this reader does not handle (loose objects, alternates, a base outside the pack, an
 //! entry it cannot read) it declines, and the caller asks gitoxide.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,12 @@ use gix::odb::pack::data::entry::Header;
 const CACHE_BYTES: usize = 64 << 20;
 /// Longer chains are left to gitoxide (git writes at most 4095).
 const MAX_CHAIN: usize = 4096;
+
+thread_local! {
+    /// Setting up an inflater (about 15,000 instructions, most of it zeroing its state)
+    /// costs more than inflating a small object, so each thread keeps one.
+    static ZLIB: RefCell<gix::zlib::Inflate> = RefCell::new(gix::zlib::Inflate::default());
+}
 
 /// The pack files of one repository and the objects inflated from them so far.
 pub(super) struct Packs {
@@ -84,10 +91,19 @@ impl Packs {
                 _ => Found::Object(kind, data),
             });
         }
+        ZLIB.with_borrow_mut(|zlib| self.build(index, bundle, offset, limit, zlib))
+    }
+
+    fn build(
+        &self,
+        index: usize,
+        bundle: &Bundle,
+        offset: u64,
+        limit: u64,
+        zlib: &mut gix::zlib::Inflate,
+    ) -> Option<Found> {
         let pack = &bundle.pack;
-        let mut zlib = gix::zlib::Inflate::default();
-        let mut inflate =
-            |entry: &gix::odb::pack::data::Entry| inflate(bundle, entry, &mut zlib, limit);
+        let mut inflate = |entry: &gix::odb::pack::data::Entry| inflate(bundle, entry, zlib, limit);
         let requested = pack.entry(offset).ok()?;
         // The size of the object is known before any of it is built: a whole object's
         // from its entry, a delta's from the delta's first bytes.
