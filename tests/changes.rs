@@ -3,6 +3,8 @@
 mod common;
 
 use common::{Repo, outcome, promptgate, seed_support};
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
 
 const ART: &str = "prompts/support/refund.prompt.yaml";
@@ -591,4 +593,70 @@ fn artifact_ids_decide_renames() {
             "renamed sales.faq behaviour=true evals=false",
         ]
     );
+}
+
+/// A file tree drawn from names that sort differently as files and as directories in
+/// git's order (`a` < `a-b` < `a.b` < `a/`), with the same name a file on one side and a
+/// directory on the other.
+fn tree_strategy() -> impl proptest::strategy::Strategy<Value = BTreeMap<String, u8>> {
+    use proptest::prelude::*;
+    let name = prop::sample::select(vec!["a", "a-b", "a.b", "b"]);
+    let path = prop::collection::vec(name, 1..=3).prop_map(|parts| parts.join("/"));
+    prop::collection::btree_map(path, 0u8..3, 0..8).prop_map(|mut files| {
+        // A path cannot be a file and a directory at once: the directory wins.
+        let dirs: Vec<String> = files.keys().cloned().collect();
+        files.retain(|p, _| !dirs.iter().any(|d| d.starts_with(&format!("{p}/"))));
+        files
+    })
+}
+
+/// The paths the tree diff finds, and those `git diff --name-only` finds.
+fn both_diffs(
+    base: &BTreeMap<String, u8>,
+    head: &BTreeMap<String, u8>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut repo = Repo::new();
+    let mut commit = |files: &BTreeMap<String, u8>| {
+        repo.git(&["rm", "-r", "-q", "--ignore-unmatch", "."]);
+        for (path, content) in files {
+            repo.write(path, &format!("content {content} of {path}\n"));
+        }
+        repo.commit("state")
+    };
+    let (from, to) = (commit(base), commit(head));
+    let id = |hex: &str| gix::ObjectId::from_hex(hex.as_bytes()).expect("commit id");
+    let git = promptgate::source::git::Git::open(repo.path()).expect("opens");
+    let diff = git.diff(id(&from), id(&to)).expect("diffs");
+    let ours = diff
+        .iter()
+        .flat_map(|e| e.paths())
+        .map(str::to_string)
+        .collect();
+    let theirs = repo
+        .git(&["diff", "--name-only", "--no-renames", &from, &to])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (ours, theirs)
+}
+
+#[test]
+fn an_unchanged_directory_is_not_listed_when_a_file_sorting_before_it_appears() {
+    // In git's order `a-b` comes before the directory `a` (as `a/`), by name after it.
+    let base = BTreeMap::from([("a/x".to_string(), 0)]);
+    let head = BTreeMap::from([("a/x".to_string(), 0), ("a-b".to_string(), 0)]);
+    let (ours, theirs) = both_diffs(&base, &head);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, BTreeSet::from(["a-b".to_string()]));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// The tree diff finds exactly the paths `git diff --name-only` finds.
+    #[test]
+    fn the_tree_diff_finds_what_git_finds(base in tree_strategy(), head in tree_strategy()) {
+        let (ours, theirs) = both_diffs(&base, &head);
+        proptest::prop_assert_eq!(ours, theirs);
+    }
 }

@@ -5,7 +5,7 @@
 //! times the work itself on a pull request of a few files; reading the object database
 //! directly keeps `changes` within a small factor of `git diff --name-status`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -203,21 +203,49 @@ enum Kind {
     Link,
 }
 
-/// A tree's entries by name (submodules left out).
-fn entries(
-    repo: &gix::Repository,
-    tree: Option<ObjectId>,
-) -> Result<BTreeMap<String, (ObjectId, Kind)>, GitError> {
+/// What a tree entry points to.
+type Target = (ObjectId, Kind);
+/// A tree entry: name, id, kind.
+type Entry<'t> = (&'t [u8], ObjectId, Kind);
+
+/// A tree's entries (submodules left out), sorted by name. Names
+/// stay borrowed from the tree: a diff only needs to own the few that differ.
+fn decoded<'t>(tree: Option<&'t gix::Tree<'_>>) -> Result<Vec<Entry<'t>>, GitError> {
     let Some(tree) = tree else {
-        return Ok(BTreeMap::new());
+        return Ok(Vec::new());
     };
-    let object = repo.find_tree(tree).map_err(read_error)?;
-    let decoded = object.decode().map_err(read_error)?;
-    Ok(decoded
+    let mut entries: Vec<_> = tree
+        .decode()
+        .map_err(read_error)?
         .entries
         .iter()
         .filter(|e| !e.mode.is_commit())
-        .map(|e| (e.filename.to_string(), (e.oid.to_owned(), kind_of(e.mode))))
+        .map(|e| -> (&[u8], _, _) { (e.filename, e.oid.to_owned(), kind_of(e.mode)) })
+        .collect();
+    // Git orders a directory as if its name ended in `/`; by the bare name, a file
+    // and a directory of one name line up across the two sides.
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Ok(entries)
+}
+
+fn find_tree(
+    repo: &gix::Repository,
+    id: Option<ObjectId>,
+) -> Result<Option<gix::Tree<'_>>, GitError> {
+    id.map(|id| repo.find_tree(id).map_err(read_error))
+        .transpose()
+}
+
+fn name(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A tree's entries by name (submodules left out).
+fn entries(repo: &gix::Repository, tree: ObjectId) -> Result<Vec<(String, Target)>, GitError> {
+    let tree = find_tree(repo, Some(tree))?;
+    Ok(decoded(tree.as_ref())?
+        .into_iter()
+        .map(|(n, id, kind)| (name(n), (id, kind)))
         .collect())
 }
 
@@ -243,20 +271,30 @@ fn diff_trees(
     if old == new {
         return Ok(());
     }
-    let (a, b) = (entries(repo, old)?, entries(repo, new)?);
-    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for name in names {
-        let path = format!("{prefix}{name}");
-        let (before, after) = (a.get(name), b.get(name));
+    let (old_tree, new_tree) = (find_tree(repo, old)?, find_tree(repo, new)?);
+    let (a, b) = (decoded(old_tree.as_ref())?, decoded(new_tree.as_ref())?);
+    // Both sides are sorted by name: walk them side by side.
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(x), Some(y)) => x.0.cmp(y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+        };
+        let before = if order.is_le() { a.next() } else { None };
+        let after = if order.is_ge() { b.next() } else { None };
+        let Some(&(bytes, ..)) = before.or(after) else {
+            break;
+        };
+        let side = |e: Option<&Entry>| e.map(|&(_, id, kind)| (id, kind));
+        let (before, after) = (side(before), side(after));
         if before == after {
             continue;
         }
-        let dir = |side: Option<&(ObjectId, Kind)>| {
-            side.filter(|(_, k)| *k == Kind::Dir).map(|(id, _)| *id)
-        };
-        let file = |side: Option<&(ObjectId, Kind)>| {
-            side.filter(|(_, k)| *k != Kind::Dir).map(|(id, _)| *id)
-        };
+        let path = format!("{prefix}{}", name(bytes));
+        let dir = |side: Option<Target>| side.filter(|(_, k)| *k == Kind::Dir).map(|(id, _)| id);
+        let file = |side: Option<Target>| side.filter(|(_, k)| *k != Kind::Dir).map(|(id, _)| id);
         let (old_dir, new_dir) = (dir(before), dir(after));
         if old_dir.is_some() || new_dir.is_some() {
             diff_trees(repo, old_dir, new_dir, &format!("{path}/"), out)?;
@@ -398,7 +436,7 @@ pub struct GitTree {
     resolved: Mutex<HashMap<String, Option<String>>>,
 }
 
-type Listing = HashMap<String, (ObjectId, Kind)>;
+type Listing = HashMap<String, Target>;
 
 impl GitTree {
     /// Where `path` leads once symlinks inside the tree are followed: the final path and
@@ -474,7 +512,7 @@ impl GitTree {
         {
             return Ok(hit.clone());
         }
-        let listing: Arc<Listing> = Arc::new(entries(repo, Some(tree))?.into_iter().collect());
+        let listing: Arc<Listing> = Arc::new(entries(repo, tree)?.into_iter().collect());
         if let Ok(mut dirs) = self.dirs.lock() {
             dirs.insert(tree, listing.clone());
         }
@@ -487,7 +525,7 @@ impl GitTree {
         prefix: &str,
         out: &mut Vec<String>,
     ) -> Result<(), GitError> {
-        for (name, (id, kind)) in entries(repo, Some(tree))? {
+        for (name, (id, kind)) in entries(repo, tree)? {
             let path = format!("{prefix}{name}");
             if kind == Kind::Dir {
                 Self::list_into(repo, id, &format!("{path}/"), out)?;
