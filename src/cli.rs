@@ -379,6 +379,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             })
         }
         Command::Changes { base, head, format } => {
+            changes::prepare();
             let pr = PullRequest::open(&root, base, head)?;
             let sides = pr.sides(cli.config.as_deref())?;
             let set = changes::detect(

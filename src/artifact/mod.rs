@@ -269,6 +269,16 @@ fn semantic_checks(path: &str, node: &Node, config: &Config, github: bool) -> Di
     problems
 }
 
+/// Build what loading artifacts needs once per process: the schemas of artifacts,
+/// suites and cases, and the template checker. Loading does it on first use anyway.
+pub fn prepare() {
+    native::SCHEMA.get();
+    github_models::SCHEMA.get();
+    suite::SUITE_SCHEMA.get();
+    suite::CASE_SCHEMA.get();
+    template::prepare();
+}
+
 /// Read a JSON file an artifact refers to, the problem located at the reference.
 pub(crate) fn read_json_ref(
     tree: &dyn Tree,

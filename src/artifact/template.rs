@@ -28,6 +28,11 @@ fn environment() -> &'static Environment<'static> {
     ENV.get_or_init(strict)
 }
 
+/// Build the environment ahead of the first check.
+pub(crate) fn prepare() {
+    environment();
+}
+
 /// A template that does not compile, with the template line where it broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {

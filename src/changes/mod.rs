@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::artifact::Artifact;
 use crate::artifact::suite::EvalSet;
+use crate::artifact::{self, Artifact};
 use crate::diag::Diagnostic;
 use crate::repo::Snapshot;
 use crate::source::git::DiffEntry;
@@ -122,6 +122,24 @@ pub struct Refs {
     pub head: String,
     pub merge_base: String,
     pub head_commit: String,
+}
+
+/// Start, on another thread, what [`detect`] needs once per process and does not depend
+/// on the repository: the formats' schemas, the template checker, the number of cores.
+/// Called before the repository is opened, this is done by the time the first artifact
+/// is compared, instead of the first comparison doing it while the other core idles
+/// (0.5–1 ms of the 8 a 50-artifact pull request takes, in the benchmark).
+pub fn prepare() {
+    std::thread::spawn(|| {
+        artifact::prepare();
+        cores();
+    });
+}
+
+/// Cores this process may use, read once (the cgroup's quota takes a few file reads).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Classify every artifact the diff touches, directly or through a referenced file.
@@ -315,9 +333,7 @@ fn mentioning_artifacts(head: &Snapshot, changed: &BTreeSet<&str>) -> anyhow::Re
 /// `f` over `items` on every core, results in order. Threads take the next item as
 /// they finish one (artifacts differ in size), and the calling thread works too.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len() / 4);
+    let workers = cores().min(items.len() / 4);
     if workers < 2 {
         return items.iter().map(f).collect();
     }
