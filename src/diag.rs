@@ -76,20 +76,35 @@ impl fmt::Display for Diagnostic {
 
 /// Text quoted from a user's file, safe on a terminal: control characters (a terminal
 /// escape in a case id, say) are written as escapes, `\u{1b}`, not sent to the terminal.
+/// Line breaks are escaped too, so that one problem stays on one line.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    escape_controls(text, |_| true)
+}
+
+/// A whole text output for a terminal (`changes`, the `eval` table), which quotes the
+/// pull request's own text: its lines and tabs are kept, any other control character
+/// is written as an escape, `\u{1b}`, so that nothing in it can drive the terminal.
+pub fn terminal_text(text: String) -> String {
+    match escape_controls(&text, |c| c != '\n' && c != '\t') {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+fn escape_controls(text: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && escaped(c);
+    if !text.chars().any(unsafe_char) {
         return text.into();
     }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// The problems of one load, in the order found.
@@ -191,5 +206,14 @@ mod tests {
             d.to_string(),
             "a\\u{7}.yaml:1:1: case `\\u{1b}[2Jx`\\u{d}\\u{a}"
         );
+    }
+
+    #[test]
+    fn terminal_text_keeps_lines_and_tabs_only() {
+        assert_eq!(
+            terminal_text("a\tb\n\u{1b}]8;;x\u{7}\r\n".into()),
+            "a\tb\n\\u{1b}]8;;x\\u{7}\\u{d}\n"
+        );
+        assert_eq!(terminal_text("plain\n".into()), "plain\n");
     }
 }

@@ -122,6 +122,31 @@ fn flags_behaviour_change_without_version_bump() {
 }
 
 #[test]
+fn terminal_escapes_in_the_pull_request_are_shown_not_sent() {
+    let mut repo = repo_with_pr();
+    let text = repo.read(ART);
+    repo.write(
+        ART,
+        &text.replace(
+            r#"content: "{{ question }}""#,
+            r#"content: "{{ question }}\e[2J\e]8;;https://example.invalid\a""#,
+        ),
+    );
+    repo.commit("escapes");
+    for format in ["text", "markdown"] {
+        let (code, out, err) = repo.run(&["changes", "--base", "main", "--format", format]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("messages"), "{out}");
+        assert!(
+            !out.contains(['\u{1b}', '\u{7}']),
+            "{format} output sends control characters: {out:?}"
+        );
+    }
+    let (_, out, _) = repo.run(&["changes", "--base", "main"]);
+    assert!(out.contains(r"\u{1b}[2J\u{1b}]8;;"), "{out}");
+}
+
+#[test]
 fn added_deleted_and_renamed_artifacts() {
     let mut repo = repo_with_pr();
     repo.write(

@@ -57,7 +57,8 @@ fn summary(set: &ChangeSet) -> String {
     )
 }
 
-/// Plain text for a terminal.
+/// Plain text for a terminal; control characters quoted from the pull request are
+/// written as escapes.
 pub fn text(set: &ChangeSet) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -123,7 +124,7 @@ pub fn text(set: &ChangeSet) -> String {
             }
         }
     }
-    out
+    crate::diag::terminal_text(out)
 }
 
 /// Pretty JSON (schema `promptgate.changes/v1`).
@@ -200,7 +201,7 @@ pub fn markdown(set: &ChangeSet) -> String {
         for f in &c.fields {
             let value = match (&f.before, &f.after) {
                 (Some(b), Some(a)) => format!("{} → {}", code(b), code(a)),
-                (None, Some(a)) => a.clone(),
+                (None, Some(a)) => code(a),
                 (Some(b), None) => format!("{} → unset", code(b)),
                 (None, None) => String::new(),
             };

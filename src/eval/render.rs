@@ -21,7 +21,7 @@ pub fn table(report: &EvalReport) -> String {
     if report.runs.is_empty() {
         out.push_str("no artifact to evaluate\n");
     }
-    out
+    crate::diag::terminal_text(out)
 }
 
 fn run_table(r: &RunReport, out: &mut String) {
