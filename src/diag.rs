@@ -93,7 +93,10 @@ pub fn terminal_text(text: String) -> String {
 
 fn escape_controls(text: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| c.is_control() && escaped(c);
-    if !text.chars().any(unsafe_char) {
+    // Control characters are C0 and DEL, one byte each in UTF-8, and C1, two bytes led by
+    // 0xC2: a text with none of those bytes (most of them) is passed on after a byte scan.
+    let suspect = |b: u8| b == 0xC2 || (b.is_ascii_control() && escaped(char::from(b)));
+    if !text.bytes().any(suspect) || !text.chars().any(unsafe_char) {
         return text.into();
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -215,5 +218,9 @@ mod tests {
             "a\tb\n\\u{1b}]8;;x\\u{7}\\u{d}\n"
         );
         assert_eq!(terminal_text("plain\n".into()), "plain\n");
+        // C1 controls (two bytes in UTF-8) are controls too; other characters of that
+        // block are not.
+        assert_eq!(terminal_text("\u{9b}31m £".into()), "\\u{9b}31m £");
+        assert_eq!(terminal_text("£ ° \u{a0}".into()), "£ ° \u{a0}");
     }
 }

@@ -652,7 +652,8 @@ fn junit_and_table_formats() {
     assert!(
         table.contains("says-goodbye (evals/refund.eval.yaml:10): contains: expected"),
         "{table}"
-    );    // The model's terminal escape does not reach the terminal.
+    );
+    // The model's terminal escape does not reach the terminal.
     assert!(!table.contains('\u{1b}'), "{table:?}");
 }
 
