@@ -157,12 +157,13 @@ fn every_bad_case_and_every_bad_reference_is_reported() {
     seed_support(&repo);
     repo.write(
         "evals/refund.eval.yaml",
-        "cases:\n  - {id: c1, segments: hard-negative, vars: {question: q, company: A}}\n  - {id: c2, vars: {question: q, company: A}, assert: [{type: contians, value: x}]}\n  - {id: c3, vars: {question: q, company: A}}\n  - {id: c3, vars: {question: q, company: A}}\ncases_file: data/cases.jsonl\n",
+        "cases:\n  - {id: c1, segments: hard-negative, vars: {question: q, company: A}, assert: [{type: max-words, value: lots}]}\n  - {id: c2, vars: {question: q, company: A}, assert: [{type: contians, value: x}]}\n  - {id: c3, vars: {question: q, company: A}}\n  - {id: c3, vars: {question: q, company: A}}\ncases_file: data/cases.jsonl\n",
     );
     repo.write("evals/data/schemas/x.json", "{\"type\": \"object\"}");
     repo.write(
         "evals/data/cases.jsonl",
-        "{\"id\": \"j1\", \"vars\": {\"question\": \"q\", \"company\": \"A\"}, \"assert\": [{\"type\": \"json-schema\", \"value\": \"schemas/x.json\"}]}\n",
+        "{\"id\": \"j1\", \"vars\": {\"question\": \"q\", \"company\": \"A\"}, \"assert\": [{\"type\": \"json-schema\", \"value\": \"schemas/x.json\"}]}\n\
+         {\"id\": \"j2\", \"segmnts\": [], \"assert\": [{\"type\": \"json-schema\", \"value\": \"schemas/y.json\"}, {\"type\": \"refusal\", \"valu\": 1}]}\n",
     );
     repo.write(
         "prompts/other.prompt.yaml",
@@ -172,13 +173,17 @@ fn every_bad_case_and_every_bad_reference_is_reported() {
     assert_eq!(code, 3);
     assert_eq!(
         out,
-        "evals/refund.eval.yaml:2:24: `segments` must be a list, found `hard-negative`\n\
+        "evals/data/cases.jsonl:2:1: `json-schema` `schemas/y.json`: file not found\n\
+         evals/data/cases.jsonl:2:1: unknown field `segmnts`, did you mean `segments`?\n\
+         evals/data/cases.jsonl:2:1: unknown field `valu`, did you mean `value`?\n\
+         evals/refund.eval.yaml:2:24: `segments` must be a list, found `hard-negative`\n\
+         evals/refund.eval.yaml:2:81: `max-words` needs a whole number ≥ 0 as `value`\n\
          evals/refund.eval.yaml:3:56: unknown assertion type `contians`, did you mean `contains`?\n\
          evals/refund.eval.yaml:5:5: duplicate case id `c3` (first at evals/refund.eval.yaml:4)\n\
          prompts/other.prompt.yaml:2:36: unknown field `temprature`, did you mean `temperature`?\n\
          prompts/other.prompt.yaml:4:22: `tools.definitions`: `../../outside.json` leads outside the repository\n\
          prompts/other.prompt.yaml:5:9: `evals` `missing.eval.yaml`: file not found\n\
-         checked 2 artifact(s), 1 suite(s), 2 case(s): 6 error(s), 0 warning(s)\n"
+         checked 2 artifact(s), 1 suite(s), 2 case(s): 10 error(s), 0 warning(s)\n"
     );
 }
 

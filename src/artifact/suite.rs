@@ -200,6 +200,8 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         }
     };
     let mut specs: Vec<(CaseSpec, String, Pos, Option<Node>)> = Vec::new();
+    // The assertions of cases that do not fit their shape, checked all the same.
+    let mut orphans: Vec<(AssertionSpec, String, Pos)> = Vec::new();
     for case in case_nodes {
         if case.entries().is_none() {
             problems.push(
@@ -211,7 +213,12 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
         }
         match format::typed::<CaseSpec>(path, &case, CASE_SCHEMA.get()) {
             Ok(spec) => specs.push((spec, path.to_string(), case.pos, Some(case))),
-            Err(d) => problems.extend(d),
+            Err(d) => {
+                problems.extend(d);
+                orphans.extend(
+                    assertions_of_broken_case(&case).map(|(a, at)| (a, path.to_string(), at)),
+                );
+            }
         }
     }
     // Read also when the rest of the suite is broken: its problems are reported in the
@@ -241,8 +248,11 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
                     match format::text_of(&target, bytes) {
                         Err(d) => problems.extend(d),
                         Ok(text) => {
-                            let (lines, p) = parse_jsonl(&target, &text);
+                            let mut broken = Vec::new();
+                            let (lines, p) = read_jsonl(&target, &text, &mut broken);
                             problems.extend(p);
+                            orphans
+                                .extend(broken.into_iter().map(|(a, at)| (a, target.clone(), at)));
                             specs.extend(
                                 lines
                                     .into_iter()
@@ -252,6 +262,13 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
                     }
                 }
             },
+        }
+    }
+
+    for (a, file_path, at) in orphans {
+        let mut load_schema = |r: &str| format::read_json(tree, &file_path, "json-schema", r);
+        if let Err(message) = a.build(at, &mut load_schema) {
+            problems.push(&file_path, at, message);
         }
     }
 
@@ -401,6 +418,16 @@ fn take_cases(node: &mut Node) -> Vec<Node> {
 /// Parse a JSON-lines cases file: one case object a line, blank lines skipped. Bad lines
 /// are reported by line number; good lines are kept.
 pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
+    read_jsonl(path, text, &mut Vec::new())
+}
+
+/// [`parse_jsonl`], and the well-formed assertions of the lines that are not a case
+/// into `broken`, so that their problems can be reported in the same run.
+fn read_jsonl(
+    path: &str,
+    text: &str,
+    broken: &mut Vec<(AssertionSpec, Pos)>,
+) -> (Vec<(CaseSpec, Pos)>, Diagnostics) {
     let mut problems = Diagnostics::default();
     let mut cases = Vec::new();
     // Lines, not good cases, are counted: a file of bad lines stops as soon.
@@ -418,10 +445,28 @@ pub fn parse_jsonl(path: &str, text: &str) -> (Vec<(CaseSpec, Pos)>, Diagnostics
         };
         match format::typed::<CaseSpec>(path, &node, CASE_SCHEMA.get()) {
             Ok(case) => cases.push((case, node.pos)),
-            Err(d) => problems.extend(d),
+            Err(d) => {
+                problems.extend(d);
+                broken.extend(assertions_of_broken_case(&node));
+            }
         }
     }
     (cases, problems)
+}
+
+/// The assertions of a case that does not fit its shape (an unknown field, say) which
+/// do fit theirs, with their places. The case is dropped; these are still built, so
+/// that a wrong assertion type or value in it is reported in the same run. An item that
+/// does not fit its shape was reported with the case.
+fn assertions_of_broken_case(case: &Node) -> impl Iterator<Item = (AssertionSpec, Pos)> + '_ {
+    let items = case
+        .get("assert")
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    items.iter().enumerate().filter_map(|(i, item)| {
+        let spec = format::de::from_node::<AssertionSpec>(item).ok()?;
+        Some((spec, case.item_pos_at(&["assert"], i)))
+    })
 }
 
 /// The non-blank lines of a JSON-lines file with their line numbers, each read as one
