@@ -25,6 +25,11 @@ pub struct Config {
     pub approvals: ApprovalsConfig,
     /// Context of the commit status.
     pub status_context: String,
+    /// Providers declared with a problem (reported with the config), left out of
+    /// `providers`: artifacts naming them are not told the name is unknown as well.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub broken_providers: Vec<String>,
 }
 
 impl Default for Config {
@@ -37,6 +42,7 @@ impl Default for Config {
             gate: GateConfig::default(),
             approvals: ApprovalsConfig::default(),
             status_context: "promptgate".into(),
+            broken_providers: Vec::new(),
         }
     }
 }
@@ -73,9 +79,12 @@ pub struct ProviderConfig {
 pub const BUILTIN_PROVIDERS: [&str; 3] = ["openai", "anthropic", "github-models"];
 
 impl Config {
-    /// Whether `name` is a provider an artifact may use.
+    /// Whether `name` is a provider an artifact may use, or one declared with a problem
+    /// of its own.
     pub fn has_provider(&self, name: &str) -> bool {
-        self.providers.contains_key(name) || BUILTIN_PROVIDERS.contains(&name)
+        self.providers.contains_key(name)
+            || BUILTIN_PROVIDERS.contains(&name)
+            || self.broken_providers.iter().any(|b| b == name)
     }
 
     /// Every provider name an artifact may use, for suggestions.

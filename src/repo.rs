@@ -162,7 +162,8 @@ impl<'t> Snapshot<'t> {
 }
 
 /// The sections of a broken config that are fine on their own, over defaults: a typo in
-/// `gate:` must not make every provider unknown.
+/// `gate:` must not make every provider unknown. In `providers:`, each provider counts
+/// on its own, and the names of those with a problem are kept as such.
 fn salvage(path: &str, node: &Node) -> Config {
     let Some(entries) = node.entries() else {
         return Config::default();
@@ -171,14 +172,38 @@ fn salvage(path: &str, node: &Node) -> Config {
         kind: Kind::Map(entries),
         pos: node.pos,
     };
-    let kept: Vec<Entry> = entries
-        .iter()
-        .filter(|e| {
-            format::typed::<Config>(path, &map(vec![(*e).clone()]), CONFIG_SCHEMA.get()).is_ok()
-        })
-        .cloned()
-        .collect();
-    format::typed(path, &map(kept), CONFIG_SCHEMA.get()).unwrap_or_default()
+    let fits = |entry: &Entry| {
+        format::typed::<Config>(path, &map(vec![entry.clone()]), CONFIG_SCHEMA.get()).is_ok()
+    };
+    let mut broken_providers = Vec::new();
+    let mut kept: Vec<Entry> = Vec::new();
+    for entry in entries {
+        if fits(entry) {
+            kept.push(entry.clone());
+            continue;
+        }
+        let Some(providers) = entry.value.entries().filter(|_| entry.key == "providers") else {
+            continue;
+        };
+        let (good, bad): (Vec<&Entry>, Vec<&Entry>) = providers.iter().partition(|p| {
+            fits(&Entry {
+                value: map(vec![(*p).clone()]),
+                ..entry.clone()
+            })
+        });
+        broken_providers.extend(bad.into_iter().map(|p| p.key.clone()));
+        kept.push(Entry {
+            value: Node {
+                kind: Kind::Map(good.into_iter().cloned().collect()),
+                pos: entry.value.pos,
+            },
+            ..entry.clone()
+        });
+    }
+    let mut config: Config =
+        format::typed(path, &map(kept), CONFIG_SCHEMA.get()).unwrap_or_default();
+    config.broken_providers = broken_providers;
+    config
 }
 
 /// The compiled artifact globs, built once for the patterns both sides of a pull
@@ -325,5 +350,19 @@ mod tests {
         let snap = Snapshot::open(&tree, None);
         assert!(snap.config.has_provider("local"));
         assert_eq!(snap.config.gate, crate::config::GateConfig::default());
+
+        // One broken provider leaves the others usable, and its name known.
+        let tree = MemTree::new().with(
+            ".promptgate.yaml",
+            "providers:\n  local: {kind: openai}\n  typo: {kind: openai, api_key: k}\n  bad: 3\n",
+        );
+        let snap = Snapshot::open(&tree, None);
+        assert_eq!(
+            snap.config.providers.keys().collect::<Vec<_>>(),
+            vec!["local"]
+        );
+        assert_eq!(snap.config.broken_providers, vec!["typo", "bad"]);
+        assert!(snap.config.has_provider("typo") && snap.config.has_provider("bad"));
+        assert!(!snap.config.has_provider("other"));
     }
 }
