@@ -44,7 +44,7 @@ fn demo_is_valid_on_both_branches() {
         run(&dir, &["validate"]),
         (
             0,
-            "checked 3 artifact(s), 2 suite(s), 59 case(s): 0 error(s), 0 warning(s)\n".into()
+            "checked 3 artifact(s), 2 suite(s), 63 case(s): 0 error(s), 0 warning(s)\n".into()
         )
     );
     let status = Command::new("git")
@@ -58,7 +58,7 @@ fn demo_is_valid_on_both_branches() {
         run(&dir, &["validate"]),
         (
             0,
-            "checked 3 artifact(s), 2 suite(s), 58 case(s): 0 error(s), 0 warning(s)\n".into()
+            "checked 3 artifact(s), 2 suite(s), 62 case(s): 0 error(s), 0 warning(s)\n".into()
         )
     );
 }
