@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Repo, outcome, promptgate, seed_support};
+use common::{Repo, outcome, outside_code, promptgate, seed_support};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
@@ -127,16 +127,25 @@ fn terminal_escapes_in_the_pull_request_are_shown_not_sent() {
     let text = repo.read(ART);
     repo.write(
         ART,
-        &text.replace(
-            r#"content: "{{ question }}""#,
-            r#"content: "{{ question }}\e[2J\e]8;;https://example.invalid\a""#,
-        ),
+        &text
+            .replace(
+                r#"content: "{{ question }}""#,
+                r#"content: "{{ question }}\e[2J\e]8;;https://example.invalid\a""#,
+            )
+            // A field set only at head: its value alone, no "before → after".
+            .replace(
+                "max_tokens: 400}",
+                r#"max_tokens: 400, stop: ["\e[31m @acme/security <b>"]}"#,
+            ),
     );
     repo.commit("escapes");
     for format in ["text", "markdown"] {
         let (code, out, err) = repo.run(&["changes", "--base", "main", "--format", format]);
         assert_eq!(code, 0, "{err}");
-        assert!(out.contains("messages"), "{out}");
+        assert!(
+            out.contains("messages") && out.contains("model.stop"),
+            "{out}"
+        );
         assert!(
             !out.contains(['\u{1b}', '\u{7}']),
             "{format} output sends control characters: {out:?}"
@@ -144,6 +153,9 @@ fn terminal_escapes_in_the_pull_request_are_shown_not_sent() {
     }
     let (_, out, _) = repo.run(&["changes", "--base", "main"]);
     assert!(out.contains(r"\u{1b}[2J\u{1b}]8;;"), "{out}");
+    let (_, md, _) = repo.run(&["changes", "--base", "main", "--format", "markdown"]);
+    let prose = outside_code(&md).expect("code blocks closed");
+    assert!(!prose.contains("@acme") && !prose.contains("<b>"), "{md}");
 }
 
 #[test]

@@ -653,8 +653,31 @@ fn junit_and_table_formats() {
         table.contains("says-goodbye (evals/refund.eval.yaml:10): contains: expected"),
         "{table}"
     );
-    // The model's terminal escape does not reach the terminal.
+}
+
+#[test]
+fn the_table_quotes_control_characters_from_the_suite() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        default_reply: Reply::Text("no".into()),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.write(
+        "evals/refund.eval.yaml",
+        &SUITE.replace("id: says-goodbye", r#"id: "says-goodbye\e[2J""#),
+    );
+    let out = project
+        .command()
+        .args(["eval", "--format", "table"])
+        .output()
+        .expect("runs");
+    let table = String::from_utf8_lossy(&out.stdout);
     assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(
+        table.contains(r"says-goodbye\u{1b}[2J (evals/refund.eval.yaml:10)"),
+        "{table}"
+    );
 }
 
 #[test]
