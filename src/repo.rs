@@ -182,7 +182,10 @@ fn salvage(path: &str, node: &Node) -> Config {
             kept.push(entry.clone());
             continue;
         }
-        let Some(providers) = entry.value.entries().filter(|_| entry.key == "providers") else {
+        if entry.key != "providers" {
+            continue;
+        }
+        let Some(providers) = entry.value.entries() else {
             continue;
         };
         let (good, bad): (Vec<&Entry>, Vec<&Entry>) = providers.iter().partition(|p| {
