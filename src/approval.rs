@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use crate::config::ApprovalsConfig;
 use crate::evidence::RoleState;
 use crate::policy::{State, Verdict};
+use crate::status::StatusState;
 
 /// GitHub's limit on a commit status description.
 pub const DESCRIPTION_LIMIT: usize = 140;
@@ -212,16 +213,6 @@ pub fn decide(
         technical,
         tradeoff: outcome(Role::Tradeoff),
     }
-}
-
-/// A commit status state.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StatusState {
-    Pending,
-    Success,
-    Failure,
-    Error,
 }
 
 /// The required status: state and a description of at most [`DESCRIPTION_LIMIT`]

@@ -1,79 +1,18 @@
 //! The evidence bundle: everything the gate found, as one versioned JSON document
-//! (`promptgate.evidence/v1`, documented in `docs/evidence.md`). The report and the
-//! verdict are derived from it; tools can read it instead of the markdown.
+//! (`promptgate.evidence/v1`, documented in `docs/evidence.md`). It sits above the
+//! policy: the per-artifact evidence ([`ArtifactEvidence`], from [`crate::compare`]) is
+//! what the policy judges, and the bundle adds the policy's verdict. The report is
+//! derived from it; tools can read it instead of the markdown.
 
 use serde::Serialize;
 
-use crate::changes::ArtifactChange;
-use crate::compare::Comparison;
 use crate::config::{ApprovalsConfig, GateConfig};
-use crate::eval::result::ArtifactRun;
 use crate::policy::Verdict;
+
+pub use crate::compare::artifact::{ArtifactEvidence, Status};
 
 /// Identifies the evidence JSON.
 pub const SCHEMA: &str = "promptgate.evidence/v1";
-
-/// Whether and how an artifact was evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Base and head version ran on the head's cases.
-    Compared,
-    /// Added by the pull request: only the head version ran.
-    HeadOnly,
-    /// Deleted by the pull request: reported, not evaluated.
-    Deleted,
-    /// Touched without a behaviour or eval-set change (a reformat, a description).
-    Unchanged,
-    /// The head version does not load: it cannot be evaluated.
-    Invalid,
-}
-
-/// One changed artifact: what changed, and what its evals showed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ArtifactEvidence {
-    #[serde(flatten)]
-    pub change: ArtifactChange,
-    pub status: Status,
-    pub known_limitations: Vec<String>,
-    pub comparison: Option<Comparison>,
-    /// The base version's raw results (on the head's cases and the deleted ones).
-    pub base_run: Option<ArtifactRun>,
-    /// The head version's raw results.
-    pub head_run: Option<ArtifactRun>,
-}
-
-impl ArtifactEvidence {
-    /// The evidence of one artifact: its runs compared case by case. `base_case_ids`
-    /// are the ids in the base's eval set (to tell new cases), `critical` the
-    /// `gate.critical_segments` globs.
-    pub fn new(
-        change: ArtifactChange,
-        status: Status,
-        known_limitations: Vec<String>,
-        runs: (Option<ArtifactRun>, Option<ArtifactRun>),
-        base_case_ids: &[String],
-        critical: &globset::GlobSet,
-    ) -> ArtifactEvidence {
-        let (base_run, head_run) = runs;
-        let comparison = head_run.as_ref().map(|head| {
-            crate::compare::compare(&crate::compare::Sides {
-                base: base_run.as_ref(),
-                head,
-                base_case_ids,
-                critical,
-            })
-        });
-        ArtifactEvidence {
-            change,
-            status,
-            known_limitations,
-            comparison,
-            base_run,
-            head_run,
-        }
-    }
-}
 
 /// Where the policy came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::artifact::{ArtifactEvidence, Status};
 use crate::compare::stats::format_p;
 use crate::compare::{ALL, Comparison, Figures, SegmentRow, relative};
 use crate::config::GateConfig;
 use crate::diag::Diagnostic;
-use crate::evidence::{ArtifactEvidence, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -9,16 +9,10 @@ use crate::artifact::suite::{self, EvalSet};
 use crate::artifact::{self, Artifact};
 use crate::config::{CONFIG_FILE, Config};
 use crate::diag::{Diagnostics, Pos};
+use crate::format;
 use crate::format::yaml::{Entry, Kind, Node};
-use crate::format::{self, CachedSchema};
 use crate::source::git::{DiffEntry, Git, GitError, GitTree};
 use crate::source::{ReadError, Tree};
-
-pub(crate) static CONFIG_SCHEMA: CachedSchema = CachedSchema::new(
-    "schemas/config.schema.json",
-    include_str!("../schemas/config.schema.json"),
-    format::schema_of::<Config>,
-);
 
 /// A pull request as git holds it: the head commit, the merge-base it is compared to
 /// (what GitHub shows for a pull request), and the trees of both.
@@ -95,7 +89,7 @@ impl<'t> Snapshot<'t> {
                 Ok(node) if matches!(node.kind, Kind::Null) => Config::default(),
                 Ok(node) => {
                     let mut config =
-                        match format::typed::<Config>(&path, &node, CONFIG_SCHEMA.get()) {
+                        match format::typed::<Config>(&path, &node, crate::schemas::CONFIG.get()) {
                             Ok(config) => config,
                             Err(d) => {
                                 problems.extend(d);
@@ -173,7 +167,12 @@ fn salvage(path: &str, node: &Node) -> Config {
         pos: node.pos,
     };
     let fits = |entry: &Entry| {
-        format::typed::<Config>(path, &map(vec![entry.clone()]), CONFIG_SCHEMA.get()).is_ok()
+        format::typed::<Config>(
+            path,
+            &map(vec![entry.clone()]),
+            crate::schemas::CONFIG.get(),
+        )
+        .is_ok()
     };
     let mut broken_providers = Vec::new();
     let mut kept: Vec<Entry> = Vec::new();
@@ -204,7 +203,7 @@ fn salvage(path: &str, node: &Node) -> Config {
         });
     }
     let mut config: Config =
-        format::typed(path, &map(kept), CONFIG_SCHEMA.get()).unwrap_or_default();
+        format::typed(path, &map(kept), crate::schemas::CONFIG.get()).unwrap_or_default();
     config.broken_providers = broken_providers;
     config
 }

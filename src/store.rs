@@ -5,7 +5,7 @@
 //! the previous content kept beside it, and one line appended to an audit log saying
 //! who changed what, when and why.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -99,31 +99,10 @@ pub fn update(
     Ok(Some(what))
 }
 
-/// Write `content` to `path` atomically: a temporary file in the same directory,
-/// flushed, renamed over `path`, and the directory flushed so the rename survives a
-/// crash.
+/// Write `content` to `path` atomically ([`crate::atomic::write`]).
 pub fn write_durably(path: &Path, content: &str) -> Result<()> {
-    let tmp = sibling(path, &format!(".tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut f =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(content.as_bytes())
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("cannot replace {}", path.display()))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Directories cannot be opened for syncing on every platform; best effort.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic::write(path, content.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn append_audit(audit: &Path, file: &Path, actor: &Actor, what: &str) -> Result<()> {

@@ -25,7 +25,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
 
-use crate::approval::{self, Approvals, Eligibility, LabelEvent, Role, StatusState};
+use crate::approval::{self, Approvals, Eligibility, LabelEvent, Role};
 use crate::cli::RunArgs;
 use crate::config::{ApprovalsConfig, Permission};
 use crate::env::Env;
@@ -34,6 +34,7 @@ use crate::exit::Exit;
 use crate::github::GitHub;
 use crate::policy::State;
 use crate::report::{COMMENT_LIMIT, Template, utf16_len};
+use crate::status::StatusState;
 use comment::Record;
 use output::{Annotation, Level};
 use runner::Runner;

@@ -12,8 +12,8 @@ use super::assertion::{Assertion, Check};
 use super::suite::{Case, DEFAULT_SEGMENT, EvalSet, Segment};
 use super::{Artifact, ArtifactFormat, Message, ModelSpec, ResponseFormat, normalize_content};
 use crate::diag::Diagnostics;
+use crate::format;
 use crate::format::yaml::Node;
-use crate::format::{self, CachedSchema};
 
 /// Provider that GitHub Models files run on; declaring a provider of this name in
 /// `.promptgate.yaml` points them at another endpoint.
@@ -75,14 +75,9 @@ pub struct StringEvaluator {
     pub equals: Option<String>,
 }
 
-pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
-    "schemas/github-models-prompt.schema.json",
-    include_str!("../../schemas/github-models-prompt.schema.json"),
-    format::schema_of::<GithubModelsFile>,
-);
-
 pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
-    let file: GithubModelsFile = format::typed_file(path, &node, SCHEMA.get())?;
+    let file: GithubModelsFile =
+        format::typed_file(path, &node, crate::schemas::GITHUB_MODELS_PROMPT.get())?;
     let mut problems = Diagnostics::default();
     let at = |keys: &[&str]| node.pos_at(keys);
 

@@ -272,10 +272,10 @@ fn semantic_checks(path: &str, node: &Node, config: &Config, github: bool) -> Di
 /// Build what loading artifacts needs once per process: the schemas of artifacts,
 /// suites and cases, and the template checker. Loading does it on first use anyway.
 pub fn prepare() {
-    native::SCHEMA.get();
-    github_models::SCHEMA.get();
-    suite::SUITE_SCHEMA.get();
-    suite::CASE_SCHEMA.get();
+    crate::schemas::PROMPT.get();
+    crate::schemas::GITHUB_MODELS_PROMPT.get();
+    crate::schemas::SUITE.get();
+    crate::schemas::CASE.get();
     template::prepare();
 }
 

@@ -11,8 +11,8 @@ use super::{
     normalize_content, read_json_ref,
 };
 use crate::diag::{Diagnostics, Pos};
+use crate::format;
 use crate::format::yaml::Node;
-use crate::format::{self, CachedSchema};
 use crate::source::{Tree, resolve_ref};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -102,14 +102,8 @@ pub enum ToolDefinitions {
     Inline(Vec<Value>),
 }
 
-pub(crate) static SCHEMA: CachedSchema = CachedSchema::new(
-    "schemas/prompt.schema.json",
-    include_str!("../../schemas/prompt.schema.json"),
-    format::schema_of::<NativeFile>,
-);
-
 pub fn convert(tree: &dyn Tree, path: &str, node: Node) -> Result<Artifact, Diagnostics> {
-    let file: NativeFile = format::typed_file(path, &node, SCHEMA.get())?;
+    let file: NativeFile = format::typed_file(path, &node, crate::schemas::PROMPT.get())?;
     let mut problems = Diagnostics::default();
     let mut references = Vec::new();
     let at = |keys: &[&str]| node.pos_at(keys);

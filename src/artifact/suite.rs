@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::assertion::{Assertion, AssertionSpec};
 use crate::diag::{Diagnostics, Pos};
+use crate::format;
 use crate::format::yaml::{Kind, Node};
-use crate::format::{self, CachedSchema};
 use crate::source::{Tree, resolve_ref};
 
 /// Cases one eval set may hold.
@@ -159,17 +159,6 @@ impl EvalSet {
     }
 }
 
-pub(crate) static SUITE_SCHEMA: CachedSchema = CachedSchema::new(
-    "schemas/eval.schema.json",
-    include_str!("../../schemas/eval.schema.json"),
-    format::schema_of::<SuiteFile>,
-);
-pub(crate) static CASE_SCHEMA: CachedSchema = CachedSchema::new(
-    "schemas/eval-case.schema.json",
-    include_str!("../../schemas/eval-case.schema.json"),
-    format::schema_of::<CaseSpec>,
-);
-
 /// Load one suite file and its cases file. Problems are collected, and every case that
 /// is fine is still returned.
 pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
@@ -192,7 +181,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
     };
     // Each case is checked on its own, so one bad case does not hide the others.
     let case_nodes = take_cases(&mut node);
-    let file = match format::typed_file::<SuiteFile>(path, &node, SUITE_SCHEMA.get()) {
+    let file = match format::typed_file::<SuiteFile>(path, &node, crate::schemas::SUITE.get()) {
         Ok(file) => Some(file),
         Err(d) => {
             problems.extend(d);
@@ -211,7 +200,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
             );
             continue;
         }
-        match format::typed::<CaseSpec>(path, &case, CASE_SCHEMA.get()) {
+        match format::typed::<CaseSpec>(path, &case, crate::schemas::CASE.get()) {
             Ok(spec) => specs.push((spec, path.to_string(), case.pos, Some(case))),
             Err(d) => {
                 problems.extend(d);
@@ -443,7 +432,7 @@ fn read_jsonl(
                 continue;
             }
         };
-        match format::typed::<CaseSpec>(path, &node, CASE_SCHEMA.get()) {
+        match format::typed::<CaseSpec>(path, &node, crate::schemas::CASE.get()) {
             Ok(case) => cases.push((case, node.pos)),
             Err(d) => {
                 problems.extend(d);

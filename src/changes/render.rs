@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::{ArtifactChange, ChangeKind, ChangeSet};
 use crate::artifact::fingerprint::short;
-use crate::report::escape::{block, code};
+use crate::markup::markdown::{block, code};
 
 fn short_sha(sha: &str) -> &str {
     &sha[..sha.len().min(7)]

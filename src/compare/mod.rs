@@ -1,6 +1,7 @@
 //! Base against head: the same cases answered by both versions of an artifact, compared
 //! per segment. Pure: runs in, [`Comparison`] out.
 
+pub mod artifact;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};

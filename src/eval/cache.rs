@@ -4,7 +4,7 @@
 //! errors. Writes are atomic (a temporary file renamed into place), so concurrent runs
 //! can share a cache: the worst case is the same answer written twice.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -62,36 +62,8 @@ impl Cache {
         completion: &Completion,
     ) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(completion).map_err(std::io::Error::other)?;
-        write_atomic(&self.path(identity, request, sample), &bytes).await
+        crate::atomic::write_creating_dir(&self.path(identity, request, sample), bytes).await
     }
-}
-
-/// Write `bytes` to `path` so that readers see the old file or the whole new one, never
-/// a part: write a uniquely named file beside it, flush it to disk, rename it over.
-pub async fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(dir).await?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:016x}.tmp",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&tmp, path).await
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
 }
 
 #[cfg(test)]
@@ -136,7 +108,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path());
         let path = cache.path("p", &request("hi"), 0);
-        write_atomic(&path, b"{trunc").await.expect("write");
+        crate::atomic::write_creating_dir(&path, b"{trunc".to_vec())
+            .await
+            .expect("write");
         assert_eq!(cache.get("p", &request("hi"), 0).await, None);
     }
 

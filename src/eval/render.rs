@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::assertions::Verdict;
 use super::result::{CaseResult, EvalReport, Outcome, RunReport, Summary, Tally};
 use crate::artifact::fingerprint::short;
+use crate::markup::xml::escape as xml;
 
 /// Failing cases listed per run in the table before "and N more".
 const LISTED: usize = 20;
@@ -212,37 +213,4 @@ pub fn junit(report: &EvalReport) -> String {
     }
     out.push_str("</testsuites>\n");
     out
-}
-
-/// Text safe in XML content and attributes; characters XML 1.0 cannot carry at all
-/// (most control characters) become U+FFFD.
-pub(crate) fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xml_escapes_markup_and_drops_what_xml_cannot_hold() {
-        assert_eq!(
-            xml("a<b>&\"c'\u{1b}[31m"),
-            "a&lt;b&gt;&amp;&quot;c&apos;\u{FFFD}[31m"
-        );
-    }
 }

@@ -8,8 +8,6 @@ pub mod de;
 pub mod shape;
 pub mod yaml;
 
-use std::sync::OnceLock;
-
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -21,45 +19,6 @@ use yaml::Node;
 /// The JSON Schema of `T`, as `schemars` derives it from the serde model.
 pub fn schema_of<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Bool(true))
-}
-
-/// A model's JSON Schema, shipped in `schemas/` (editors can use it too) and parsed on
-/// first use: deriving it at run time costs more than the rest of a small `changes`. A
-/// test keeps every file equal to what `schemars` derives from the model.
-pub struct CachedSchema {
-    cell: OnceLock<Value>,
-    /// Repository path of the shipped file.
-    pub file: &'static str,
-    text: &'static str,
-    pub derive: fn() -> Value,
-}
-
-impl CachedSchema {
-    pub const fn new(file: &'static str, text: &'static str, derive: fn() -> Value) -> Self {
-        CachedSchema {
-            cell: OnceLock::new(),
-            file,
-            text,
-            derive,
-        }
-    }
-
-    pub fn get(&self) -> &Value {
-        self.cell
-            .get_or_init(|| serde_json::from_str(self.text).unwrap_or_else(|_| (self.derive)()))
-    }
-}
-
-/// Every shipped schema, for the test that keeps them current.
-pub fn shipped_schemas() -> [&'static CachedSchema; 6] {
-    [
-        &crate::rollout::RUNTIME_SCHEMA,
-        &crate::repo::CONFIG_SCHEMA,
-        &crate::artifact::native::SCHEMA,
-        &crate::artifact::github_models::SCHEMA,
-        &crate::artifact::suite::SUITE_SCHEMA,
-        &crate::artifact::suite::CASE_SCHEMA,
-    ]
 }
 
 /// Text of a file, or the problem reading it, said at `file:1:1`.
@@ -205,25 +164,6 @@ pub fn typed<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shipped_schemas_match_the_models() {
-        let mut stale = Vec::new();
-        for schema in shipped_schemas() {
-            let derived = (schema.derive)();
-            let shipped: Value = serde_json::from_str(schema.text).unwrap_or(Value::Null);
-            if shipped != derived {
-                let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(schema.file);
-                let text = serde_json::to_string_pretty(&derived).unwrap_or_default() + "\n";
-                std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                stale.push(schema.file);
-            }
-        }
-        assert!(
-            stale.is_empty(),
-            "regenerated {stale:?} from the models: review and commit them"
-        );
-    }
 
     #[test]
     fn locates_invalid_utf8() {

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 
 pub use model::{Comment, IssueEvent, Label, PullRequest, Status, User};
 
-use crate::approval::StatusState;
+use crate::status::StatusState;
 
 /// Attempts per call, the first included.
 const ATTEMPTS: u32 = 4;

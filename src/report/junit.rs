@@ -5,9 +5,9 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use crate::eval::render::xml;
 use crate::eval::result::Outcome;
 use crate::evidence::Evidence;
+use crate::markup::xml::escape as xml;
 
 pub fn junit(e: &Evidence) -> String {
     let mut suites = String::new();

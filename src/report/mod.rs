@@ -3,7 +3,6 @@
 //! less, never by failing. Every value the template prints is escaped as inline markdown
 //! unless a filter made it safe, so a template cannot forget to escape model output.
 
-pub mod escape;
 pub mod junit;
 pub mod view;
 
@@ -11,6 +10,7 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, UndefinedBehavior};
 
 use crate::evidence::{Evidence, RoleState};
+use crate::markup::markdown as escape;
 use view::{Limits, View};
 
 /// GitHub's limit on a comment body, in characters (UTF-16 code units).

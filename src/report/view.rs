@@ -10,7 +10,7 @@ use crate::eval::result::Outcome;
 use crate::evidence::{ArtifactEvidence, Evidence, RoleState, Status};
 use crate::policy::{Reason, State};
 
-use super::escape;
+use crate::markup::markdown as escape;
 
 /// How much the report shows; the ladder goes from everything useful to the bare minimum.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::metrics::{self, Decision};
-use super::{FORMAT, Pinned, RUNTIME_SCHEMA, Runtime};
+use super::{FORMAT, Pinned, Runtime};
 use crate::artifact::native::Version;
 use crate::diag::Diagnostics;
 use crate::store::{self, Actor, Change};
@@ -26,7 +26,7 @@ pub fn load(path: &Path) -> Result<Runtime> {
 pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
     let name = path.display().to_string();
     let node = crate::format::parse_yaml(&name, text)?;
-    let runtime: Runtime = crate::format::typed_file(&name, &node, RUNTIME_SCHEMA.get())?;
+    let runtime: Runtime = crate::format::typed_file(&name, &node, crate::schemas::RUNTIME.get())?;
     if runtime.format != FORMAT {
         let mut d = Diagnostics::default();
         d.push(

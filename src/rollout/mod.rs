@@ -13,18 +13,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::artifact::native::Version;
-use crate::format::CachedSchema;
 
 /// The `format` of a runtime config this version reads and writes.
 pub const FORMAT: &str = "promptgate.runtime/v1";
 /// Where the runtime config lives unless `--runtime` says otherwise.
 pub const DEFAULT_PATH: &str = "deploy/prompts.runtime.yaml";
-
-pub(crate) static RUNTIME_SCHEMA: CachedSchema = CachedSchema::new(
-    "schemas/runtime.schema.json",
-    include_str!("../../schemas/runtime.schema.json"),
-    crate::format::schema_of::<Runtime>,
-);
 
 /// The runtime config: per artifact, which version serves which traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

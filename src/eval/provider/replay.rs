@@ -8,7 +8,6 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{Completion, Provider, ProviderError};
-use crate::eval::cache::write_atomic;
 use crate::eval::request::ChatRequest;
 
 /// Identifies the recording file format.
@@ -42,7 +41,7 @@ pub async fn record(
         completion: completion.clone(),
     };
     let text = serde_json::to_vec_pretty(&recording).map_err(std::io::Error::other)?;
-    write_atomic(&path_of(dir, request, sample), &text).await
+    crate::atomic::write_creating_dir(&path_of(dir, request, sample), text).await
 }
 
 pub struct Replay {
