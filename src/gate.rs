@@ -12,9 +12,9 @@ use globset::GlobSet;
 use crate::artifact::Artifact;
 use crate::artifact::suite::EvalSet;
 use crate::changes::{self, ArtifactChange, ChangeKind, Refs};
-use crate::cli::{RunArgs, run_plans};
 use crate::diag::{Diagnostic, Severity};
-use crate::env::Env;
+use crate::env::Secrets;
+use crate::eval::RunOptions;
 use crate::eval::result::ArtifactRun;
 use crate::eval::runner::Plan;
 use crate::evidence::{self, ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
@@ -28,13 +28,13 @@ pub struct Request<'a> {
     pub base: &'a str,
     pub head: &'a str,
     pub config_path: Option<&'a str>,
-    pub run: &'a RunArgs,
+    pub run: &'a RunOptions,
     /// Take providers from the policy's (base) config, not the head's.
     pub providers_from_base: bool,
 }
 
 /// What one changed artifact needs run.
-struct Job {
+struct Planned {
     status: Status,
     /// Index of the base and head plans in the plan list.
     base_plan: Option<usize>,
@@ -91,7 +91,7 @@ pub fn policy_config(
 }
 
 /// Run the gate: changes, evals on both sides, comparison, verdict.
-pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
+pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evidence> {
     let pr = PullRequest::open(root, req.base, req.head)?;
     let Sides {
         entries,
@@ -145,7 +145,7 @@ pub fn run(root: &Path, env: &Env, req: &Request) -> anyhow::Result<Evidence> {
     let runs = if plans.is_empty() {
         Vec::new()
     } else {
-        run_plans(&engine_config, env, root, req.run, plans)?
+        crate::eval::run(&engine_config, secrets, root, req.run, plans)?
     };
     let mut runs: Vec<Option<ArtifactRun>> = runs.into_iter().map(Some).collect();
 
@@ -223,8 +223,8 @@ fn plan_change(
     head_snap: &Snapshot,
     repeats: u32,
     plans: &mut Vec<Plan>,
-) -> Job {
-    let mut job = Job {
+) -> Planned {
+    let mut job = Planned {
         status: Status::Unchanged,
         base_plan: None,
         head_plan: None,

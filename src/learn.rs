@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -25,7 +24,6 @@ use crate::artifact::fingerprint::canonical_digest;
 use crate::artifact::suite::{self, CaseSpec, ToolResultSpec};
 use crate::diag::{Diagnostics, Pos};
 use crate::env::Env;
-use crate::exit::Exit;
 use crate::format;
 use crate::store;
 
@@ -522,8 +520,8 @@ pub fn summary(from: &str, into: &str, merge: &Merge, bad_lines: usize) -> Strin
 /// `promptgate learn --from FROM --into INTO [--reason WHY]`: read the incidents, append
 /// their new cases to INTO under its lock (the old file kept as `INTO.prev`, one line in
 /// the audit log), and report. Bad incident lines are reported and the good ones still
-/// taken; the exit is then [`Exit::Invalid`].
-pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Exit> {
+/// taken, and the problems come back with the summary.
+pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Learned> {
     let from_name = from.display().to_string();
     let into_name = into.display().to_string();
     let bytes = std::fs::read(from).with_context(|| format!("cannot read {from_name}"))?;
@@ -554,18 +552,18 @@ pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow:
     .with_context(|| format!("cannot update {into_name}"))?;
     let merged = outcome.context("the cases file was not read")?;
     problems.extend(merged.problems.clone());
-    if !problems.is_empty() {
-        let mut err = std::io::stderr().lock();
-        writeln!(err, "{problems}")?;
-    }
-    let mut out = std::io::stdout().lock();
-    out.write_all(summary(&from_name, &into_name, &merged, bad_lines).as_bytes())?;
-    out.flush()?;
-    Ok(if problems.has_errors() {
-        Exit::Invalid
-    } else {
-        Exit::Ok
+    Ok(Learned {
+        summary: summary(&from_name, &into_name, &merged, bad_lines),
+        problems,
     })
+}
+
+/// What `learn` did: the report for the user (one line per incident read, then the
+/// totals) and the problems in the incidents or the cases file.
+#[derive(Debug)]
+pub struct Learned {
+    pub summary: String,
+    pub problems: Diagnostics,
 }
 
 #[cfg(test)]

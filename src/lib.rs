@@ -5,18 +5,17 @@
 //! changed, and [`validate`] checks a working tree.
 
 pub mod action;
+pub mod app;
 pub mod approval;
 pub mod artifact;
 pub mod atomic;
 pub mod changes;
-pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod diag;
 pub mod env;
 pub mod eval;
 pub mod evidence;
-pub mod exit;
 pub mod format;
 pub mod gate;
 pub mod github;

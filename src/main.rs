@@ -1,12 +1,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use promptgate::app::{self, Cli};
+use promptgate::env::Env;
 
 fn main() -> ExitCode {
-    let cli = promptgate::cli::Cli::parse();
-    let env = promptgate::env::Env::read();
-    promptgate::cli::init_logging(&cli, &env);
-    promptgate::cli::run(cli, &env).into()
+    let cli = Cli::parse();
+    let env = Env::read();
+    app::init_logging(&cli, &env);
+    app::run(cli, &env).into()
 }
 
 /// promptgate allocates many small values (YAML nodes, JSON values) per artifact;

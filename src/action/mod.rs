@@ -26,11 +26,11 @@ use anyhow::{Context, Result, bail};
 use jiff::Timestamp;
 
 use crate::approval::{self, Approvals, Eligibility, LabelEvent, Role};
-use crate::cli::RunArgs;
 use crate::config::{ApprovalsConfig, Permission};
 use crate::env::Env;
+use crate::eval::RunOptions;
+use crate::eval::progress::Style;
 use crate::evidence::Evidence;
-use crate::exit::Exit;
 use crate::github::GitHub;
 use crate::policy::State;
 use crate::report::{COMMENT_LIMIT, Template, utf16_len};
@@ -76,7 +76,16 @@ enum Job {
     Skip(String),
 }
 
-pub fn run(env: &Env) -> Result<Exit> {
+/// How a run of the action ended: nothing to do, or the status it set on the commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    Skipped,
+    Status(StatusState),
+}
+
+/// Run the action in the runner's environment; `progress` is how evaluations show
+/// their progress on stderr.
+pub fn run(env: &Env, progress: Style) -> Result<Ran> {
     let runner = Runner::read(env)?;
     let token = runner
         .inputs
@@ -108,11 +117,12 @@ pub fn run(env: &Env) -> Result<Exit> {
         env,
         identity: std::cell::OnceCell::new(),
         resume,
+        progress,
     };
     match job {
         Job::Skip(why) => {
             println!("promptgate: nothing to do: {why}");
-            Ok(Exit::Ok)
+            Ok(Ran::Skipped)
         }
         Job::Fork(pr) => action.fork(&pr),
         Job::Gate(pr) => action.gate_pr(&pr),
@@ -218,6 +228,7 @@ struct Action<'a> {
     /// Workflow commands are off while anything else is printed (see [`run`]); this
     /// turns them back on.
     resume: String,
+    progress: Style,
 }
 
 /// What one run decided, for outputs and the exit code.
@@ -276,8 +287,8 @@ impl Action<'_> {
         &self,
         sha: &str,
         context: &str,
-        job: impl FnOnce() -> Result<Exit>,
-    ) -> Result<Exit> {
+        job: impl FnOnce() -> Result<Ran>,
+    ) -> Result<Ran> {
         job().inspect_err(|e| {
             if let Err(e2) = self.set_status(sha, context, StatusState::Error, &failed(e)) {
                 eprintln!("promptgate: {e2:#}");
@@ -321,7 +332,7 @@ impl Action<'_> {
 
     /// A fork's pull request: no secrets, so no evaluation. Pending, never success, and
     /// no failure a contributor cannot act on.
-    fn fork(&self, pr: &PullRequest) -> Result<Exit> {
+    fn fork(&self, pr: &PullRequest) -> Result<Ran> {
         let description = "fork pull request: a maintainer must run the evaluation";
         let context = self
             .prepare(&self.base_of(pr), &pr.head_sha)
@@ -354,7 +365,7 @@ impl Action<'_> {
             report_path: None,
             evidence_path: None,
         })?;
-        Ok(Exit::Ok)
+        Ok(Ran::Status(StatusState::Pending))
     }
 
     /// A fork's run whose token may not write: a notice instead of a failure.
@@ -373,7 +384,7 @@ impl Action<'_> {
 
     /// Label or review changes: reuse the evaluation of this head commit if our comment
     /// recorded one, else evaluate.
-    fn approvals_only(&self, pr: &PullRequest) -> Result<Exit> {
+    fn approvals_only(&self, pr: &PullRequest) -> Result<Ran> {
         let policy = self.prepare(&self.base_of(pr), &pr.head_sha)?;
         let context = policy.status_context;
         if let Err(e) = self.set_status(
@@ -387,7 +398,7 @@ impl Action<'_> {
                     &e,
                     "fork pull request: approvals are checked by a maintainer's run",
                 );
-                return Ok(Exit::Ok);
+                return Ok(Ran::Status(StatusState::Pending));
             }
             return Err(e);
         }
@@ -442,7 +453,7 @@ impl Action<'_> {
             };
             self.write_outputs(&outcome)?;
             self.say(&outcome);
-            Ok(exit_of(&outcome))
+            Ok(Ran::Status(outcome.state))
         })
     }
 
@@ -474,7 +485,7 @@ impl Action<'_> {
     }
 
     /// The full job on a pull request.
-    fn gate_pr(&self, pr: &PullRequest) -> Result<Exit> {
+    fn gate_pr(&self, pr: &PullRequest) -> Result<Ran> {
         let base = self.base_of(pr);
         let policy = self.prepare(&base, &pr.head_sha)?;
         // The policy's context: a pull request cannot rename its own required check.
@@ -482,7 +493,7 @@ impl Action<'_> {
     }
 
     /// The gate on a prepared pull request ([`Action::prepare`]), under `context`.
-    fn evaluate_pr(&self, pr: &PullRequest, base: &str, context: &str) -> Result<Exit> {
+    fn evaluate_pr(&self, pr: &PullRequest, base: &str, context: &str) -> Result<Ran> {
         self.set_status(
             &pr.head_sha,
             context,
@@ -530,7 +541,7 @@ impl Action<'_> {
     /// The gate on a commit, not a pull request: no comment, no approvals. Its status
     /// has a context of its own (`promptgate/push`), so it never stands in for the
     /// pull request's required check, which needs the approvals.
-    fn gate_commit(&self, base: &str, head: &str) -> Result<Exit> {
+    fn gate_commit(&self, base: &str, head: &str) -> Result<Ran> {
         let policy = self.prepare(base, head)?;
         let context = format!("{}/{}", policy.status_context, self.runner.event_name);
         // A status belongs on a commit GitHub knows: the workflow's own.
@@ -577,11 +588,12 @@ impl Action<'_> {
     /// Run the gate; [`Action::prepare`] has made sure the commits are there.
     fn evaluate(&self, base: &str, head: &str, fork: bool) -> Result<Evidence> {
         let root = self.root();
-        let run = RunArgs {
+        let run = RunOptions {
             provider: self.runner.inputs.provider.clone(),
             repeats: None,
             record: None,
-            no_cache: false,
+            cache: self.env.cache_dir.clone(),
+            progress: Some(self.progress),
         };
         let request = crate::gate::Request {
             base,
@@ -590,7 +602,7 @@ impl Action<'_> {
             run: &run,
             providers_from_base: fork,
         };
-        crate::gate::run(&root, self.env, &request)
+        crate::gate::run(&root, &self.env.secrets, &request)
     }
 
     fn render(&self, evidence: &Evidence, room: usize) -> Result<String> {
@@ -729,7 +741,7 @@ impl Action<'_> {
         }))
     }
 
-    fn finish(&self, evidence: &Evidence, report: &str, outcome: &Outcome) -> Result<Exit> {
+    fn finish(&self, evidence: &Evidence, report: &str, outcome: &Outcome) -> Result<Ran> {
         if let Some(path) = &self.runner.step_summary {
             output::write_summary(path, report)?;
         }
@@ -747,7 +759,7 @@ impl Action<'_> {
         self.annotate(&list);
         self.write_outputs(outcome)?;
         self.say(outcome);
-        Ok(exit_of(outcome))
+        Ok(Ran::Status(outcome.state))
     }
 
     /// The run's last line.
@@ -932,14 +944,6 @@ fn state_word(state: State) -> &'static str {
         State::NeedsTradeoff => "needs-tradeoff",
         State::Blocked => "blocked",
         State::Error => "error",
-    }
-}
-
-fn exit_of(o: &Outcome) -> Exit {
-    match o.state {
-        StatusState::Success | StatusState::Pending => Exit::Ok,
-        StatusState::Failure => Exit::Failed,
-        StatusState::Error => Exit::Undecided,
     }
 }
 

@@ -1,12 +1,16 @@
-//! Running eval sets and judging the answers: the provider-neutral [`request`], the
-//! [`provider`]s, the [`runner`] with its [`cache`] and [`progress`], [`assertions`] to
-//! judge each answer, and the [`result`] with its figures, written by [`render`].
+//! Running eval sets and judging the answers: [`plan`] selects what to run and runs it
+//! ([`select`], [`run`]); the provider-neutral [`request`], the [`provider`]s, the
+//! [`runner`] with its [`cache`] and [`progress`], [`assertions`] to judge each answer,
+//! and the [`result`] with its figures, written by [`render`].
 
 pub mod assertions;
 pub mod cache;
+pub mod plan;
 pub mod progress;
 pub mod provider;
 pub mod render;
 pub mod request;
 pub mod result;
 pub mod runner;
+
+pub use plan::{RunOptions, Selection, run, select};

@@ -1,7 +1,6 @@
 //! `promptgate rollout …` and `promptgate rollback`: the runtime config read and changed
 //! through [`crate::store`] (locked, atomic, previous file kept, audited).
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -119,7 +118,7 @@ pub fn pinned(version_text: &str, fingerprint: Option<String>) -> Pinned {
     }
 }
 
-/// Read metrics from a file; problems are printed and returned as a count.
+/// Read metrics from a file, with the problems in its lines.
 pub fn read_metrics(path: &Path) -> Result<(metrics::Table, Diagnostics)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the metrics {}", path.display()))?;
@@ -159,38 +158,93 @@ pub fn status_table(runtime: &Runtime, only: Option<&str>) -> String {
     out
 }
 
-/// Print a decision as text.
-pub fn say(out: &mut impl Write, artifact: &str, d: &Decision) -> std::io::Result<()> {
+/// A decision as a line of text.
+pub fn say(artifact: &str, d: &Decision) -> String {
     match d {
-        Decision::Healthy { counts } => writeln!(
-            out,
-            "{artifact}: healthy: {} canary requests within every threshold; it may advance",
+        Decision::Healthy { counts } => format!(
+            "{artifact}: healthy: {} canary requests within every threshold; it may advance\n",
             counts.requests
         ),
-        Decision::Hold { counts, needed } => writeln!(
-            out,
-            "{artifact}: hold: {} of the {needed} canary requests this stage needs; within the thresholds so far",
+        Decision::Hold { counts, needed } => format!(
+            "{artifact}: hold: {} of the {needed} canary requests this stage needs; within the thresholds so far\n",
             counts.requests
         ),
         Decision::Breach { reasons, .. } => {
-            writeln!(out, "{artifact}: BREACH: {}", reasons.join("; "))
+            format!("{artifact}: BREACH: {}\n", reasons.join("; "))
         }
     }
 }
 
-/// `promptgate rollout …`.
-pub fn rollout(
+/// How `status` and `check` print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// A `promptgate rollout …` or `promptgate rollback` request, as plain values.
+#[derive(Debug, Clone)]
+pub enum Request<'a> {
+    /// Start rolling out `version` at the first stage.
+    Start {
+        artifact: &'a str,
+        version: &'a str,
+        /// The stable version, for an artifact's first rollout.
+        stable: Option<&'a str>,
+        /// Gate evidence that must cover the version and not have blocked.
+        evidence: Option<&'a Path>,
+    },
+    /// Move the canary to the next stage; with metrics, only if it is healthy.
+    Advance {
+        artifact: &'a str,
+        metrics: Option<&'a Path>,
+    },
+    /// Every artifact's (or one's) stable version, canary, stage and state.
+    Status {
+        artifact: Option<&'a str>,
+        format: Format,
+    },
+    /// Hold the canary's metrics to its thresholds; a breach freezes the rollout.
+    Check {
+        artifact: &'a str,
+        metrics: &'a Path,
+        format: Format,
+    },
+    /// End a rollout in progress, or restore the previous stable version.
+    Rollback { artifact: &'a str },
+}
+
+/// How a request ended, besides what it printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Done,
+    /// A canary broke a threshold: the rollout is frozen, all traffic on stable.
+    Frozen,
+    /// The metrics file had bad lines, so nothing moved on.
+    BadMetrics,
+}
+
+/// What a request did: the text for the user, the problems found in its inputs, and
+/// how it ended.
+#[derive(Debug)]
+pub struct Done {
+    pub output: String,
+    pub problems: Diagnostics,
+    pub end: End,
+}
+
+/// Carry out `request` on the runtime config at `path`; `reason` goes to the audit log.
+pub fn run(
     path: &Path,
     env: &crate::env::Env,
-    command: &crate::cli::RolloutCommand,
+    request: &Request,
     reason: Option<&str>,
-) -> Result<crate::exit::Exit> {
-    use crate::cli::{RolloutCommand, StatusFormat};
-    use crate::exit::Exit;
+) -> Result<Done> {
     let now = jiff::Timestamp::now().to_string();
-    let mut out = std::io::stdout().lock();
-    match command {
-        RolloutCommand::Start {
+    let mut output = String::new();
+    let mut problems = Diagnostics::default();
+    let end = match *request {
+        Request::Start {
             artifact,
             version: v,
             stable,
@@ -209,81 +263,103 @@ pub fn rollout(
                     rt,
                     artifact,
                     pinned(v, fingerprint),
-                    stable.as_deref().map(|s| pinned(s, None)),
+                    stable.map(|s| pinned(s, None)),
                     &now,
                 )?)
             })?;
-            writeln!(out, "{what}")?;
-            Ok(Exit::Ok)
+            output.push_str(&format!("{what}\n"));
+            End::Done
         }
-        RolloutCommand::Advance { artifact, metrics } => {
+        Request::Advance { artifact, metrics } => {
             let why = reason.map_or_else(|| format!("rollout advance {artifact}"), str::to_string);
+            let mut end = None;
             if let Some(m) = metrics {
-                let (_, decision, problems) = decide(path, artifact, m)?;
-                say(&mut out, artifact, &decision)?;
+                let (_, decision, bad) = decide(path, artifact, m)?;
+                output.push_str(&say(artifact, &decision));
+                let bad_metrics = !bad.is_empty();
+                problems = bad;
                 match decision {
                     Decision::Breach { reasons, .. } => {
-                        return freeze(path, env, artifact, &reasons.join("; "), &mut out);
+                        output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
+                        end = Some(End::Frozen);
                     }
                     // A corrupt metrics file is no reason to move on.
-                    _ if !problems.is_empty() => return Ok(Exit::Invalid),
-                    Decision::Hold { .. } => return Ok(Exit::Ok),
+                    _ if bad_metrics => end = Some(End::BadMetrics),
+                    Decision::Hold { .. } => end = Some(End::Done),
                     Decision::Healthy { .. } => {}
                 }
             }
-            let what = change(path, &Actor::new(env, &why), |rt| {
-                Ok(super::advance(rt, artifact, &now)?)
-            })?;
-            writeln!(out, "{what}")?;
-            Ok(Exit::Ok)
+            match end {
+                Some(end) => end,
+                None => {
+                    let what = change(path, &Actor::new(env, &why), |rt| {
+                        Ok(super::advance(rt, artifact, &now)?)
+                    })?;
+                    output.push_str(&format!("{what}\n"));
+                    End::Done
+                }
+            }
         }
-        RolloutCommand::Status { artifact, format } => {
-            let runtime = load(path)?;
+        Request::Status { artifact, format } => {
+            let mut runtime = load(path)?;
             if let Some(a) = artifact
                 && !runtime.artifacts.contains_key(a)
             {
-                return Err(super::Refused::Unknown(a.clone()).into());
+                return Err(super::Refused::Unknown(a.to_string()).into());
             }
             match format {
-                StatusFormat::Table => {
-                    write!(out, "{}", status_table(&runtime, artifact.as_deref()))?
-                }
-                StatusFormat::Json => {
-                    let mut runtime = runtime;
+                Format::Table => output.push_str(&status_table(&runtime, artifact)),
+                Format::Json => {
                     if let Some(a) = artifact {
                         runtime.artifacts.retain(|id, _| id == a);
                     }
-                    writeln!(out, "{}", serde_json::to_string_pretty(&runtime)?)?;
+                    output.push_str(&format!("{}\n", serde_json::to_string_pretty(&runtime)?));
                 }
             }
-            Ok(Exit::Ok)
+            End::Done
         }
-        RolloutCommand::Check {
+        Request::Check {
             artifact,
             metrics: m,
             format,
         } => {
-            let (release, decision, problems) = decide(path, artifact, m)?;
+            let (release, decision, bad) = decide(path, artifact, m)?;
             match format {
-                StatusFormat::Table => say(&mut out, artifact, &decision)?,
-                StatusFormat::Json => {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&decision)?)?
+                Format::Table => output.push_str(&say(artifact, &decision)),
+                Format::Json => {
+                    output.push_str(&format!("{}\n", serde_json::to_string_pretty(&decision)?))
                 }
             }
+            let bad_metrics = !bad.is_empty();
+            problems = bad;
             match decision {
                 Decision::Breach { reasons, .. } if !release.frozen => {
-                    freeze(path, env, artifact, &reasons.join("; "), &mut out)
+                    output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
+                    End::Frozen
                 }
-                Decision::Breach { .. } => Ok(Exit::Frozen),
-                _ if !problems.is_empty() => Ok(Exit::Invalid),
-                _ => Ok(Exit::Ok),
+                Decision::Breach { .. } => End::Frozen,
+                _ if bad_metrics => End::BadMetrics,
+                _ => End::Done,
             }
         }
-    }
+        Request::Rollback { artifact } => {
+            let why = reason.map_or_else(|| format!("rollback {artifact}"), str::to_string);
+            let what = change(path, &Actor::new(env, &why), |rt| {
+                Ok(super::rollback(rt, artifact)?)
+            })?;
+            output.push_str(&format!("{what}\n"));
+            End::Done
+        }
+    };
+    Ok(Done {
+        output,
+        problems,
+        end,
+    })
 }
 
 /// The artifact's release, the check of its canary against the metrics file, and the
-/// file's bad lines (already printed).
+/// file's bad lines.
 fn decide(
     path: &Path,
     artifact: &str,
@@ -294,42 +370,18 @@ fn decide(
         .remove(artifact)
         .ok_or_else(|| super::Refused::Unknown(artifact.to_string()))?;
     let (table, problems) = read_metrics(metrics_file)?;
-    if !problems.is_empty() {
-        eprintln!("{problems}");
-    }
     let decision = metrics::check(&release, &table)
         .ok_or_else(|| super::Refused::NoCanary(artifact.to_string()))?;
     Ok((release, decision, problems))
 }
 
-/// Freeze after a breach: everyone back on stable, in one write.
-fn freeze(
-    path: &Path,
-    env: &crate::env::Env,
-    artifact: &str,
-    why: &str,
-    out: &mut impl Write,
-) -> Result<crate::exit::Exit> {
+/// Freeze after a breach: everyone back on stable, in one write. Returns what changed,
+/// as a line.
+fn freeze(path: &Path, env: &crate::env::Env, artifact: &str, why: &str) -> Result<String> {
     let what = change(
         path,
         &Actor::new(env, &format!("canary breach: {why}")),
         |rt| Ok(super::freeze(rt, artifact, why)?),
     )?;
-    writeln!(out, "{what}")?;
-    Ok(crate::exit::Exit::Frozen)
-}
-
-/// `promptgate rollback ARTIFACT`.
-pub fn rollback(
-    path: &Path,
-    env: &crate::env::Env,
-    artifact: &str,
-    reason: Option<&str>,
-) -> Result<crate::exit::Exit> {
-    let why = reason.map_or_else(|| format!("rollback {artifact}"), str::to_string);
-    let what = change(path, &Actor::new(env, &why), |rt| {
-        Ok(super::rollback(rt, artifact)?)
-    })?;
-    println!("{what}");
-    Ok(crate::exit::Exit::Ok)
+    Ok(format!("{what}\n"))
 }

@@ -1,0 +1,230 @@
+//! The command line's shape: clap's types and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::eval::result::Shard;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "promptgate",
+    version,
+    about = "Release gate for LLM prompt changes",
+    long_about = "promptgate treats prompts as versioned release artifacts: it finds the prompt \
+                  artifacts a change touches, checks them, and (on pull requests) gates them on \
+                  their evals."
+)]
+pub struct Cli {
+    /// Repository to work in (default: the one containing the current directory).
+    #[arg(short = 'C', long = "repo", global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Config file, relative to the repository root.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<String>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config, every artifact and every suite; report all problems.
+    Validate {
+        #[arg(long, value_enum, default_value_t = ValidateFormat::Text)]
+        format: ValidateFormat,
+    },
+    /// List the prompt artifacts changed between the merge-base of BASE and HEAD, and HEAD.
+    Changes {
+        /// Base branch or commit (what the pull request merges into).
+        #[arg(long)]
+        base: String,
+        /// Head branch or commit (the pull request).
+        #[arg(long, default_value = "HEAD")]
+        head: String,
+        #[arg(long, value_enum, default_value_t = ChangesFormat::Text)]
+        format: ChangesFormat,
+    },
+    /// Run artifacts' eval sets against their models (in the working tree).
+    Eval {
+        /// Artifacts by path or id (default: every artifact).
+        #[arg(value_name = "ARTIFACT")]
+        artifacts: Vec<String>,
+        /// Only cases in a segment matching this glob (repeatable), e.g. `hard-negative/*`.
+        #[arg(long, value_name = "GLOB")]
+        segment: Vec<String>,
+        /// Run only shard K of N (1-based), for spreading a suite over CI jobs; join
+        /// the JSON results with `promptgate merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, value_enum, default_value_t = EvalFormat::Table)]
+        format: EvalFormat,
+        /// Write the result to FILE instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// The pull-request job, locally: changes, evals of the base and head versions on
+    /// the head's eval set, comparison by segment, the policy's verdict, and the
+    /// markdown evidence report.
+    Gate {
+        /// Base branch or commit (what the pull request merges into).
+        #[arg(long)]
+        base: String,
+        /// Head branch or commit (the pull request).
+        #[arg(long, default_value = "HEAD")]
+        head: String,
+        /// Write the markdown report to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Write the evidence bundle (JSON, `promptgate.evidence/v1`) to FILE.
+        #[arg(long, value_name = "FILE")]
+        evidence: Option<PathBuf>,
+        /// Write JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Render the report with this minijinja template instead of the built-in one.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Staged rollout of a prompt version by traffic segment, with automatic freeze on
+    /// a canary threshold breach (see docs/release.md).
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE", global = true)]
+        runtime: Option<PathBuf>,
+        /// Why, for the audit log.
+        #[arg(long, value_name = "TEXT", global = true)]
+        reason: Option<String>,
+    },
+    /// Roll back ARTIFACT at once: a rollout in progress ends (everyone on stable), or,
+    /// with none, the previous stable version is restored. One atomic write.
+    Rollback {
+        artifact: String,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE")]
+        runtime: Option<PathBuf>,
+        /// Why, for the audit log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Turn production failures (an incidents file, JSON Lines) into regression cases
+    /// appended to a cases file: one case per distinct incident, with the assertion that
+    /// catches its kind, in segment `regression/<kind>`. See docs/learn.md.
+    Learn {
+        /// The incidents file: one failure a line.
+        #[arg(long, value_name = "INCIDENTS")]
+        from: PathBuf,
+        /// The cases file (`cases_file` of a suite) to append the new cases to.
+        #[arg(long, value_name = "CASES_FILE")]
+        into: PathBuf,
+        /// Why, for the audit log (default: `promptgate learn --from INCIDENTS`).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// The GitHub Action's entrypoint: reads the runner's environment and event, runs
+    /// the gate (or only the approval step), keeps the sticky comment and sets the
+    /// required status. Takes its settings from the action's inputs (`INPUT_*`).
+    Action,
+    /// Join the JSON results of `eval --shard` runs into one.
+    Merge {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = EvalFormat::Table)]
+        format: EvalFormat,
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutCommand {
+    /// Start rolling out VERSION at the first stage (internal users).
+    Start {
+        artifact: String,
+        #[arg(long)]
+        version: String,
+        /// The stable version, for an artifact's first rollout.
+        #[arg(long, value_name = "VERSION")]
+        stable: Option<String>,
+        /// Gate evidence (`promptgate gate --evidence`): refuse unless it covers this
+        /// version and did not block.
+        #[arg(long, value_name = "FILE")]
+        evidence: Option<PathBuf>,
+    },
+    /// Move the canary to the next stage (from the last: make it stable). With
+    /// `--metrics`, only if the canary is healthy with enough samples.
+    Advance {
+        artifact: String,
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+    },
+    /// Every artifact's stable version, canary, stage and state.
+    Status {
+        artifact: Option<String>,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+    },
+    /// Hold the canary's metrics to its thresholds: a breach freezes the rollout (all
+    /// traffic back on stable, exit 6); too few samples holds.
+    Check {
+        artifact: String,
+        /// Per-request outcomes (JSON Lines or CSV) or counts, per version and segment.
+        #[arg(long, value_name = "FILE")]
+        metrics: PathBuf,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+/// How evaluations reach the models ([`crate::eval::RunOptions`] once the environment
+/// and the terminal are known).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Answer with this provider instead of each artifact's own (e.g. a replay provider
+    /// for an offline run); the judge too.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Samples per case (default: `gate.repeats` from the config).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeats: Option<u32>,
+    /// Write every live answer as a recording into DIR, for a `replay` provider.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Neither read nor write the answer cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EvalFormat {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ValidateFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ChangesFormat {
+    Text,
+    Json,
+    Markdown,
+}

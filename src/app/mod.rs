@@ -1,0 +1,457 @@
+//! The command layer: the one place that knows it is a command-line program. It parses
+//! arguments ([`args`], clap), sets up logging, dispatches each command to one function
+//! over the core's request structs, writes what the core returns to stdout and stderr,
+//! and maps outcomes to the documented exit codes ([`exit`]). Terminal detection lives
+//! here too. The core never imports this module; the GitHub Action
+//! ([`crate::action`]) is the second front end beside it.
+
+pub mod args;
+pub mod exit;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+pub use args::Cli;
+use args::ValidateFormat;
+use args::{ChangesFormat, Command, EvalFormat, RolloutCommand, RunArgs, StatusFormat};
+pub use exit::Exit;
+
+use crate::changes::{self, Refs, render};
+use crate::env::Env;
+use crate::eval::progress::Style;
+use crate::eval::result::{self, EvalReport};
+use crate::eval::{RunOptions, Selection};
+use crate::repo::{PullRequest, Snapshot};
+use crate::rollout::command::{self as rollout, Format, Request};
+use crate::source::fs::{WorkTree, find_root};
+
+/// Logs go to stderr at the level `-v` asks for, or as `PROMPTGATE_LOG` filters them
+/// (`debug`, `promptgate=trace,warn`). A per-target filter, not `EnvFilter`: that one
+/// pulls in regex-automata's full DFA builder, which then also compiles every glob
+/// into a dense DFA, a third of the start of `changes`.
+pub fn init_logging(cli: &Cli, env: &Env) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = match cli.verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let given = env.log_filter.as_deref();
+    let parsed = given.map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(filter)) => filter.clone(),
+        _ => Targets::new().with_default(level),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(!env.no_color && !env.ci)
+                .with_target(false),
+        )
+        .with(filter)
+        .try_init();
+    if let (Some(given), Some(Err(e))) = (given, parsed) {
+        tracing::warn!("PROMPTGATE_LOG={given:?} is not a log filter ({e}); logging at {level}");
+    }
+}
+
+/// Run the command; errors are printed here and become exit codes.
+pub fn run(cli: Cli, env: &Env) -> Exit {
+    match dispatch(cli, env) {
+        Ok(exit) => exit,
+        Err(e) => {
+            // Problems in a file say file:line:col themselves.
+            if let Some(d) = e.downcast_ref::<crate::diag::Diagnostics>() {
+                eprintln!("{d}");
+                return Exit::Invalid;
+            }
+            eprintln!("error: {e:#}");
+            Exit::ToolError
+        }
+    }
+}
+
+/// One match: each command to its function.
+fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
+    let config = cli.config.as_deref();
+    match &cli.command {
+        Command::Merge {
+            files,
+            format,
+            output,
+        } => merge(files, *format, output.as_deref()),
+        Command::Action => action(env),
+        Command::Rollout {
+            command,
+            runtime,
+            reason,
+        } => {
+            let path = runtime_path(&repo_root(&cli)?, runtime.as_deref());
+            release(&path, env, &rollout_request(command), reason.as_deref())
+        }
+        Command::Rollback {
+            artifact,
+            runtime,
+            reason,
+        } => {
+            let path = runtime_path(&repo_root(&cli)?, runtime.as_deref());
+            release(
+                &path,
+                env,
+                &Request::Rollback { artifact },
+                reason.as_deref(),
+            )
+        }
+        Command::Validate { format } => validate(&repo_root(&cli)?, config, *format),
+        Command::Changes { base, head, format } => {
+            changes(&repo_root(&cli)?, config, base, head, *format)
+        }
+        Command::Eval {
+            artifacts,
+            segment,
+            shard,
+            run,
+            format,
+            output,
+        } => {
+            let selection = Selection {
+                artifacts,
+                segments: segment,
+                shard: *shard,
+                repeats: run.repeats,
+            };
+            let root = repo_root(&cli)?;
+            eval(
+                &root,
+                config,
+                env,
+                &selection,
+                run,
+                *format,
+                output.as_deref(),
+            )
+        }
+        Command::Gate {
+            base,
+            head,
+            report,
+            evidence,
+            junit,
+            template,
+            run,
+        } => {
+            let outputs = GateOutputs {
+                report: report.as_deref(),
+                evidence: evidence.as_deref(),
+                junit: junit.as_deref(),
+                template: template.as_deref(),
+            };
+            gate(&repo_root(&cli)?, config, env, base, head, run, &outputs)
+        }
+        Command::Learn { from, into, reason } => learn(from, into, reason.as_deref(), env),
+    }
+}
+
+/// `--runtime`, or the default file in the repository.
+fn runtime_path(root: &Path, given: Option<&Path>) -> PathBuf {
+    given.map_or_else(
+        || root.join(crate::rollout::DEFAULT_PATH),
+        Path::to_path_buf,
+    )
+}
+
+fn repo_root(cli: &Cli) -> anyhow::Result<PathBuf> {
+    let start = match &cli.repo {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    Ok(find_root(&start))
+}
+
+/// How evaluations run from the command line: progress as a bar on a terminal (not in
+/// CI), the cache unless `--no-cache`.
+fn run_options(run: &RunArgs, env: &Env) -> RunOptions {
+    RunOptions {
+        provider: run.provider.clone(),
+        repeats: run.repeats,
+        record: run.record.clone(),
+        cache: if run.no_cache {
+            None
+        } else {
+            env.cache_dir.clone()
+        },
+        progress: Some(progress_style(env)),
+    }
+}
+
+/// A bar on a terminal, a line every 10% elsewhere.
+fn progress_style(env: &Env) -> Style {
+    if std::io::stderr().is_terminal() && !env.ci {
+        Style::Bar
+    } else {
+        Style::Lines
+    }
+}
+
+fn validate(root: &Path, config: Option<&str>, format: ValidateFormat) -> anyhow::Result<Exit> {
+    let tree = WorkTree::new(root)?;
+    let snapshot = Snapshot::open(&tree, config);
+    let report = crate::validate::validate(&snapshot)?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        ValidateFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        }
+        ValidateFormat::Text => {
+            for p in &report.problems {
+                writeln!(out, "{p}")?;
+            }
+            writeln!(
+                out,
+                "checked {} artifact(s), {} suite(s), {} case(s): {} error(s), {} warning(s)",
+                report.artifacts,
+                report.suites,
+                report.cases,
+                report.errors(),
+                report.warnings()
+            )?;
+        }
+    }
+    Ok(Exit::from_problems(report.errors() > 0))
+}
+
+fn changes(
+    root: &Path,
+    config: Option<&str>,
+    base: &str,
+    head: &str,
+    format: ChangesFormat,
+) -> anyhow::Result<Exit> {
+    changes::prepare();
+    let pr = PullRequest::open(root, base, head)?;
+    let sides = pr.sides(config)?;
+    let set = changes::detect(
+        &sides.base,
+        &sides.head,
+        &sides.entries,
+        Refs {
+            base: base.to_string(),
+            head: head.to_string(),
+            merge_base: pr.merge_base.to_string(),
+            head_commit: pr.head_commit.to_string(),
+        },
+    )?;
+    let rendered = match format {
+        ChangesFormat::Text => render::text(&set),
+        ChangesFormat::Json => render::json(&set),
+        ChangesFormat::Markdown => render::markdown(&set),
+    };
+    let mut out = std::io::stdout().lock();
+    write!(out, "{rendered}")?;
+    if !rendered.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn eval(
+    root: &Path,
+    config: Option<&str>,
+    env: &Env,
+    selection: &Selection,
+    run: &RunArgs,
+    format: EvalFormat,
+    output: Option<&Path>,
+) -> anyhow::Result<Exit> {
+    let tree = WorkTree::new(root)?;
+    let snapshot = Snapshot::open(&tree, config);
+    let plans = match crate::eval::select(&snapshot, selection)? {
+        Ok(plans) => plans,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return Ok(Exit::Invalid);
+        }
+    };
+    let options = run_options(run, env);
+    let runs = crate::eval::run(&snapshot.config, &env.secrets, root, &options, plans)?;
+    let report = EvalReport::new(runs);
+    write_eval(&report, format, output)?;
+    Ok(Exit::of_eval(&report))
+}
+
+fn merge(files: &[PathBuf], format: EvalFormat, output: Option<&Path>) -> anyhow::Result<Exit> {
+    let reports = files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            serde_json::from_slice::<EvalReport>(&text)
+                .with_context(|| format!("{}: not the JSON `promptgate eval` writes", f.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = result::merge(reports).map_err(|e| anyhow::anyhow!("cannot merge: {e}"))?;
+    write_eval(&merged, format, output)?;
+    Ok(Exit::of_eval(&merged))
+}
+
+/// Where `gate` writes besides stdout, and the template it renders with.
+struct GateOutputs<'a> {
+    report: Option<&'a Path>,
+    evidence: Option<&'a Path>,
+    junit: Option<&'a Path>,
+    template: Option<&'a Path>,
+}
+
+fn gate(
+    root: &Path,
+    config: Option<&str>,
+    env: &Env,
+    base: &str,
+    head: &str,
+    run: &RunArgs,
+    outputs: &GateOutputs,
+) -> anyhow::Result<Exit> {
+    let template = match outputs.template {
+        None => crate::report::Template::builtin(),
+        Some(path) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            crate::report::Template::new(&path.display().to_string(), source)
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
+        }
+    };
+    let options = run_options(run, env);
+    let request = crate::gate::Request {
+        base,
+        head,
+        config_path: config,
+        run: &options,
+        providers_from_base: false,
+    };
+    let evidence = crate::gate::run(root, &env.secrets, &request)?;
+    let markdown = template
+        .render(&evidence, crate::report::COMMENT_LIMIT)
+        .map_err(|e| anyhow::anyhow!("cannot render the report: {e:#}"))?;
+    if let Some(path) = outputs.evidence {
+        let json = serde_json::to_string_pretty(&evidence)?;
+        crate::gate::write_file(path, &(json + "\n"))?;
+    }
+    if let Some(path) = outputs.junit {
+        crate::gate::write_file(path, &crate::report::junit::junit(&evidence))?;
+    }
+    match outputs.report {
+        Some(path) => {
+            crate::gate::write_file(path, &markdown)?;
+            eprintln!("{}", evidence.verdict.headline());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(markdown.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(Exit::of_verdict(evidence.verdict.state))
+}
+
+fn rollout_request(command: &RolloutCommand) -> Request<'_> {
+    let format = |f: &StatusFormat| match f {
+        StatusFormat::Table => Format::Table,
+        StatusFormat::Json => Format::Json,
+    };
+    match command {
+        RolloutCommand::Start {
+            artifact,
+            version,
+            stable,
+            evidence,
+        } => Request::Start {
+            artifact,
+            version,
+            stable: stable.as_deref(),
+            evidence: evidence.as_deref(),
+        },
+        RolloutCommand::Advance { artifact, metrics } => Request::Advance {
+            artifact,
+            metrics: metrics.as_deref(),
+        },
+        RolloutCommand::Status {
+            artifact,
+            format: f,
+        } => Request::Status {
+            artifact: artifact.as_deref(),
+            format: format(f),
+        },
+        RolloutCommand::Check {
+            artifact,
+            metrics,
+            format: f,
+        } => Request::Check {
+            artifact,
+            metrics,
+            format: format(f),
+        },
+    }
+}
+
+/// `rollout …` and `rollback`.
+fn release(
+    path: &Path,
+    env: &Env,
+    request: &Request,
+    reason: Option<&str>,
+) -> anyhow::Result<Exit> {
+    let done = rollout::run(path, env, request, reason)?;
+    if !done.problems.is_empty() {
+        eprintln!("{}", done.problems);
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(done.output.as_bytes())?;
+    out.flush()?;
+    Ok(Exit::of_release(done.end))
+}
+
+fn learn(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Exit> {
+    let learned = crate::learn::run(from, into, reason, env)?;
+    if !learned.problems.is_empty() {
+        eprintln!("{}", learned.problems);
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(learned.summary.as_bytes())?;
+    out.flush()?;
+    Ok(Exit::from_problems(learned.problems.has_errors()))
+}
+
+fn action(env: &Env) -> anyhow::Result<Exit> {
+    let ran = crate::action::run(env, progress_style(env))?;
+    Ok(Exit::of_action(ran))
+}
+
+/// Write `report` in `format` to `path`, or to stdout. JSON is streamed: a large run's
+/// document is never held in memory whole.
+fn write_eval(report: &EvalReport, format: EvalFormat, path: Option<&Path>) -> anyhow::Result<()> {
+    let mut out: Box<dyn Write> = match path {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match format {
+        EvalFormat::Table => out.write_all(crate::eval::render::table(report).as_bytes())?,
+        EvalFormat::Junit => out.write_all(crate::eval::render::junit(report).as_bytes())?,
+        EvalFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush().with_context(|| {
+        format!(
+            "cannot write {}",
+            path.map_or("stdout".into(), |p| p.display().to_string())
+        )
+    })
+}

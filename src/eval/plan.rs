@@ -1,0 +1,146 @@
+//! What to run: the artifacts of a snapshot with their eval sets, narrowed to the ones
+//! asked for, the segments asked for and a shard; and running those plans with the
+//! options a front end chose.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::progress::Style;
+use super::result::{ArtifactRun, Shard};
+use super::runner::{self, Engine, Plan};
+use crate::config::Config;
+use crate::diag::{Diagnostics, Severity};
+use crate::env::Secrets;
+use crate::repo::Snapshot;
+
+/// How evaluations reach the models: what the front ends (the command line, the action)
+/// decide, as plain values.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Answer with this provider instead of each artifact's own (e.g. a replay provider
+    /// for an offline run); the judge too.
+    pub provider: Option<String>,
+    /// Samples per case; `None` takes `gate.repeats` from the config.
+    pub repeats: Option<u32>,
+    /// Write every live answer as a recording into this directory (relative to the
+    /// repository root), for a `replay` provider.
+    pub record: Option<PathBuf>,
+    /// The answer cache's directory; `None` neither reads nor writes a cache.
+    pub cache: Option<PathBuf>,
+    /// Show progress on stderr.
+    pub progress: Option<Style>,
+}
+
+/// What `promptgate eval` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection<'a> {
+    /// Artifacts by path or id; empty for every artifact.
+    pub artifacts: &'a [String],
+    /// Only cases in a segment matching one of these globs.
+    pub segments: &'a [String],
+    pub shard: Option<Shard>,
+    pub repeats: Option<u32>,
+}
+
+/// The plans for `selection`: the named artifacts (or all) with their cases, filtered.
+/// Problems in the artifacts or their suites come back as diagnostics.
+pub fn select(
+    snapshot: &Snapshot,
+    selection: &Selection,
+) -> anyhow::Result<Result<Vec<Plan>, Diagnostics>> {
+    let Selection {
+        artifacts: wanted,
+        segments,
+        shard,
+        repeats,
+    } = *selection;
+    let mut problems = snapshot.config_problems.clone();
+    let globs = crate::repo::build_globs(segments)
+        .map_err(|(i, e)| anyhow::anyhow!("--segment `{}`: {e}", segments[i]))?;
+    let wanted: Vec<&str> = wanted.iter().map(|w| w.trim_start_matches("./")).collect();
+    let paths = snapshot.artifact_paths()?;
+    let mut artifacts = Vec::new();
+    for path in &paths {
+        match snapshot.load_artifact(path) {
+            Ok(a) => artifacts.push(a),
+            Err(p) => {
+                if wanted.is_empty() || wanted.contains(&path.as_str()) {
+                    problems.extend(p);
+                }
+            }
+        }
+    }
+    let mut chosen = Vec::new();
+    for &w in &wanted {
+        match artifacts.iter().position(|a| a.path == w || a.id == w) {
+            Some(i) => chosen.push(artifacts.swap_remove(i)),
+            None if paths.iter().any(|p| p == w) => {}
+            None => anyhow::bail!(
+                "no artifact `{w}` (give a path or an id; `promptgate validate` lists problems)"
+            ),
+        }
+    }
+    if wanted.is_empty() {
+        chosen = artifacts;
+    }
+    let repeats = repeats.unwrap_or(snapshot.config.gate.repeats);
+    let mut plans = Vec::new();
+    for artifact in chosen {
+        let mut eval = snapshot.eval_set(&artifact).0;
+        for file in &artifact.evals {
+            problems.extend(snapshot.suite(file).1.clone());
+        }
+        problems.extend(snapshot.eval_set(&artifact).1);
+        if !segments.is_empty() {
+            eval.cases
+                .retain(|c| c.segments.iter().any(|s| globs.is_match(s)));
+        }
+        plans.push(Plan {
+            artifact,
+            eval,
+            repeats,
+            shard,
+        });
+    }
+    if !segments.is_empty() && plans.iter().all(|p| p.eval.cases.is_empty()) {
+        anyhow::bail!(
+            "no case is in a segment matching {}",
+            segments
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
+    }
+    problems.0.retain(|d| d.severity == Severity::Error);
+    Ok(if problems.is_empty() {
+        Ok(plans)
+    } else {
+        Err(problems)
+    })
+}
+
+/// Run `plans` on a tokio runtime with the engine `options` describe.
+pub fn run(
+    config: &Config,
+    secrets: &Secrets,
+    root: &Path,
+    options: &RunOptions,
+    plans: Vec<Plan>,
+) -> anyhow::Result<Vec<ArtifactRun>> {
+    let engine_options = runner::Options {
+        provider: options.provider.clone(),
+        cache: options.cache.clone(),
+        record: options.record.as_ref().map(|d| root.join(d)),
+        backoff: Default::default(),
+        progress: options.progress,
+    };
+    let engine = Arc::new(Engine::new(config, secrets, root, &plans, engine_options)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(engine.run(plans))
+}
