@@ -69,9 +69,12 @@ mod tests {
     use super::*;
     use crate::format::schema_of;
 
+    /// A shipped schema and how to derive it from its model.
+    type Pair = (&'static Shipped, fn() -> Value);
+
     #[test]
     fn shipped_schemas_match_the_models() {
-        let models: [(&Shipped, fn() -> Value); 6] = [
+        let models: [Pair; 6] = [
             (&RUNTIME, schema_of::<crate::rollout::Runtime>),
             (&CONFIG, schema_of::<crate::config::Config>),
             (&PROMPT, schema_of::<crate::artifact::native::NativeFile>),
