@@ -1,5 +1,5 @@
 //! The JSON Schemas of the files promptgate reads, shipped in `schemas/` (editors use
-//! them too) and compiled in. The formats validate against them ([`crate::format`]);
+//! them too) and compiled in. The formats validate against them;
 //! a test keeps every file equal to what `schemars` derives from its serde model. A leaf:
 //! the models read their schema here, nothing here reads the models.
 
