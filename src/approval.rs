@@ -60,7 +60,7 @@ pub enum Eligibility {
 
 /// What the approval step knows about the pull request.
 #[derive(Clone, Debug)]
-pub struct PullRequest<'a> {
+pub struct Submission<'a> {
     pub author: &'a str,
     /// When the head commit arrived; labels applied before it are stale with
     /// `dismiss_on_push`.
@@ -69,7 +69,7 @@ pub struct PullRequest<'a> {
 
 /// One role's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct RoleOutcome {
     pub role: Role,
     pub label: String,
     /// Who approved, and when.
@@ -80,9 +80,9 @@ pub struct Outcome {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Approvals {
-    pub product: Outcome,
-    pub technical: Outcome,
-    pub tradeoff: Outcome,
+    pub product: RoleOutcome,
+    pub technical: RoleOutcome,
+    pub tradeoff: RoleOutcome,
 }
 
 impl Approvals {
@@ -123,7 +123,7 @@ pub fn current<'e>(events: &'e [LabelEvent], label: &str) -> Option<&'e LabelEve
 /// role's label currently in force and could count if they are reviewers.
 pub fn to_check(
     events: &[LabelEvent],
-    pr: &PullRequest,
+    pr: &Submission,
     config: &ApprovalsConfig,
 ) -> Vec<(Role, String)> {
     ROLES
@@ -136,7 +136,7 @@ pub fn to_check(
 }
 
 /// Why a label event cannot approve, before asking who its actor is.
-fn disqualified(e: &LabelEvent, pr: &PullRequest, config: &ApprovalsConfig) -> Option<String> {
+fn disqualified(e: &LabelEvent, pr: &Submission, config: &ApprovalsConfig) -> Option<String> {
     if e.bot {
         return Some(format!(
             "applied by the bot @{}, which cannot approve",
@@ -162,13 +162,13 @@ fn disqualified(e: &LabelEvent, pr: &PullRequest, config: &ApprovalsConfig) -> O
 /// named (any other pair may answer [`Eligibility::No`]).
 pub fn decide(
     events: &[LabelEvent],
-    pr: &PullRequest,
+    pr: &Submission,
     config: &ApprovalsConfig,
     eligible: impl Fn(Role, &str) -> Eligibility,
 ) -> Approvals {
     let outcome = |role: Role| {
         let label = label_of(config, role).to_string();
-        let pending = |note: String| Outcome {
+        let pending = |note: String| RoleOutcome {
             role,
             label: label.clone(),
             by: None,
@@ -181,7 +181,7 @@ pub fn decide(
             return pending(why);
         }
         match eligible(role, &e.actor) {
-            Eligibility::Yes => Outcome {
+            Eligibility::Yes => RoleOutcome {
                 role,
                 label: label.clone(),
                 by: Some((e.actor.clone(), e.at)),
@@ -291,8 +291,8 @@ mod tests {
     const TECHNICAL: &str = "prompt-approved/technical";
     const TRADEOFF: &str = "prompt-tradeoff-accepted";
 
-    fn pr() -> PullRequest<'static> {
-        PullRequest {
+    fn pr() -> Submission<'static> {
+        Submission {
             author: "dana",
             head_arrived_at: at("10:00"),
         }

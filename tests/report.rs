@@ -489,7 +489,7 @@ fn run_of(version: &str, id: &str, segment: &str, outcomes: &[Outcome]) -> Artif
 fn with_repeats_a_case_passes_only_when_every_sample_does() {
     let base = run_of("3", "c", "intent/refund", &[P, P, P]);
     let head = run_of("4", "c", "intent/refund", &[P, F, P]);
-    let c = promptgate::compare::compare(&promptgate::compare::Sides {
+    let c = promptgate::compare::compare(&promptgate::compare::RunPair {
         base: Some(&base),
         head: &head,
         base_case_ids: &["c".to_string()],
@@ -516,7 +516,7 @@ fn with_repeats_a_case_passes_only_when_every_sample_does() {
 fn a_case_errored_on_one_side_is_left_out_of_the_pass_rates() {
     let base = run_of("3", "c", "intent/refund", &[E]);
     let head = run_of("4", "c", "intent/refund", &[F]);
-    let c = promptgate::compare::compare(&promptgate::compare::Sides {
+    let c = promptgate::compare::compare(&promptgate::compare::RunPair {
         base: Some(&base),
         head: &head,
         base_case_ids: &["c".to_string()],

@@ -16,17 +16,20 @@
 //! it cannot be posted the action fails.
 
 mod comment;
+mod eligibility;
+mod event;
+mod git;
 mod output;
+mod project;
 mod runner;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use jiff::Timestamp;
 
-use crate::approval::{self, Approvals, Eligibility, LabelEvent, Role};
-use crate::config::{ApprovalsConfig, Permission};
+use crate::approval::{self, Approvals, Eligibility, LabelEvent};
+use crate::config::ApprovalsConfig;
 use crate::env::Env;
 use crate::eval::RunOptions;
 use crate::eval::progress::Style;
@@ -36,7 +39,11 @@ use crate::policy::State;
 use crate::report::{COMMENT_LIMIT, Template, utf16_len};
 use crate::status::StatusState;
 use comment::Record;
+use eligibility::eligibility;
+use event::{PrTarget, Task};
+use git::{ensure_commits, rev_parse};
 use output::{Annotation, Level};
+use project::{annotations, commit_status, failed, regressions, state_word, word};
 use runner::Runner;
 
 /// Annotations per run; GitHub shows ten per step anyway.
@@ -47,34 +54,6 @@ const APPROVALS_ROOM: usize = 2_000;
 /// Room for the report in the job summary and `report-path`: as much as the template
 /// shows, in UTF-16 units few enough that the UTF-8 fits the summary's byte cap.
 const FULL_ROOM: usize = output::SUMMARY_LIMIT / 3;
-
-/// The pull request the run is about.
-#[derive(Debug, Clone)]
-struct PullRequest {
-    number: u64,
-    head_sha: String,
-    base_sha: String,
-    author: String,
-    /// The head lives in another repository: a fork, without our secrets.
-    fork: bool,
-    /// When GitHub last updated the pull request (for a push event: the push).
-    updated_at: Option<Timestamp>,
-}
-
-enum Job {
-    /// The gate, then approvals, comment and status.
-    Gate(PullRequest),
-    /// Approvals, comment and status, from the recorded evaluation.
-    Approvals(PullRequest),
-    /// A fork's pull request: pending until a maintainer runs the evaluation.
-    Fork(PullRequest),
-    /// The gate on a commit without a pull request.
-    Commit {
-        base: String,
-        head: String,
-    },
-    Skip(String),
-}
 
 /// How a run of the action ended: nothing to do, or the status it set on the commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +88,7 @@ pub fn run(env: &Env, progress: Style) -> Result<Ran> {
     // annotations, printed between a resume and a new stop.
     let resume = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     println!("::stop-commands::{resume}");
-    let job = rt.block_on(job(&runner, &gh))?;
+    let job = rt.block_on(event::task(&runner, &gh))?;
     let action = Action {
         runner: &runner,
         gh: &gh,
@@ -120,102 +99,15 @@ pub fn run(env: &Env, progress: Style) -> Result<Ran> {
         progress,
     };
     match job {
-        Job::Skip(why) => {
+        Task::Skip(why) => {
             println!("promptgate: nothing to do: {why}");
             Ok(Ran::Skipped)
         }
-        Job::Fork(pr) => action.fork(&pr),
-        Job::Gate(pr) => action.gate_pr(&pr),
-        Job::Approvals(pr) => action.approvals_only(&pr),
-        Job::Commit { base, head } => action.gate_commit(&base, &head),
+        Task::Fork(pr) => action.fork(&pr),
+        Task::Gate(pr) => action.gate_pr(&pr),
+        Task::Approvals(pr) => action.approvals_only(&pr),
+        Task::Commit { base, head } => action.gate_commit(&base, &head),
     }
-}
-
-/// What the event asks for.
-async fn job(runner: &Runner, gh: &GitHub) -> Result<Job> {
-    let event = &runner.event;
-    let from_payload = || -> Result<PullRequest> {
-        pull_request_of(&event["pull_request"], &runner.repository)
-            .context("the event payload has no usable `pull_request`")
-    };
-    if let Some(head) = &runner.inputs.head_ref {
-        // An explicit ref to evaluate: not the pull request's job, whatever the event.
-        let base = runner
-            .inputs
-            .base_ref
-            .clone()
-            .context("input `head-ref` needs `base-ref` too (the ref to compare against)")?;
-        return Ok(Job::Commit {
-            base,
-            head: head.clone(),
-        });
-    }
-    Ok(match runner.event_name.as_str() {
-        "pull_request" | "pull_request_target" => {
-            let pr = from_payload()?;
-            match runner.action() {
-                "closed" => Job::Skip("the pull request is closed".into()),
-                // Needs no secrets; for a fork it waits for a maintainer's evaluation.
-                "labeled" | "unlabeled" => Job::Approvals(pr),
-                _ if pr.fork => Job::Fork(pr),
-                _ => Job::Gate(pr),
-            }
-        }
-        "pull_request_review" => Job::Approvals(from_payload()?),
-        "workflow_dispatch" | "push" => {
-            match runner.inputs.pull_request {
-                Some(number) => {
-                    // A maintainer asked for this pull request, fork or not; for a fork,
-                    // `fork` still keeps the head's providers out.
-                    let found = gh.pull_request(number).await?;
-                    if found.state == "closed" {
-                        Job::Skip(format!("pull request #{number} is closed"))
-                    } else {
-                        Job::Gate(PullRequest {
-                            number: found.number,
-                            fork: found.head.repo.as_ref().is_none_or(|r| {
-                                !r.full_name.eq_ignore_ascii_case(&runner.repository)
-                            }),
-                            head_sha: found.head.sha,
-                            base_sha: found.base.sha,
-                            author: found.user.map(|u| u.login).unwrap_or_default(),
-                            updated_at: found.updated_at,
-                        })
-                    }
-                }
-                None => {
-                    let base = match (&runner.inputs.base_ref, event["before"].as_str()) {
-                        (Some(b), _) => b.clone(),
-                        (None, Some(before)) if !before.chars().all(|c| c == '0') => before.into(),
-                        _ => bail!(
-                            "{} event: set the `base-ref` input (the ref to compare against, e.g. `origin/main`)",
-                            runner.event_name
-                        ),
-                    };
-                    Job::Commit {
-                        base,
-                        head: runner.sha.clone(),
-                    }
-                }
-            }
-        }
-        other => bail!(
-            "promptgate does not handle `{other}` events; run it on pull_request, pull_request_review, workflow_dispatch or push"
-        ),
-    })
-}
-
-fn pull_request_of(v: &serde_json::Value, repository: &str) -> Option<PullRequest> {
-    let head_repo = v["head"]["repo"]["full_name"].as_str();
-    Some(PullRequest {
-        number: v["number"].as_u64()?,
-        head_sha: v["head"]["sha"].as_str()?.to_string(),
-        base_sha: v["base"]["sha"].as_str()?.to_string(),
-        author: v["user"]["login"].as_str().unwrap_or("").to_string(),
-        // A deleted fork has no head repository: still not ours.
-        fork: head_repo.is_none_or(|r| !r.eq_ignore_ascii_case(repository)),
-        updated_at: v["updated_at"].as_str().and_then(|t| t.parse().ok()),
-    })
 }
 
 struct Action<'a> {
@@ -232,7 +124,7 @@ struct Action<'a> {
 }
 
 /// What one run decided, for outputs and the exit code.
-struct Outcome {
+struct Finished {
     state: StatusState,
     description: String,
     verdict: Option<State>,
@@ -322,7 +214,7 @@ impl Action<'_> {
             })
     }
 
-    fn base_of(&self, pr: &PullRequest) -> String {
+    fn base_of(&self, pr: &PrTarget) -> String {
         self.runner
             .inputs
             .base_ref
@@ -332,7 +224,7 @@ impl Action<'_> {
 
     /// A fork's pull request: no secrets, so no evaluation. Pending, never success, and
     /// no failure a contributor cannot act on.
-    fn fork(&self, pr: &PullRequest) -> Result<Ran> {
+    fn fork(&self, pr: &PrTarget) -> Result<Ran> {
         let description = "fork pull request: a maintainer must run the evaluation";
         let context = self
             .prepare(&self.base_of(pr), &pr.head_sha)
@@ -357,7 +249,7 @@ impl Action<'_> {
         if let Some(path) = &self.runner.step_summary {
             output::write_summary(path, &explanation.replace(comment::MARKER, ""))?;
         }
-        self.write_outputs(&Outcome {
+        self.write_outputs(&Finished {
             state: StatusState::Pending,
             description: description.into(),
             verdict: None,
@@ -384,7 +276,7 @@ impl Action<'_> {
 
     /// Label or review changes: reuse the evaluation of this head commit if our comment
     /// recorded one, else evaluate.
-    fn approvals_only(&self, pr: &PullRequest) -> Result<Ran> {
+    fn approvals_only(&self, pr: &PrTarget) -> Result<Ran> {
         let policy = self.prepare(&self.base_of(pr), &pr.head_sha)?;
         let context = policy.status_context;
         if let Err(e) = self.set_status(
@@ -443,7 +335,7 @@ impl Action<'_> {
                     tracing::warn!("cannot update the approvals in the comment: {e:#}");
                 }
             }
-            let outcome = Outcome {
+            let outcome = Finished {
                 state,
                 description,
                 verdict: Some(record.verdict.state),
@@ -462,7 +354,7 @@ impl Action<'_> {
     /// first status the action posted on the commit under the policy's context (every
     /// run posts one before it evaluates). Labels applied before it do not count with
     /// `dismiss_on_push`.
-    fn head_arrived_at(&self, pr: &PullRequest, context: &str) -> Result<Timestamp> {
+    fn head_arrived_at(&self, pr: &PrTarget, context: &str) -> Result<Timestamp> {
         if let ("opened" | "synchronize" | "reopened", Some(at)) =
             (self.runner.action(), pr.updated_at)
         {
@@ -485,7 +377,7 @@ impl Action<'_> {
     }
 
     /// The full job on a pull request.
-    fn gate_pr(&self, pr: &PullRequest) -> Result<Ran> {
+    fn gate_pr(&self, pr: &PrTarget) -> Result<Ran> {
         let base = self.base_of(pr);
         let policy = self.prepare(&base, &pr.head_sha)?;
         // The policy's context: a pull request cannot rename its own required check.
@@ -493,7 +385,7 @@ impl Action<'_> {
     }
 
     /// The gate on a prepared pull request ([`Action::prepare`]), under `context`.
-    fn evaluate_pr(&self, pr: &PullRequest, base: &str, context: &str) -> Result<Ran> {
+    fn evaluate_pr(&self, pr: &PrTarget, base: &str, context: &str) -> Result<Ran> {
         self.set_status(
             &pr.head_sha,
             context,
@@ -526,7 +418,7 @@ impl Action<'_> {
             }
             let (state, description) = approval::status(&evidence.verdict, &approvals);
             self.set_status(&pr.head_sha, context, state, &description)?;
-            let outcome = Outcome {
+            let outcome = Finished {
                 state,
                 description,
                 verdict: Some(evidence.verdict.state),
@@ -566,15 +458,9 @@ impl Action<'_> {
         };
         let report = self.render(&evidence, FULL_ROOM)?;
         let files = self.write_files(&evidence, &report)?;
-        let (state, description) = match evidence.verdict.state {
-            State::Error => (StatusState::Error, evidence.verdict.headline()),
-            State::Blocked => (StatusState::Failure, evidence.verdict.headline()),
-            State::Pass | State::NeedsTradeoff => {
-                (StatusState::Success, evidence.verdict.headline())
-            }
-        };
+        let (state, description) = commit_status(&evidence.verdict);
         post(state, &description)?;
-        let outcome = Outcome {
+        let outcome = Finished {
             state,
             description,
             verdict: Some(evidence.verdict.state),
@@ -696,7 +582,7 @@ impl Action<'_> {
     /// Approvals from the pull request's label events.
     fn approvals(
         &self,
-        pr: &PullRequest,
+        pr: &PrTarget,
         rules: &ApprovalsConfig,
         arrived: Timestamp,
     ) -> Result<Approvals> {
@@ -724,7 +610,7 @@ impl Action<'_> {
                 })
             })
             .collect();
-        let subject = approval::PullRequest {
+        let subject = approval::Submission {
             author: &pr.author,
             head_arrived_at: arrived,
         };
@@ -741,7 +627,7 @@ impl Action<'_> {
         }))
     }
 
-    fn finish(&self, evidence: &Evidence, report: &str, outcome: &Outcome) -> Result<Ran> {
+    fn finish(&self, evidence: &Evidence, report: &str, outcome: &Finished) -> Result<Ran> {
         if let Some(path) = &self.runner.step_summary {
             output::write_summary(path, report)?;
         }
@@ -763,11 +649,11 @@ impl Action<'_> {
     }
 
     /// The run's last line.
-    fn say(&self, o: &Outcome) {
+    fn say(&self, o: &Finished) {
         println!("promptgate: {} — {}", word(o.state), o.description);
     }
 
-    fn write_outputs(&self, o: &Outcome) -> Result<()> {
+    fn write_outputs(&self, o: &Finished) -> Result<()> {
         let Some(path) = &self.runner.output else {
             return Ok(());
         };
@@ -790,248 +676,4 @@ impl Action<'_> {
             ],
         )
     }
-}
-
-/// Whether `login` may approve `role`: listed by login, an active member of a listed
-/// team, or at least the role's `min_permission` on the repository. Anyone who may
-/// approve either role may accept a trade-off. Lookups that fail make the answer
-/// unknown, which never counts.
-async fn eligibility(gh: &GitHub, rules: &ApprovalsConfig, role: Role, login: &str) -> Eligibility {
-    let roles = match role {
-        Role::Product => vec![&rules.product],
-        Role::Technical => vec![&rules.technical],
-        Role::Tradeoff => vec![&rules.product, &rules.technical],
-    };
-    let mut unknown = None;
-    for r in roles {
-        for reviewer in &r.reviewers {
-            match reviewer.strip_prefix('@').and_then(|t| t.split_once('/')) {
-                Some((org, team)) => match gh.team_member(org, team, login).await {
-                    Ok(true) => return Eligibility::Yes,
-                    Ok(false) => {}
-                    Err(e) => unknown = Some(format!("{e:#}")),
-                },
-                None if reviewer.trim_start_matches('@').eq_ignore_ascii_case(login) => {
-                    return Eligibility::Yes;
-                }
-                None => {}
-            }
-        }
-        if let Some(min) = r.min_permission {
-            match gh.permission(login).await {
-                Ok(p) if rank(&p) >= permission_rank(min) => {
-                    return Eligibility::Yes;
-                }
-                Ok(_) => {}
-                Err(e) => unknown = Some(format!("{e:#}")),
-            }
-        }
-    }
-    unknown.map_or(Eligibility::No, Eligibility::Unknown)
-}
-
-fn rank(role_name: &str) -> u8 {
-    match role_name {
-        "admin" => 5,
-        "maintain" => 4,
-        "write" => 3,
-        "triage" => 2,
-        "read" => 1,
-        _ => 0,
-    }
-}
-
-fn permission_rank(p: Permission) -> u8 {
-    match p {
-        Permission::Admin => 5,
-        Permission::Maintain => 4,
-        Permission::Write => 3,
-        Permission::Triage => 2,
-        Permission::Read => 1,
-    }
-}
-
-fn regressions(evidence: &Evidence) -> usize {
-    evidence
-        .artifacts
-        .iter()
-        .filter_map(|a| a.comparison.as_ref())
-        .map(|c| c.regressions.len())
-        .sum()
-}
-
-/// Blocking reasons on their artifact's file, and regressions on their case's line.
-fn annotations(evidence: &Evidence) -> Vec<Annotation> {
-    let mut out = Vec::new();
-    let level = match evidence.verdict.state {
-        State::Blocked | State::Error => Level::Error,
-        State::NeedsTradeoff | State::Pass => Level::Warning,
-    };
-    let file_of = |id: &str| {
-        evidence
-            .artifacts
-            .iter()
-            .filter(|a| a.change.id == id)
-            .find_map(|a| a.change.head.as_ref().or(a.change.base.as_ref()))
-            .map(|side| side.path.clone())
-    };
-    for r in evidence
-        .verdict
-        .reasons
-        .iter()
-        .chain(&evidence.verdict.errors)
-    {
-        out.push(Annotation {
-            level,
-            file: r.artifact.as_deref().and_then(file_of),
-            line: None,
-            title: format!("promptgate: {}", r.rule),
-            message: match &r.artifact {
-                Some(a) => format!("{a}: {}", r.message),
-                None => r.message.clone(),
-            },
-        });
-    }
-    for a in &evidence.artifacts {
-        for r in a.comparison.iter().flat_map(|c| &c.regressions) {
-            out.push(Annotation {
-                level: if r.critical {
-                    Level::Error
-                } else {
-                    Level::Warning
-                },
-                file: Some(r.file.clone()),
-                line: Some(r.line),
-                title: format!("promptgate: {} regressed", r.id),
-                message: format!(
-                    "{}: passes on base, fails on head: {}",
-                    a.change.id,
-                    r.failed.join("; ")
-                ),
-            });
-        }
-    }
-    out
-}
-
-/// The status description for a run that failed: the error's chain on one line, with
-/// an answer from GitHub said briefly (status and message, not the call), so the cause
-/// fits in the 140 characters GitHub keeps.
-fn failed(e: &anyhow::Error) -> String {
-    let mut parts = Vec::new();
-    for cause in e.chain() {
-        if let Some(api) = cause.downcast_ref::<crate::github::ApiError>() {
-            parts.push(format!("GitHub {}: {}", api.status, api.message));
-            break;
-        }
-        parts.push(cause.to_string());
-    }
-    format!("promptgate failed: {}", parts.join(": "))
-}
-
-fn word(state: StatusState) -> &'static str {
-    match state {
-        StatusState::Pending => "pending",
-        StatusState::Success => "success",
-        StatusState::Failure => "failure",
-        StatusState::Error => "error",
-    }
-}
-
-fn state_word(state: State) -> &'static str {
-    match state {
-        State::Pass => "pass",
-        State::NeedsTradeoff => "needs-tradeoff",
-        State::Blocked => "blocked",
-        State::Error => "error",
-    }
-}
-
-/// The commit id `rev` names in the checkout.
-fn rev_parse(root: &Path, rev: &str) -> Option<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
-        .arg(format!("{rev}^{{commit}}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Make sure both commits and their merge-base are in the checkout. A shallow clone
-/// (actions/checkout's default `fetch-depth: 1`) is deepened from `origin`; if that
-/// cannot work, the error says what to change.
-fn ensure_commits(root: &Path, base: &str, head: &str) -> Result<()> {
-    let git = |args: &[&str]| -> Result<(bool, String)> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .output()
-            .context("cannot run git: is it installed?")?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-                + &String::from_utf8_lossy(&out.stderr),
-        ))
-    };
-    for rev in [base, head] {
-        if rev.starts_with('-') {
-            bail!("`{rev}` is not a git revision");
-        }
-    }
-    let has = |rev: &str| -> Result<bool> {
-        Ok(git(&["cat-file", "-e", &format!("{rev}^{{commit}}")])?.0)
-    };
-    for rev in [base, head] {
-        if !has(rev)? {
-            let (ok, out) = git(&["fetch", "--no-tags", "--quiet", "origin", rev])?;
-            if !ok && !has(rev)? {
-                bail!(
-                    "commit {rev} is not in the checkout and fetching it failed: {}\nfix: check out with `fetch-depth: 0` (actions/checkout)",
-                    out.trim()
-                );
-            }
-        }
-    }
-    let shallow = git(&["rev-parse", "--is-shallow-repository"])?
-        .1
-        .starts_with("true");
-    let mut deepen = 0;
-    while !git(&["merge-base", base, head])?.0 {
-        if !shallow || deepen >= 5 {
-            let (ok, out) = if shallow {
-                git(&["fetch", "--no-tags", "--quiet", "--unshallow", "origin"])?
-            } else {
-                (false, String::from("no common history"))
-            };
-            if ok && git(&["merge-base", base, head])?.0 {
-                break;
-            }
-            bail!(
-                "no merge-base of {base} and {head} in the checkout ({}); fix: check out with `fetch-depth: 0` (actions/checkout)",
-                out.trim()
-            );
-        }
-        deepen += 1;
-        let (ok, out) = git(&[
-            "fetch",
-            "--no-tags",
-            "--quiet",
-            "--deepen=100",
-            "origin",
-            base,
-            head,
-        ])?;
-        if !ok {
-            bail!(
-                "the checkout is shallow and deepening it failed: {}\nfix: check out with `fetch-depth: 0` (actions/checkout)",
-                out.trim()
-            );
-        }
-    }
-    Ok(())
 }

@@ -54,20 +54,33 @@ pub struct Runner {
 impl Runner {
     /// Read the runner's environment and the event payload it points at.
     pub fn read(env: &Env) -> Result<Runner> {
-        let var = |name: &str| env.secrets.get(name).map(|s| s.expose().to_string());
+        let var = |name: &str| env.vars.get(name).map(str::to_string);
         let required = |name: &str| {
             var(name).with_context(|| {
                 format!("{name} is not set: `promptgate action` runs inside GitHub Actions (locally, use `promptgate gate`)")
             })
         };
         // The runner passes `with:` inputs as INPUT_<NAME> upper-cased, keeping hyphens.
-        let input = |name: &str| {
+        let input_names = |name: &str| {
             let upper = name.to_uppercase();
-            var(&format!("INPUT_{upper}"))
-                .or_else(|| var(&format!("INPUT_{}", upper.replace('-', "_"))))
+            [
+                format!("INPUT_{upper}"),
+                format!("INPUT_{}", upper.replace('-', "_")),
+            ]
+        };
+        let input = |name: &str| {
+            input_names(name)
+                .iter()
+                .find_map(|n| var(n))
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        // The token is the one input that is a credential: read as a secret.
+        let token = input_names("github-token")
+            .iter()
+            .find_map(|n| env.secrets.get(n))
+            .map(|s| Secret::new(s.expose().trim()))
+            .filter(|s| !s.expose().is_empty());
         let flag = |name: &str, default: bool| -> Result<bool> {
             match input(name).as_deref() {
                 None => Ok(default),
@@ -117,10 +130,10 @@ impl Runner {
             step_summary: var("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             temp: var("RUNNER_TEMP")
                 .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir),
+                .unwrap_or_else(|| env.temp_dir.clone()),
             github_timeout,
             inputs: Inputs {
-                token: input("github-token").map(Secret::new),
+                token,
                 config: input("config"),
                 base_ref: input("base-ref"),
                 head_ref: input("head-ref"),

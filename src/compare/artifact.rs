@@ -51,7 +51,7 @@ impl ArtifactEvidence {
     ) -> ArtifactEvidence {
         let (base_run, head_run) = runs;
         let comparison = head_run.as_ref().map(|head| {
-            super::compare(&super::Sides {
+            super::compare(&super::RunPair {
                 base: base_run.as_ref(),
                 head,
                 base_case_ids,

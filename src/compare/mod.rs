@@ -172,7 +172,7 @@ pub struct Comparison {
 
 /// What to compare: the runs of both versions, and which cases the pull request added
 /// or removed.
-pub struct Sides<'a> {
+pub struct RunPair<'a> {
     /// The base version, run on the head's cases and on the cases the PR deleted.
     pub base: Option<&'a ArtifactRun>,
     /// The head version, run on the head's cases.
@@ -289,7 +289,7 @@ fn fraction(p: Passes) -> f64 {
 }
 
 /// Compare the two sides case by case.
-pub fn compare(sides: &Sides) -> Comparison {
+pub fn compare(sides: &RunPair) -> Comparison {
     let head = sides.head;
     let base_cases: HashMap<&str, &CaseResult> = sides
         .base
