@@ -363,3 +363,504 @@ pub fn decide(
         nothing_changed: artifacts.is_empty(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use globset::{Glob, GlobSet, GlobSetBuilder};
+
+    use super::*;
+    use crate::changes::{ArtifactChange, ChangeKind, Side};
+    use crate::diag::Pos;
+    use crate::eval::result::{ArtifactRun, CaseResult, Outcome, RunInfo, Sample, Source};
+
+    const P: Outcome = Outcome::Pass;
+    const F: Outcome = Outcome::Fail;
+    const E: Outcome = Outcome::Error;
+
+    /// What every sample of one side costs.
+    #[derive(Clone, Copy)]
+    struct Usage {
+        cost_usd: Option<f64>,
+        latency_ms: f64,
+        output_tokens: u64,
+    }
+
+    const USUAL: Usage = Usage {
+        cost_usd: Some(0.001),
+        latency_ms: 400.0,
+        output_tokens: 20,
+    };
+
+    /// A case: id, segment, base outcome, head outcome.
+    type Row = (String, String, Outcome, Outcome);
+
+    /// `n` cases of `segment` for each `(n, base, head)`, ids `segment-i`.
+    fn rows(segment: &str, groups: &[(usize, Outcome, Outcome)]) -> Vec<Row> {
+        let mut out = Vec::new();
+        for &(n, b, h) in groups {
+            for _ in 0..n {
+                let id = format!("{segment}-{}", out.len());
+                out.push((id, segment.to_string(), b, h));
+            }
+        }
+        out
+    }
+
+    fn sample(outcome: Outcome, u: Usage) -> Sample {
+        if outcome == E {
+            return Sample::error("provider down".into());
+        }
+        Sample {
+            outcome,
+            error: None,
+            text: "Your refund is on its way.".into(),
+            latency_ms: Some(u.latency_ms),
+            input_tokens: 100,
+            output_tokens: u.output_tokens,
+            cost_usd: u.cost_usd,
+            requests: 1,
+            source: Source::Replay,
+            ..Sample::error(String::new())
+        }
+    }
+
+    fn run(version: &str, cases: Vec<(String, String, Outcome)>, u: Usage) -> ArtifactRun {
+        ArtifactRun {
+            artifact: RunInfo {
+                id: "support.assistant".into(),
+                path: "prompts/support.prompt.yaml".into(),
+                version: Some(version.into()),
+                fingerprint: format!("sha256:{version}"),
+                provider: "recorded".into(),
+                model: "m".into(),
+                repeats: 1,
+                cases_digest: String::new(),
+            },
+            segments: BTreeMap::new(),
+            shard: None,
+            cases: cases
+                .into_iter()
+                .enumerate()
+                .map(|(i, (id, segment, o))| {
+                    let file = "evals/support.cases.jsonl".to_string();
+                    CaseResult::new(id, vec![segment], file, i + 1, vec![sample(o, u)])
+                })
+                .collect(),
+        }
+    }
+
+    fn change(kind: ChangeKind) -> ArtifactChange {
+        let side = |v: &str| Side {
+            path: "prompts/support.prompt.yaml".into(),
+            version: Some(v.into()),
+            fingerprint: Some(format!("sha256:{v}")),
+        };
+        ArtifactChange {
+            id: "support.assistant".into(),
+            kind,
+            base: (kind != ChangeKind::Added).then(|| side("3")),
+            head: (kind != ChangeKind::Deleted).then(|| side("4")),
+            behaviour_changed: true,
+            evals_changed: false,
+            missing_version_bump: false,
+            fields: Vec::new(),
+            message_diff: None,
+            changed_references: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn critical() -> GlobSet {
+        let mut b = GlobSetBuilder::new();
+        for g in GateConfig::default().critical_segments {
+            b.add(Glob::new(&g).expect("a valid glob"));
+        }
+        b.build().expect("globs build")
+    }
+
+    /// Evidence of `status` from the given runs; the base's cases are its eval set.
+    fn evidence(
+        status: Status,
+        base: Option<ArtifactRun>,
+        head: Option<ArtifactRun>,
+    ) -> ArtifactEvidence {
+        let kind = match status {
+            Status::HeadOnly => ChangeKind::Added,
+            Status::Deleted => ChangeKind::Deleted,
+            _ => ChangeKind::Modified,
+        };
+        let base_ids: Vec<String> = base
+            .iter()
+            .flat_map(|r| r.cases.iter().map(|c| c.id.clone()))
+            .collect();
+        ArtifactEvidence::new(
+            change(kind),
+            status,
+            Vec::new(),
+            (base, head),
+            &base_ids,
+            &critical(),
+        )
+    }
+
+    fn priced(cases: &[Row], base: Usage, head: Usage) -> ArtifactEvidence {
+        let side = |head_side: bool| {
+            cases
+                .iter()
+                .map(|(id, s, b, h)| (id.clone(), s.clone(), if head_side { *h } else { *b }))
+                .collect::<Vec<_>>()
+        };
+        evidence(
+            Status::Compared,
+            Some(run("3", side(false), base)),
+            Some(run("4", side(true), head)),
+        )
+    }
+
+    fn compared(cases: &[Row]) -> ArtifactEvidence {
+        priced(cases, USUAL, USUAL)
+    }
+
+    fn decide_default(artifacts: &[ArtifactEvidence]) -> Verdict {
+        decide(&GateConfig::default(), artifacts, &[])
+    }
+
+    fn rules(list: &[Reason]) -> Vec<&str> {
+        list.iter().map(|r| r.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn nothing_changed_passes_and_says_so() {
+        let v = decide_default(&[]);
+        assert_eq!(v.state, State::Pass);
+        assert!(v.nothing_changed);
+        assert_eq!(v.headline(), NOTHING_CHANGED);
+    }
+
+    #[test]
+    fn an_unchanged_artifact_passes_but_is_not_nothing_changed() {
+        let v = decide_default(&[evidence(Status::Unchanged, None, None)]);
+        assert_eq!(v.state, State::Pass);
+        assert!(!v.nothing_changed);
+        assert!(v.reasons.is_empty() && v.errors.is_empty() && v.notes.is_empty());
+    }
+
+    #[test]
+    fn a_clean_comparison_passes() {
+        let v = decide_default(&[compared(&rows("billing", &[(10, P, P)]))]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+        assert!(!v.nothing_changed);
+        assert_eq!(v.headline(), "evaluation passed");
+    }
+
+    #[test]
+    fn an_invalid_artifact_blocks_with_its_first_problem() {
+        let mut e = evidence(Status::Invalid, None, None);
+        e.change.problems = vec![
+            Diagnostic::new(
+                "prompts/support.prompt.yaml",
+                Pos::new(2, 1),
+                "unknown field",
+            ),
+            Diagnostic::new("prompts/support.prompt.yaml", Pos::new(9, 1), "second"),
+        ];
+        let v = decide_default(&[e]);
+        assert_eq!(v.state, State::Blocked);
+        assert_eq!(rules(&v.reasons), ["invalid"]);
+        assert_eq!(v.reasons[0].artifact.as_deref(), Some("support.assistant"));
+        assert!(v.reasons[0].message.contains("2:1: unknown field"), "{v:?}");
+        assert!(!v.reasons[0].message.contains("second"));
+
+        let v = decide_default(&[evidence(Status::Invalid, None, None)]);
+        assert_eq!(rules(&v.reasons), ["invalid"]);
+        assert!(v.reasons[0].message.contains("it does not load"));
+    }
+
+    #[test]
+    fn a_missing_version_bump_blocks_only_when_required() {
+        let mut e = compared(&rows("billing", &[(10, P, P)]));
+        e.change.missing_version_bump = true;
+        let v = decide_default(std::slice::from_ref(&e));
+        assert_eq!(v.state, State::Blocked);
+        assert_eq!(rules(&v.reasons), ["gate.require_version_bump"]);
+        assert!(v.reasons[0].message.contains("version is still 4"));
+
+        let lenient = GateConfig {
+            require_version_bump: false,
+            ..GateConfig::default()
+        };
+        assert_eq!(decide(&lenient, &[e], &[]).state, State::Pass);
+    }
+
+    #[test]
+    fn a_deleted_artifact_is_a_note_not_a_block() {
+        let mut e = evidence(Status::Deleted, None, None);
+        e.change.missing_version_bump = true;
+        let v = decide_default(&[e]);
+        assert_eq!(v.state, State::Pass);
+        assert!(v.reasons.is_empty() && v.errors.is_empty());
+        assert_eq!(v.notes, ["support.assistant: deleted; not evaluated"]);
+    }
+
+    #[test]
+    fn config_problems_make_it_an_error() {
+        let problems = [
+            Diagnostic::new(".promptgate.yaml", Pos::new(3, 5), "bad drop"),
+            Diagnostic::new(".promptgate.yaml", Pos::new(4, 5), "bad rate"),
+        ];
+        let v = decide(&GateConfig::default(), &[], &problems);
+        assert_eq!(v.state, State::Error);
+        assert_eq!(rules(&v.errors), ["config"]);
+        assert_eq!(v.errors[0].artifact, None);
+        assert!(v.errors[0].message.contains("2 problem(s)"));
+        assert!(v.errors[0].message.contains("bad drop"));
+        assert!(v.headline().starts_with("could not evaluate: "));
+    }
+
+    #[test]
+    fn an_artifact_that_was_not_evaluated_is_an_error() {
+        let v = decide_default(&[evidence(Status::Compared, None, None)]);
+        assert_eq!(v.state, State::Error);
+        assert_eq!(rules(&v.errors), ["evaluation"]);
+    }
+
+    #[test]
+    fn a_critical_case_that_flips_blocks() {
+        // One flip: within noise everywhere, but any new failure in a critical segment
+        // blocks.
+        let mut cases = rows("billing", &[(9, P, P)]);
+        cases.extend(rows("hard-negative/jailbreak", &[(1, P, F)]));
+        let v = decide_default(&[compared(&cases)]);
+        assert_eq!(v.state, State::Blocked, "{v:?}");
+        assert_eq!(rules(&v.reasons), ["gate.critical_segments"]);
+        let message = &v.reasons[0].message;
+        assert!(message.contains("critical segment hard-negative/jailbreak"));
+        assert!(message.contains("hard-negative/jailbreak-0"), "{message}");
+        // The critical segment's own drop is not also noted as "within noise"; the
+        // overall one is.
+        assert_eq!(v.notes.len(), 1, "{:?}", v.notes);
+        assert!(v.notes[0].contains(ALL));
+    }
+
+    #[test]
+    fn a_failing_critical_case_of_a_new_artifact_blocks() {
+        let mut cases = rows("billing", &[(9, P, P)]);
+        cases.extend(rows("hard-negative/jailbreak", &[(1, P, F)]));
+        let head = cases
+            .iter()
+            .map(|(id, s, _, h)| (id.clone(), s.clone(), *h))
+            .collect();
+        let v = decide_default(&[evidence(
+            Status::HeadOnly,
+            None,
+            Some(run("1", head, USUAL)),
+        )]);
+        assert_eq!(v.state, State::Blocked);
+        assert_eq!(rules(&v.reasons), ["gate.critical_segments"]);
+        assert!(v.reasons[0].message.contains("of a new artifact"));
+    }
+
+    #[test]
+    fn a_failing_case_of_a_new_artifact_outside_critical_segments_passes() {
+        let head = rows("billing", &[(5, P, P), (5, P, F)])
+            .into_iter()
+            .map(|(id, s, _, h)| (id, s, h))
+            .collect();
+        let v = decide_default(&[evidence(
+            Status::HeadOnly,
+            None,
+            Some(run("1", head, USUAL)),
+        )]);
+        // No base: no drop, no budgets.
+        assert_eq!(v.state, State::Pass, "{v:?}");
+    }
+
+    #[test]
+    fn a_significant_drop_over_max_segment_drop_blocks() {
+        // 6 pass → fail, 0 fail → pass: McNemar p = 0.031.
+        let mut cases = rows("billing", &[(6, P, F), (4, P, P)]);
+        cases.extend(rows("shipping", &[(30, P, P)]));
+        let v = decide_default(&[compared(&cases)]);
+        assert_eq!(v.state, State::Blocked, "{v:?}");
+        let billing = v
+            .reasons
+            .iter()
+            .find(|r| r.message.starts_with("segment billing"))
+            .expect("a reason for billing");
+        assert_eq!(billing.rule, "gate.max_segment_drop");
+        assert!(
+            billing.message.contains("100.0% → 40.0%"),
+            "{}",
+            billing.message
+        );
+        assert!(billing.message.contains("beyond noise (McNemar p 0.031)"));
+        assert!(billing.message.contains("over the 5.0 points allowed drop"));
+        assert!(!v.reasons.iter().any(|r| r.message.contains("shipping")));
+    }
+
+    #[test]
+    fn a_drop_within_noise_is_a_note() {
+        // 3 pass → fail, 1 fail → pass: −20 points, McNemar p = 0.625.
+        let cases = rows("billing", &[(3, P, F), (1, F, P), (6, P, P)]);
+        let v = decide_default(&[compared(&cases)]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+        assert!(
+            v.notes
+                .iter()
+                .any(|n| n.contains("segment billing")
+                    && n.contains("within noise (McNemar p 0.625)")),
+            "{:?}",
+            v.notes
+        );
+    }
+
+    #[test]
+    fn a_drop_of_exactly_max_segment_drop_is_not_over_it() {
+        // 1 of 20 newly failing: exactly the 5-point allowance, not over it.
+        let v = decide_default(&[compared(&rows("billing", &[(1, P, F), (19, P, P)]))]);
+        assert_eq!(v.state, State::Pass);
+        assert!(v.notes.is_empty(), "{:?}", v.notes);
+    }
+
+    #[test]
+    fn a_significant_drop_within_max_segment_drop_passes() {
+        let loose = GateConfig {
+            max_segment_drop: 0.7,
+            ..GateConfig::default()
+        };
+        let cases = rows("billing", &[(6, P, F), (4, P, P)]);
+        let v = decide(&loose, &[compared(&cases)], &[]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+        assert!(v.notes.is_empty());
+    }
+
+    #[test]
+    fn an_error_rate_over_the_limit_is_an_error() {
+        // 1 of 10 cases errored on head: 10% against the 2% default.
+        let cases = rows("billing", &[(1, P, E), (9, P, P)]);
+        let v = decide_default(&[compared(&cases)]);
+        assert_eq!(v.state, State::Error, "{v:?}");
+        assert_eq!(rules(&v.errors), ["gate.max_error_rate"]);
+        assert!(v.errors[0].message.starts_with("1 of 10 case(s)"));
+        assert!(v.errors[0].message.contains("(10.0%, budget 2.0%)"));
+
+        let tolerant = GateConfig {
+            max_error_rate: 0.1,
+            ..GateConfig::default()
+        };
+        assert_eq!(
+            decide(&tolerant, &[compared(&cases)], &[]).state,
+            State::Pass
+        );
+    }
+
+    #[test]
+    fn cost_over_budget_needs_a_tradeoff() {
+        let cases = rows("billing", &[(10, P, P)]);
+        let dearer = |cost| Usage {
+            cost_usd: Some(cost),
+            ..USUAL
+        };
+        // +20% against the 15% budget.
+        let v = decide_default(&[priced(&cases, USUAL, dearer(0.0012))]);
+        assert_eq!(v.state, State::NeedsTradeoff, "{v:?}");
+        assert_eq!(rules(&v.tradeoffs), ["gate.max_cost_increase"]);
+        assert!(
+            v.tradeoffs[0]
+                .message
+                .starts_with("cost per 1,000 requests +20.0%")
+        );
+        assert!(v.headline().starts_with("needs trade-off approval: "));
+        // +10%: within budget.
+        let v = decide_default(&[priced(&cases, USUAL, dearer(0.0011))]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+    }
+
+    #[test]
+    fn latency_p95_over_budget_needs_a_tradeoff() {
+        let cases = rows("billing", &[(10, P, P)]);
+        let slower = |latency_ms| Usage {
+            latency_ms,
+            ..USUAL
+        };
+        // +30% against the 25% budget.
+        let v = decide_default(&[priced(&cases, USUAL, slower(520.0))]);
+        assert_eq!(v.state, State::NeedsTradeoff, "{v:?}");
+        assert_eq!(rules(&v.tradeoffs), ["gate.max_latency_p95_increase"]);
+        assert!(v.tradeoffs[0].message.contains("400 ms → 520 ms"));
+        let v = decide_default(&[priced(&cases, USUAL, slower(480.0))]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+    }
+
+    #[test]
+    fn without_prices_tokens_per_conversation_stand_in_for_cost() {
+        let cases = rows("billing", &[(10, P, P)]);
+        let unpriced = Usage {
+            cost_usd: None,
+            ..USUAL
+        };
+        let v = decide_default(&[priced(&cases, unpriced, unpriced)]);
+        assert_eq!(v.state, State::Pass);
+        assert!(v.notes.iter().any(|n| n.contains("has no price")), "{v:?}");
+        // 120 → 160 tokens per conversation: +33%.
+        let wordier = Usage {
+            output_tokens: 60,
+            ..unpriced
+        };
+        let v = decide_default(&[priced(&cases, unpriced, wordier)]);
+        assert_eq!(v.state, State::NeedsTradeoff, "{v:?}");
+        assert!(
+            v.tradeoffs[0]
+                .message
+                .starts_with("tokens per conversation +33.3%")
+        );
+    }
+
+    #[test]
+    fn deleted_cases_are_noted_with_how_base_did() {
+        let e = compared(&rows("billing", &[(10, P, P)]));
+        let mut base = e.base_run.clone().expect("a base run");
+        let head = e.head_run.clone();
+        let extra = run(
+            "3",
+            vec![
+                ("gone-0".into(), "billing".into(), F),
+                ("gone-1".into(), "billing".into(), E),
+                ("gone-2".into(), "billing".into(), P),
+            ],
+            USUAL,
+        );
+        base.cases.extend(extra.cases);
+        let v = decide_default(&[evidence(Status::Compared, Some(base), head)]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+        assert_eq!(
+            v.notes,
+            [
+                "support.assistant: the pull request deletes 3 case(s), 1 of them failing on base and 1 not evaluated there"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_block_outranks_an_error_and_an_error_outranks_a_tradeoff() {
+        let cases = rows("billing", &[(10, P, P)]);
+        let dearer = Usage {
+            cost_usd: Some(0.01),
+            ..USUAL
+        };
+        let tradeoff = priced(&cases, USUAL, dearer);
+        let problem = [Diagnostic::new(".promptgate.yaml", Pos::START, "bad")];
+        let gate = GateConfig::default();
+
+        let v = decide(&gate, std::slice::from_ref(&tradeoff), &problem);
+        assert_eq!(v.state, State::Error);
+        assert_eq!(v.tradeoffs.len(), 1, "the trade-off is still listed");
+
+        let invalid = evidence(Status::Invalid, None, None);
+        let v = decide(&gate, &[tradeoff, invalid], &problem);
+        assert_eq!(v.state, State::Blocked);
+        assert_eq!((v.errors.len(), v.tradeoffs.len()), (1, 1));
+    }
+}

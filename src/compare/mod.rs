@@ -471,3 +471,413 @@ pub fn compare(sides: &RunPair) -> Comparison {
         tool_sequence_changes: sequences,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use globset::{Glob, GlobSetBuilder};
+
+    use super::*;
+    use crate::artifact::suite::Segment;
+    use crate::eval::result::{RunInfo, Source};
+
+    const P: Outcome = Outcome::Pass;
+    const F: Outcome = Outcome::Fail;
+    const E: Outcome = Outcome::Error;
+
+    fn sample(outcome: Outcome, cost_usd: Option<f64>, latency_ms: f64) -> Sample {
+        if outcome == E {
+            return Sample::error("provider down".into());
+        }
+        Sample {
+            outcome,
+            error: None,
+            text: "Your refund is on its way.".into(),
+            latency_ms: Some(latency_ms),
+            input_tokens: 100,
+            output_tokens: 20,
+            cost_usd,
+            requests: 1,
+            source: Source::Replay,
+            ..Sample::error(String::new())
+        }
+    }
+
+    /// A case of `segment` with one sample per outcome, priced and timed alike.
+    fn case(id: &str, segment: &str, outcomes: &[Outcome]) -> CaseResult {
+        let samples = outcomes
+            .iter()
+            .map(|&o| sample(o, Some(0.001), 400.0))
+            .collect();
+        CaseResult::new(
+            id.into(),
+            vec![segment.into()],
+            "evals/a.jsonl".into(),
+            1,
+            samples,
+        )
+    }
+
+    fn run(cases: Vec<CaseResult>) -> ArtifactRun {
+        ArtifactRun {
+            artifact: RunInfo {
+                id: "support.assistant".into(),
+                path: "prompts/support.prompt.yaml".into(),
+                version: None,
+                fingerprint: "sha256:x".into(),
+                provider: "recorded".into(),
+                model: "m".into(),
+                repeats: 1,
+                cases_digest: String::new(),
+            },
+            segments: BTreeMap::new(),
+            shard: None,
+            cases,
+        }
+    }
+
+    /// Base and head runs from `(id, segment, base, head)`, one sample a side.
+    fn runs(cases: &[(&str, &str, Outcome, Outcome)]) -> (ArtifactRun, ArtifactRun) {
+        let side = |head: bool| {
+            let pick = |&(id, s, b, h): &(&str, &str, Outcome, Outcome)| {
+                case(id, s, &[if head { h } else { b }])
+            };
+            run(cases.iter().map(pick).collect())
+        };
+        (side(false), side(true))
+    }
+
+    /// Compare with `hard-negative/*` critical; every base case is in the base's eval set.
+    fn compare_runs(base: Option<&ArtifactRun>, head: &ArtifactRun) -> Comparison {
+        let mut globs = GlobSetBuilder::new();
+        globs.add(Glob::new("hard-negative/*").expect("a valid glob"));
+        let critical = globs.build().expect("globs build");
+        let base_case_ids: Vec<String> = base
+            .iter()
+            .flat_map(|r| r.cases.iter().map(|c| c.id.clone()))
+            .collect();
+        compare(&RunPair {
+            base,
+            head,
+            base_case_ids: &base_case_ids,
+            critical: &critical,
+        })
+    }
+
+    fn compared(cases: &[(&str, &str, Outcome, Outcome)]) -> Comparison {
+        let (base, head) = runs(cases);
+        compare_runs(Some(&base), &head)
+    }
+
+    fn ids(flips: &[Flip]) -> Vec<&str> {
+        flips.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    fn row<'a>(c: &'a Comparison, name: &str) -> &'a SegmentRow {
+        c.segments
+            .iter()
+            .find(|r| r.name == name)
+            .expect("a row for the segment")
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-9)
+    }
+
+    #[test]
+    fn a_case_passing_on_base_and_failing_on_head_is_a_regression() {
+        let c = compared(&[
+            ("worse", "billing", P, F),
+            ("better", "billing", F, P),
+            ("same", "billing", P, P),
+            ("broken", "billing", F, F),
+        ]);
+        assert!(c.has_base);
+        assert_eq!(ids(&c.regressions), ["worse"]);
+        assert_eq!(ids(&c.improvements), ["better"]);
+        let flip = &c.regressions[0];
+        assert!(!flip.critical && !flip.new);
+        assert_eq!(flip.segments, ["billing"]);
+        assert_eq!(
+            flip.base,
+            Some(Passes {
+                passed: 1,
+                samples: 1
+            })
+        );
+        assert_eq!(
+            flip.head,
+            Passes {
+                passed: 0,
+                samples: 1
+            }
+        );
+        assert!(c.failures.is_empty(), "failures are for added artifacts");
+    }
+
+    #[test]
+    fn a_regression_in_a_critical_segment_is_critical_and_listed_first() {
+        let c = compared(&[
+            ("a-billing", "billing", P, F),
+            ("z-jailbreak", "hard-negative/jailbreak", P, F),
+        ]);
+        assert_eq!(ids(&c.regressions), ["z-jailbreak", "a-billing"]);
+        assert!(c.regressions[0].critical);
+        assert!(!c.regressions[1].critical);
+        assert!(row(&c, "hard-negative/jailbreak").critical);
+        assert!(!row(&c, "billing").critical);
+        assert!(!c.overall.critical);
+    }
+
+    #[test]
+    fn a_segment_the_suite_declares_critical_is_critical_without_a_glob() {
+        let (base, mut head) = runs(&[("refund-0", "refund", P, F)]);
+        head.segments.insert(
+            "refund".into(),
+            Segment {
+                critical: true,
+                description: None,
+            },
+        );
+        let c = compare_runs(Some(&base), &head);
+        assert!(c.regressions[0].critical);
+        assert!(row(&c, "refund").critical);
+    }
+
+    #[test]
+    fn a_new_case_is_listed_as_new_and_counted_as_new_when_it_flips() {
+        let (base, head) = runs(&[
+            ("old", "billing", P, P),
+            ("added-fails-on-both", "billing", F, F),
+            ("added-flips", "billing", P, F),
+        ]);
+        let critical = globset::GlobSet::empty();
+        let c = compare(&RunPair {
+            base: Some(&base),
+            head: &head,
+            base_case_ids: &["old".to_string()],
+            critical: &critical,
+        });
+        let new: Vec<&str> = c.new_cases.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(new, ["added-fails-on-both", "added-flips"]);
+        assert_eq!(c.new_cases[0].base, Some(F));
+        // A new case failing on both sides is no regression; one the base version passes
+        // and the head fails is one today, flagged `new`.
+        assert_eq!(ids(&c.regressions), ["added-flips"]);
+        assert!(c.regressions[0].new);
+        assert!(c.errored.is_empty());
+    }
+
+    #[test]
+    fn pass_rates_per_segment_and_overall() {
+        let c = compared(&[
+            ("b0", "billing", P, P),
+            ("b1", "billing", P, F),
+            ("b2", "billing", P, F),
+            ("b3", "billing", F, P),
+            ("s0", "shipping", P, P),
+            ("s1", "shipping", F, F),
+        ]);
+        let names: Vec<&str> = c.segments.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["billing", "shipping"]);
+
+        let billing = row(&c, "billing");
+        assert_eq!((billing.cases, billing.paired, billing.errors), (4, 4, 0));
+        assert_eq!((billing.base_passed, billing.head_passed), (3, 2));
+        assert!(close(billing.base_rate, 0.75));
+        assert!(close(billing.head_rate, 0.5));
+        assert!(close(billing.delta, -0.25));
+        assert_eq!((billing.pass_to_fail, billing.fail_to_pass), (2, 1));
+
+        let shipping = row(&c, "shipping");
+        assert!(close(shipping.base_rate, 0.5) && close(shipping.head_rate, 0.5));
+        assert!(close(shipping.delta, 0.0));
+
+        let all = &c.overall;
+        assert_eq!(all.name, ALL);
+        assert_eq!((all.cases, all.paired), (6, 6));
+        assert!(close(all.base_rate, 4.0 / 6.0));
+        assert!(close(all.head_rate, 3.0 / 6.0));
+        assert_eq!((all.pass_to_fail, all.fail_to_pass), (2, 1));
+    }
+
+    #[test]
+    fn a_case_in_two_segments_counts_in_each_once() {
+        let mut worse = case("x", "billing", &[F]);
+        worse.segments = vec!["billing".into(), "refund".into(), "billing".into()];
+        let mut was = case("x", "billing", &[P]);
+        was.segments = worse.segments.clone();
+        let c = compare_runs(Some(&run(vec![was])), &run(vec![worse]));
+        let names: Vec<&str> = c.segments.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["billing", "refund"]);
+        assert_eq!(row(&c, "billing").cases, 1);
+        assert_eq!(row(&c, "refund").pass_to_fail, 1);
+        assert_eq!(c.overall.cases, 1);
+    }
+
+    #[test]
+    fn mcnemar_p_value_for_a_segment_with_discordant_pairs() {
+        let mut cases = Vec::new();
+        let ids: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        for id in &ids[..6] {
+            cases.push((id.as_str(), "billing", P, F));
+        }
+        for id in &ids[6..9] {
+            cases.push((id.as_str(), "refund", P, F));
+        }
+        cases.push((ids[9].as_str(), "refund", F, P));
+        for id in &ids[10..] {
+            cases.push((id.as_str(), "shipping", P, P));
+        }
+        let c = compared(&cases);
+        // 6 one way, none the other: 2 · ½⁶.
+        let billing = row(&c, "billing");
+        assert!((billing.p_value - 0.03125).abs() < 1e-12);
+        assert!(billing.beyond_noise);
+        // 3 and 1: 2 · (1 + 4) / 16.
+        let refund = row(&c, "refund");
+        assert!((refund.p_value - 0.625).abs() < 1e-12);
+        assert!(!refund.beyond_noise);
+        // No discordant pair: no evidence.
+        assert_eq!(row(&c, "shipping").p_value, 1.0);
+        assert!(!row(&c, "shipping").beyond_noise);
+        // Overall: 9 and 1, 2 · (1 + 10) / 1024.
+        assert!((c.overall.p_value - 22.0 / 1024.0).abs() < 1e-12);
+        assert!(c.overall.beyond_noise);
+    }
+
+    #[test]
+    fn an_errored_case_is_not_a_failure() {
+        let (base, mut head) = runs(&[
+            ("fine", "billing", P, P),
+            ("head-down", "billing", P, E),
+            ("base-down", "billing", E, F),
+        ]);
+        // One sample passed, the other could not be evaluated: an error, not a fail.
+        head.cases.push(case("half-down", "billing", &[P, E]));
+        let mut base = base;
+        base.cases.push(case("half-down", "billing", &[P, P]));
+        let c = compare_runs(Some(&base), &head);
+
+        assert!(c.regressions.is_empty(), "{:?}", ids(&c.regressions));
+        assert_eq!(
+            c.head.conversations, 1,
+            "errored cases are left out of figures"
+        );
+        let errored: Vec<&str> = c.errored.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(errored, ["head-down", "base-down", "half-down"]);
+        assert_eq!(c.errored[0].error.as_deref(), Some("provider down"));
+        assert_eq!(c.errored[1].base, Some(E));
+        assert!((c.error_rate - 0.75).abs() < 1e-12);
+
+        let all = &c.overall;
+        assert_eq!((all.cases, all.paired, all.errors), (4, 1, 3));
+        assert_eq!(all.pass_to_fail, 0);
+        assert!(close(all.base_rate, 1.0) && close(all.head_rate, 1.0));
+    }
+
+    #[test]
+    fn a_case_missing_from_the_base_run_counts_as_errored() {
+        let (base, _) = runs(&[("a", "billing", P, P)]);
+        let (_, head) = runs(&[("a", "billing", P, P), ("b", "billing", P, P)]);
+        let c = compare_runs(Some(&base), &head);
+        assert_eq!(c.errored.len(), 1);
+        assert_eq!(c.errored[0].id, "b");
+        assert_eq!(
+            c.errored[0].error.as_deref(),
+            Some("the base version has no result for this case")
+        );
+        assert!((c.error_rate - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn without_a_base_failing_cases_are_failures_and_rates_are_the_heads() {
+        let (_, head) = runs(&[
+            ("ok", "billing", P, P),
+            ("bad", "billing", P, F),
+            ("down", "billing", P, E),
+        ]);
+        let c = compare_runs(None, &head);
+        assert!(!c.has_base);
+        assert!(c.regressions.is_empty() && c.new_cases.is_empty());
+        assert_eq!(ids(&c.failures), ["bad"]);
+        assert_eq!(c.failures[0].base, None);
+        let all = &c.overall;
+        assert_eq!((all.base_rate, all.delta), (None, None));
+        assert!(close(all.head_rate, 0.5), "over the evaluated cases");
+        assert_eq!(all.p_value, 1.0);
+        assert_eq!(c.base, Figures::default());
+    }
+
+    #[test]
+    fn deleted_cases_keep_the_base_outcome() {
+        let (base, _) = runs(&[("kept", "billing", P, P), ("gone", "billing", F, F)]);
+        let (_, head) = runs(&[("kept", "billing", P, P)]);
+        let c = compare_runs(Some(&base), &head);
+        assert_eq!(c.deleted_cases.len(), 1);
+        let gone = &c.deleted_cases[0];
+        assert_eq!(
+            (gone.id.as_str(), gone.base, gone.head),
+            ("gone", Some(F), None)
+        );
+        assert_eq!(c.overall.cases, 1, "deleted cases are not compared");
+    }
+
+    #[test]
+    fn a_case_mixed_across_samples_on_both_sides_is_unstable() {
+        let base = run(vec![case("flaky", "billing", &[P, F])]);
+        let head = run(vec![case("flaky", "billing", &[F, P])]);
+        let c = compare_runs(Some(&base), &head);
+        assert_eq!(ids(&c.unstable), ["flaky"]);
+        assert!(c.regressions.is_empty() && c.improvements.is_empty());
+        assert!(close(c.overall.base_pass_fraction, 0.5));
+        assert!(
+            close(c.overall.base_rate, 0.0),
+            "a case passes only if every sample does"
+        );
+    }
+
+    #[test]
+    fn cost_and_latency_figures_cover_the_cases_both_sides_evaluated() {
+        let priced = |id: &str, cost: f64, latency: f64, o: Outcome| {
+            let samples = vec![sample(o, Some(cost), latency)];
+            CaseResult::new(id.into(), vec!["billing".into()], "f".into(), 1, samples)
+        };
+        let base = run(vec![
+            priced("a", 0.001, 400.0, P),
+            priced("b", 0.001, 400.0, P),
+            // Its head errored: left out on both sides.
+            priced("c", 0.5, 9_000.0, P),
+        ]);
+        let head = run(vec![
+            priced("a", 0.002, 500.0, P),
+            priced("b", 0.002, 600.0, F),
+            priced("c", 0.0, 0.0, E),
+        ]);
+        let c = compare_runs(Some(&base), &head);
+        assert_eq!((c.base.conversations, c.head.conversations), (2, 2));
+        assert_eq!((c.base.requests, c.head.requests), (2, 2));
+        assert!(close(c.base.spend.cost_usd, 0.002));
+        assert!(close(c.base.spend.cost_per_1k_requests_usd, 1.0));
+        assert!(close(c.head.spend.cost_per_1k_requests_usd, 2.0));
+        assert_eq!(c.base.spend.latency_p95_ms, Some(400.0));
+        assert_eq!(c.head.spend.latency_p95_ms, Some(600.0));
+        assert_eq!(c.head.tokens_per_conversation(), Some(120.0));
+        let cost = relative(
+            c.base.spend.cost_per_1k_requests_usd,
+            c.head.spend.cost_per_1k_requests_usd,
+        );
+        assert!(close(cost, 1.0));
+        assert!(close(
+            relative(c.base.spend.latency_p95_ms, c.head.spend.latency_p95_ms),
+            0.5
+        ));
+    }
+
+    #[test]
+    fn relative_change_needs_both_sides_and_a_nonzero_base() {
+        assert!(close(relative(Some(2.0), Some(3.0)), 0.5));
+        assert_eq!(relative(None, Some(3.0)), None);
+        assert_eq!(relative(Some(2.0), None), None);
+        assert_eq!(relative(Some(0.0), Some(3.0)), None);
+    }
+}
