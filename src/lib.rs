@@ -23,6 +23,7 @@ pub mod learn;
 pub mod policy;
 pub mod repo;
 pub mod report;
+pub mod retry;
 pub mod rollout;
 pub mod secret;
 pub mod source;
