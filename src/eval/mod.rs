@@ -1,6 +1,8 @@
 //! Running eval sets and judging the answers: the provider-neutral [`request`], the
 //! [`provider`]s, the [`runner`] with its [`cache`] and [`progress`], [`assertions`] to
-//! judge each answer, and the [`result`] with its figures, written by [`render`].
+//! judge each answer, and the [`result`] with its figures, written by [`render`]. Beside
+//! the runner, which schedules, are each provider's lane (limits and retries), the
+//! tool-call loop (`conversation`) and the judging (`judge`).
 
 pub mod assertions;
 pub mod cache;
@@ -10,3 +12,7 @@ pub mod render;
 pub mod request;
 pub mod result;
 pub mod runner;
+
+mod conversation;
+mod judge;
+mod lane;
