@@ -180,6 +180,7 @@ mod tests {
 
     fn limited(after_s: u64) -> Result<Completion, ProviderError> {
         Err(ProviderError::RateLimited {
+            status: 429,
             retry_after: Some(Duration::from_secs(after_s)),
             body: "slow down".into(),
         })
