@@ -37,6 +37,7 @@ pub mod markup;
 pub mod policy;
 pub mod repo;
 pub mod report;
+pub mod retry;
 pub mod rollout;
 pub mod schemas;
 pub mod secret;

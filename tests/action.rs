@@ -695,20 +695,19 @@ fn a_fork_pull_request_waits_for_a_maintainer() {
 #[test]
 fn github_failures_are_retried_or_fail_closed() {
     let f = Fixture::new("STRICT Be brief.");
-    f.gh.fail_next("GET", "/issues/7/comments", 1, Fault::Status(502));
-    f.gh.fail_next(
-        "POST",
-        "/statuses/",
-        1,
-        Fault::SecondaryRateLimit { retry_after_s: 1 },
-    );
-    f.gh.fail_next("GET", "/issues/7/events", 1, Fault::Reset);
+    // Failures GitHub asks to come back from at once (`Retry-After: 0`), so the binary
+    // does not wait in real time; the waits themselves, after 5xx, resets and rate
+    // limits, are asserted in-process (`github::tests`, with a recording sleeper).
+    let now = || Fault::SecondaryRateLimit { retry_after_s: 0 };
+    f.gh.fail_next("GET", "/issues/7/comments", 1, now());
+    f.gh.fail_next("POST", "/statuses/", 1, now());
+    f.gh.fail_next("GET", "/issues/7/events", 1, now());
     ok(f.action("pull_request", &f.event("opened", json!({})), &[]));
     assert_eq!(f.last_status().0, "pending");
     assert_eq!(f.our_comments().len(), 1);
 
     // If the status cannot be posted at all, the run fails.
-    f.gh.fail_next("POST", "/statuses/", 10, Fault::Status(500));
+    f.gh.fail_next("POST", "/statuses/", 10, now());
     let (code, _, stderr) = f.action("pull_request", &f.event("synchronize", json!({})), &[]);
     assert_ne!(code, 0);
     assert!(
@@ -785,7 +784,15 @@ fn a_failure_after_success_turns_the_status_to_error() {
     // A label is removed, and GitHub cannot list the label events: the old success
     // must not stand.
     f.gh.unlabel(REPO, 7, PRODUCT, "alice", "2026-01-06T11:10:00Z");
-    f.gh.fail_next("GET", "/issues/7/events", 10, Fault::Status(502));
+    // (Refused for a rate limit with `Retry-After: 0` until the attempts run out, so
+    // the binary does not wait in real time; 502s are retried in the same way, which
+    // `github::tests` asserts with the waits.)
+    f.gh.fail_next(
+        "GET",
+        "/issues/7/events",
+        10,
+        Fault::SecondaryRateLimit { retry_after_s: 0 },
+    );
     let (code, ..) = f.action("pull_request", &f.event("unlabeled", json!({})), &[]);
     assert_ne!(code, 0);
     let (state, description) = f.last_status();
@@ -1069,8 +1076,12 @@ fn slow_github_answers_time_out_and_are_retried_or_fail_closed() {
     };
     // A GET is retried; the status POST is safe to repeat; the comment POST was carried
     // out by GitHub, so the action looks for it and updates it instead of posting again.
-    f.gh.fail_next("GET", "/issues/7/comments", 1, slow());
-    f.gh.fail_next("POST", "/statuses/", 1, slow());
+    // (A retry after a timeout waits the backoff in real time in the binary, so the GET
+    // and the status POST are refused with `Retry-After: 0` here; that both are retried
+    // after a timeout is asserted in-process, in `github::tests`.)
+    let now = || Fault::SecondaryRateLimit { retry_after_s: 0 };
+    f.gh.fail_next("GET", "/issues/7/comments", 1, now());
+    f.gh.fail_next("POST", "/statuses/", 1, now());
     f.gh.fail_next("POST", "/issues/7/comments", 1, slow());
     ok(f.action_with_env("pull_request", &f.event("opened", json!({})), &[], &timeout));
     assert_eq!(f.last_status().0, "pending");
@@ -1079,9 +1090,12 @@ fn slow_github_answers_time_out_and_are_retried_or_fail_closed() {
     assert_eq!(f.requests("PATCH", "/issues/comments/").len(), 1);
     assert!(f.requests("GET", "/issues/7/comments").len() >= 3);
 
-    // Label events that never arrive whole, on every attempt: the status turns to
-    // error and says why.
-    f.gh.fail_next("GET", "/issues/7/events", 4, slow());
+    // Label events that never arrive whole, on the last attempt: the status turns to
+    // error and says why. (The attempts before are refused with `Retry-After: 0`, so
+    // the binary does not wait the backoff in real time; events that time out on every
+    // attempt are asserted in-process, in `github::tests`.)
+    f.gh.fail_next("GET", "/issues/7/events", 3, now());
+    f.gh.fail_next("GET", "/issues/7/events", 1, slow());
     let (code, _, stderr) = f.action_with_env(
         "pull_request",
         &f.event("synchronize", json!({})),

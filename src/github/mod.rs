@@ -13,7 +13,7 @@
 
 mod model;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use http_body_util::BodyExt;
@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 
 pub use model::{Comment, IssueEvent, Label, PullRequest, Status, User};
 
+use crate::retry::{Backoff, Class, Sleeper};
 use crate::status::StatusState;
 
 /// Attempts per call, the first included.
@@ -30,6 +31,9 @@ const ATTEMPTS: u32 = 4;
 /// Longest wait between attempts that promptgate accepts; a longer `Retry-After` or
 /// rate-limit reset fails the call instead of holding the job.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The wait after a secondary rate limit that came without `Retry-After`: GitHub asks
+/// for at least a minute.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
 /// GitHub's page size limit.
 const PER_PAGE: u32 = 100;
 /// Upper bound on pages read from one list: 10,000 items.
@@ -43,8 +47,8 @@ pub struct GitHub {
     client: Octocrab,
     /// `owner/name`.
     repo: String,
-    /// Base delay of the exponential backoff between attempts.
-    backoff: Duration,
+    /// Waits between attempts.
+    backoff: Backoff,
     /// Deadline of one attempt, answer body included.
     timeout: Duration,
     /// Scrubbed from whatever GitHub answers before it reaches a message.
@@ -141,10 +145,27 @@ impl GitHub {
         Ok(GitHub {
             client,
             repo: repo.to_string(),
-            backoff: Duration::from_secs(1),
+            backoff: GitHub::backoff(),
             timeout,
             token: crate::secret::Secret::new(token),
         })
+    }
+
+    /// The backoff [`GitHub::new`] gives a client: 1 s, 2 s, 4 s between the attempts,
+    /// without jitter, in real time.
+    pub fn backoff() -> Backoff {
+        Backoff {
+            base: Duration::from_secs(1),
+            cap: MAX_WAIT,
+            jitter: false,
+            sleeper: Sleeper::Tokio,
+        }
+    }
+
+    /// The same client waiting between attempts as `backoff` says (a test's recording
+    /// sleeper, say).
+    pub fn with_retry(self, backoff: Backoff) -> GitHub {
+        GitHub { backoff, ..self }
     }
 
     pub async fn pull_request(&self, number: u64) -> Result<PullRequest> {
@@ -317,108 +338,120 @@ impl GitHub {
             what,
             idempotent,
         } = call;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= ATTEMPTS;
-            let backoff = self.backoff * 2u32.pow(attempt - 1);
-            // The whole exchange, body included, under one deadline: GitHub's headers
-            // can arrive in time and its body never.
-            let exchange = async {
-                let response = match method {
-                    Method::Get => self.client._get(uri).await,
-                    Method::Post => self.client._post(uri, body).await,
-                    Method::Patch => self.client._patch(uri, body).await,
-                }
-                .map_err(Incomplete::NoAnswer)?;
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                let bytes = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(Incomplete::Body)?
-                    .to_bytes();
-                Ok((status, headers, bytes))
-            };
-            let answer = tokio::time::timeout(self.timeout, exchange)
+        let attempt = |_| self.attempt(method, uri, body);
+        let wait = |failure: &Failure, retry: u32| {
+            let wait = self.wait(failure, retry, idempotent)?;
+            tracing::warn!("{what}: {failure}; retrying in {:.1} s", wait.as_secs_f64());
+            Some(wait)
+        };
+        match self.backoff.run(ATTEMPTS - 1, attempt, wait).await {
+            Ok((answer, _)) => Ok(answer),
+            Err((Failure::Incomplete(e), _)) => {
+                Err(anyhow::Error::new(e).context(what.to_string()))
+            }
+            Err((
+                Failure::Answered {
+                    status, message, ..
+                },
+                _,
+            )) => Err(ApiError {
+                status,
+                what: what.to_string(),
+                message,
+            }
+            .into()),
+        }
+    }
+
+    /// One attempt: the body and `Link` header of a success, or why it failed.
+    async fn attempt(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<(String, Option<String>), Failure> {
+        // The whole exchange, body included, under one deadline: GitHub's headers
+        // can arrive in time and its body never.
+        let exchange = async {
+            let response = match method {
+                Method::Get => self.client._get(uri).await,
+                Method::Post => self.client._post(uri, body).await,
+                Method::Patch => self.client._patch(uri, body).await,
+            }
+            .map_err(Incomplete::NoAnswer)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let bytes = response
+                .into_body()
+                .collect()
                 .await
-                .unwrap_or(Err(Incomplete::TimedOut(self.timeout)));
+                .map_err(Incomplete::Body)?
+                .to_bytes();
+            Ok((status, headers, bytes))
+        };
+        let (status, headers, bytes) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(Incomplete::TimedOut(self.timeout)))
+            .map_err(Failure::Incomplete)?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if (200..300).contains(&status) {
+            let link = headers
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            return Ok((text, link));
+        }
+        // Scrubbed before it is cut: a cut through the token would leave a piece
+        // of it that no scrubber recognizes.
+        let message = error_message(&self.token.scrub(&text));
+        Err(Failure::Answered {
+            status,
+            class: crate::retry::classify(status, &headers, &message, SystemTime::now()),
+            message,
+        })
+    }
+
+    /// How long to wait before retry number `retry` (0-based) after `failure`, or
+    /// `None` if sending the call again is unsafe, cannot help, or would wait longer
+    /// than [`MAX_WAIT`].
+    fn wait(&self, failure: &Failure, retry: u32, idempotent: bool) -> Option<Duration> {
+        // What GitHub asked for, if anything; else the backoff's own wait.
+        let asked = match failure {
             // Connection refused, reset, timed out, cut short: the request may have
             // arrived and been carried out, so only what is safe to repeat is repeated.
-            let (status, headers, bytes) = match answer {
-                Ok(answer) => answer,
-                Err(e) if !last && idempotent => {
-                    tracing::warn!("{what}: {e}; retrying");
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                }
-                Err(e) => return Err(anyhow::Error::new(e).context(what.to_string())),
-            };
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            if (200..300).contains(&status) {
-                let link = headers
-                    .get("link")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                return Ok((text, link));
-            }
-            // Scrubbed before it is cut: a cut through the token would leave a piece
-            // of it that no scrubber recognizes.
-            let message = error_message(&self.token.scrub(&text));
-            // A rate limit means the request was refused, so even a POST may go again;
-            // a 5xx to a POST may have been carried out.
-            let wait = retry_wait(status, &headers, &message, backoff)
-                .filter(|_| status < 500 || idempotent);
-            match wait {
-                Some(wait) if !last && wait <= MAX_WAIT => {
-                    tracing::warn!(
-                        "{what}: GitHub answered {status} ({message}); retrying in {:.1} s",
-                        wait.as_secs_f64()
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                _ => {
-                    return Err(ApiError {
-                        status,
-                        what: what.to_string(),
-                        message,
-                    }
-                    .into());
-                }
-            }
+            Failure::Incomplete(_) if idempotent => None,
+            // A rate limit means the request was refused, so even a POST may go again.
+            Failure::Answered {
+                class: Class::Limited { after },
+                ..
+            } => Some(after.unwrap_or(SECONDARY_LIMIT_WAIT.max(self.backoff.delay(retry)))),
+            // A 5xx to a POST may have been carried out.
+            Failure::Answered {
+                class: Class::Server { after },
+                ..
+            } if idempotent => *after,
+            _ => return None,
+        };
+        if asked.is_some_and(|wait| wait > MAX_WAIT) {
+            return None;
         }
+        Some(self.backoff.wait(retry, asked))
     }
 }
 
-/// How long to wait before trying again, or `None` if trying again cannot help.
-fn retry_wait(
-    status: u16,
-    headers: &http::HeaderMap,
-    message: &str,
-    backoff: Duration,
-) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
-    }
-    let limited = status == 429
-        || (status == 403
-            && (header("x-ratelimit-remaining") == Some("0")
-                || message.to_lowercase().contains("rate limit")));
-    if limited {
-        if header("x-ratelimit-remaining") == Some("0")
-            && let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())
-        {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
-        }
-        // Secondary limit without Retry-After: GitHub asks for at least a minute.
-        return Some(backoff.max(Duration::from_secs(60)));
-    }
-    (status >= 500).then_some(backoff)
+/// One attempt that failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// No whole answer.
+    #[error("{0}")]
+    Incomplete(Incomplete),
+    /// GitHub answered, but not with a success.
+    #[error("GitHub answered {status} ({message})")]
+    Answered {
+        status: u16,
+        message: String,
+        class: Class,
+    },
 }
 
 /// GitHub's `message`, with the first validation error's text when there is one.
@@ -452,6 +485,7 @@ fn next_link(link: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::Waits;
 
     #[test]
     fn follows_only_the_next_link() {
@@ -463,25 +497,64 @@ mod tests {
         assert_eq!(next_link(r#"<https://x/y?page=1>; rel="prev""#), None);
     }
 
-    #[test]
-    fn waits_as_github_asks() {
+    /// A failure GitHub answered, classified now.
+    fn answered(status: u16, headers: &[(&'static str, &str)], message: &str) -> Failure {
         let mut h = http::HeaderMap::new();
-        let backoff = Duration::from_secs(1);
-        assert_eq!(retry_wait(502, &h, "Bad Gateway", backoff), Some(backoff));
-        assert_eq!(retry_wait(404, &h, "Not Found", backoff), None);
-        assert_eq!(retry_wait(422, &h, "Validation Failed", backoff), None);
+        for (name, value) in headers {
+            h.insert(*name, value.parse().expect("header"));
+        }
+        Failure::Answered {
+            status,
+            message: message.into(),
+            class: crate::retry::classify(status, &h, message, SystemTime::now()),
+        }
+    }
+
+    #[tokio::test]
+    async fn waits_as_github_asks() {
+        // octocrab needs a runtime to build its client; nothing here is sent.
+        let gh = GitHub::new("http://127.0.0.1:1", TOKEN, "o/r", DEFAULT_TIMEOUT).expect("client");
+        let secs = Duration::from_secs;
+        let wait = |f: &Failure, retry| gh.wait(f, retry, true);
+        assert_eq!(wait(&answered(502, &[], "Bad Gateway"), 0), Some(secs(1)));
+        assert_eq!(wait(&answered(502, &[], "Bad Gateway"), 2), Some(secs(4)));
+        assert_eq!(wait(&answered(404, &[], "Not Found"), 0), None);
+        assert_eq!(wait(&answered(422, &[], "Validation Failed"), 0), None);
+        let secondary = "You have exceeded a secondary rate limit";
+        let forbidden = "Resource not accessible by integration";
+        assert_eq!(wait(&answered(403, &[], forbidden), 0), None);
+        assert_eq!(wait(&answered(403, &[], secondary), 0), Some(secs(60)));
+        let after3 = [("retry-after", "3")];
+        assert_eq!(wait(&answered(403, &after3, secondary), 0), Some(secs(3)));
+        let soon = httpdate::fmt_http_date(SystemTime::now() + secs(30));
+        let by_date = wait(&answered(429, &[("retry-after", &soon)], ""), 0);
+        assert!(
+            by_date.is_some_and(|w| w > secs(25) && w <= secs(30)),
+            "{by_date:?}"
+        );
+        // Longer than promptgate waits: the call fails instead.
+        assert_eq!(wait(&answered(429, &[("retry-after", "61")], ""), 0), None);
+        let reset = (SystemTime::now() + secs(600))
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            .to_string();
+        let primary = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset),
+        ];
+        assert_eq!(wait(&answered(403, &primary, ""), 0), None);
+        // A POST: rate limits are retried, 5xx and lost answers are not.
+        let post = |f: &Failure| gh.wait(f, 0, false);
+        assert_eq!(post(&answered(403, &after3, secondary)), Some(secs(3)));
+        assert_eq!(post(&answered(502, &[], "Bad Gateway")), None);
         assert_eq!(
-            retry_wait(403, &h, "Resource not accessible by integration", backoff),
+            post(&Failure::Incomplete(Incomplete::TimedOut(secs(1)))),
             None
         );
         assert_eq!(
-            retry_wait(403, &h, "You have exceeded a secondary rate limit", backoff),
-            Some(Duration::from_secs(60))
-        );
-        h.insert("retry-after", "3".parse().expect("header"));
-        assert_eq!(
-            retry_wait(403, &h, "You have exceeded a secondary rate limit", backoff),
-            Some(Duration::from_secs(3))
+            gh.wait(&Failure::Incomplete(Incomplete::TimedOut(secs(1))), 1, true),
+            Some(secs(2))
         );
     }
 
@@ -589,8 +662,13 @@ mod tests {
             )
         };
         let (url, count) = raw_server(slow, Duration::from_millis(50)).await;
-        let mut gh = GitHub::new(&url, TOKEN, "o/r", Duration::from_millis(300)).expect("client");
-        gh.backoff = Duration::from_millis(1);
+        let (sleeper, waits) = Sleeper::recording();
+        let gh = GitHub::new(&url, TOKEN, "o/r", Duration::from_millis(300))
+            .expect("client")
+            .with_retry(Backoff {
+                sleeper,
+                ..GitHub::backoff()
+            });
         let err = gh.comments(7).await.expect_err("times out");
         assert!(
             format!("{err:#}").contains("no complete answer within 300ms"),
@@ -601,6 +679,8 @@ mod tests {
             ATTEMPTS as usize,
             "a GET is retried"
         );
+        let secs = Duration::from_secs;
+        assert_eq!(waits.take(), [secs(1), secs(2), secs(4)]);
         // A POST may have been carried out: it is not sent again.
         count.store(0, Ordering::SeqCst);
         let err = gh.create_comment(7, "report").await.expect_err("times out");
@@ -610,6 +690,143 @@ mod tests {
             "the comment may exist: the caller must look"
         );
         assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(waits.take().is_empty());
+    }
+
+    /// The stateful fake GitHub with pull request 7 of `o/r`, and a client of it whose
+    /// waits are recorded instead of slept (the fake is a real socket: a paused clock
+    /// would run the request timeouts out too).
+    fn fake(timeout: Duration) -> (promptgate_fake_github::FakeGitHub, GitHub, Waits) {
+        let fake = promptgate_fake_github::FakeGitHub::start();
+        fake.add_repo("o/r");
+        fake.add_installation_token(TOKEN, "github-actions[bot]");
+        fake.open_pr(
+            "o/r",
+            promptgate_fake_github::PrSpec {
+                number: 7,
+                author: "dana".into(),
+                head_sha: HEAD.into(),
+                head_ref: "pr".into(),
+                base_sha: "b".repeat(40),
+                base_ref: "main".into(),
+                ..Default::default()
+            },
+        );
+        let (sleeper, waits) = Sleeper::recording();
+        let gh = GitHub::new(&fake.url(), TOKEN, "o/r", timeout)
+            .expect("client")
+            .with_retry(Backoff {
+                sleeper,
+                ..GitHub::backoff()
+            });
+        (fake, gh, waits)
+    }
+
+    const HEAD: &str = "1111111111111111111111111111111111111111";
+
+    /// The requests the fake saw for `method` on a target containing `path`.
+    fn sent(fake: &promptgate_fake_github::FakeGitHub, method: &str, path: &str) -> Vec<u16> {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path.contains(path))
+            .map(|r| r.status)
+            .collect()
+    }
+
+    async fn pending(gh: &GitHub) -> Result<Status> {
+        gh.set_status(HEAD, StatusState::Pending, "promptgate", "running", None)
+            .await
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_after_the_backoff_or_as_github_asks() {
+        use promptgate_fake_github::Fault;
+        let secs = Duration::from_secs;
+        let (fake, gh, waits) = fake(DEFAULT_TIMEOUT);
+        fake.fail_next("GET", "/issues/7/comments", 1, Fault::Status(502));
+        gh.comments(7).await.expect("retried");
+        assert_eq!(sent(&fake, "GET", "/issues/7/comments"), [502, 200]);
+        assert_eq!(waits.take(), [secs(1)]);
+
+        fake.fail_next("GET", "/issues/7/events", 1, Fault::Reset);
+        gh.issue_events(7).await.expect("retried");
+        assert_eq!(sent(&fake, "GET", "/issues/7/events"), [0, 200]);
+        assert_eq!(waits.take(), [secs(1)]);
+
+        // A POST refused for a rate limit was not carried out: it goes again, after
+        // the `Retry-After` GitHub gave.
+        let limited = Fault::SecondaryRateLimit { retry_after_s: 1 };
+        fake.fail_next("POST", "/statuses/", 1, limited);
+        pending(&gh).await.expect("retried");
+        assert_eq!(sent(&fake, "POST", "/statuses/"), [403, 201]);
+        assert_eq!(waits.take(), [secs(1)]);
+        assert_eq!(fake.statuses("o/r", HEAD).len(), 1);
+
+        // The primary limit: until one second past the reset.
+        let limited = Fault::PrimaryRateLimit { reset_in_s: 5 };
+        fake.fail_next("GET", "/pulls/7", 1, limited);
+        gh.pull_request(7).await.expect("retried");
+        let waited = waits.take();
+        assert!(
+            waited.len() == 1 && waited[0] >= secs(5) && waited[0] <= secs(6),
+            "{waited:?}"
+        );
+        // A limit that resets later than promptgate waits fails the call at once.
+        fake.fail_next(
+            "GET",
+            "/pulls/7",
+            1,
+            Fault::PrimaryRateLimit { reset_in_s: 600 },
+        );
+        let err = gh.pull_request(7).await.expect_err("too long to wait");
+        assert!(
+            format!("{err:#}").contains("GitHub answered 403"),
+            "{err:#}"
+        );
+        assert!(waits.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn calls_that_keep_failing_fail_after_four_attempts() {
+        use promptgate_fake_github::Fault;
+        let secs = Duration::from_secs;
+        let (fake, gh, waits) = fake(Duration::from_millis(300));
+        // The status POST is safe to repeat.
+        fake.fail_next("POST", "/statuses/", 4, Fault::Status(500));
+        let err = pending(&gh).await.expect_err("500 every time");
+        let api = err.downcast_ref::<ApiError>().expect("GitHub's answer");
+        assert_eq!((api.status, api.message.as_str()), (500, "Server Error"));
+        assert_eq!(sent(&fake, "POST", "/statuses/"), [500; ATTEMPTS as usize]);
+        assert_eq!(waits.take(), [secs(1), secs(2), secs(4)]);
+
+        fake.fail_next("GET", "/issues/7/events", 4, Fault::Status(502));
+        let err = gh.issue_events(7).await.expect_err("502 every time");
+        assert_eq!(
+            err.to_string(),
+            "GitHub answered 502 to GET /repos/o/r/issues/7/events: Bad Gateway"
+        );
+        assert_eq!(waits.take(), [secs(1), secs(2), secs(4)]);
+
+        // Label events that never arrive whole, on every attempt.
+        let slow = Fault::SlowBody {
+            byte_every_ms: 10_000,
+        };
+        fake.fail_next("GET", "/issues/7/events", 4, slow);
+        let err = gh.issue_events(7).await.expect_err("times out");
+        assert_eq!(
+            format!("{err:#}"),
+            "GET /repos/o/r/issues/7/events: no complete answer within 300ms"
+        );
+        assert_eq!(sent(&fake, "GET", "/issues/7/events").len(), 8);
+        assert_eq!(waits.take(), [secs(1), secs(2), secs(4)]);
+
+        // A status POST that timed out is sent again.
+        let slow = Fault::SlowBody {
+            byte_every_ms: 10_000,
+        };
+        fake.fail_next("POST", "/statuses/", 1, slow);
+        pending(&gh).await.expect("retried");
+        assert_eq!(waits.take(), [secs(1)]);
     }
 
     #[test]

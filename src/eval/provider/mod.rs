@@ -42,8 +42,10 @@ pub struct Completion {
 /// Why an attempt failed, classified for the retry decision.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
-    #[error("rate limited (HTTP 429){}: {body}", retry_after.map(|d| format!(", retry after {:.1}s", d.as_secs_f64())).unwrap_or_default())]
+    #[error("rate limited (HTTP {status}){}: {body}", retry_after.map(|d| format!(", retry after {:.1}s", d.as_secs_f64())).unwrap_or_default())]
     RateLimited {
+        /// 429, or a 4xx that [`crate::retry::classify`] reads as a rate limit.
+        status: u16,
         retry_after: Option<Duration>,
         body: String,
     },
@@ -203,12 +205,13 @@ impl Settings {
 
 /// HTTP plumbing shared by the live providers.
 pub(crate) mod http {
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     use reqwest::header::HeaderMap;
     use serde_json::Value;
 
     use super::ProviderError;
+    use crate::retry::{self, Class};
     use crate::secret::Secret;
 
     /// Error bodies are kept to this many characters.
@@ -260,11 +263,7 @@ pub(crate) mod http {
             .await
             .map_err(transport)?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let headers = response.headers().clone();
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
@@ -278,17 +277,19 @@ pub(crate) mod http {
         if !status.is_success() {
             let text = shorten(&scrub(String::from_utf8_lossy(&bytes).into_owned()));
             let code = status.as_u16();
-            return Err(match code {
-                429 => ProviderError::RateLimited {
-                    retry_after,
+            let class = retry::classify(code, &headers, &text, SystemTime::now());
+            return Err(match (code, class) {
+                (408, _) => ProviderError::Timeout(timeout),
+                (_, Class::Limited { after }) => ProviderError::RateLimited {
+                    status: code,
+                    retry_after: after,
                     body: text,
                 },
-                408 => ProviderError::Timeout(timeout),
-                500.. => ProviderError::Server {
+                (_, Class::Server { .. }) => ProviderError::Server {
                     status: code,
                     body: text,
                 },
-                _ => ProviderError::Refused {
+                (_, Class::Final) => ProviderError::Refused {
                     status: code,
                     body: text,
                 },
@@ -300,19 +301,6 @@ pub(crate) mod http {
                 String::from_utf8_lossy(&bytes)
             ))))
         })
-    }
-
-    /// `Retry-After` as seconds or as an HTTP date.
-    pub fn parse_retry_after(value: &str) -> Option<Duration> {
-        let value = value.trim();
-        if let Ok(secs) = value.parse::<f64>() {
-            return Duration::try_from_secs_f64(secs).ok();
-        }
-        let at = httpdate::parse_http_date(value).ok()?;
-        Some(
-            at.duration_since(std::time::SystemTime::now())
-                .unwrap_or_default(),
-        )
     }
 
     /// On one line, cut, terminal escapes neutralized. Secrets must be scrubbed before:
@@ -345,29 +333,6 @@ pub(crate) mod http {
     /// Arguments as the model wrote them: JSON when they parse, the raw string if not.
     pub fn arguments(raw: &str) -> Value {
         serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn retry_after_in_seconds_or_as_a_date() {
-            assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-            assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-            assert_eq!(parse_retry_after("-1"), None);
-            assert_eq!(parse_retry_after("1e20"), None);
-            assert_eq!(parse_retry_after("NaN"), None);
-            assert_eq!(
-                parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-                Some(Duration::ZERO)
-            );
-            let soon =
-                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
-            let wait = parse_retry_after(&soon).unwrap_or_default();
-            assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30));
-            assert_eq!(parse_retry_after("soon"), None);
-        }
     }
 }
 
