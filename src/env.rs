@@ -21,6 +21,9 @@ pub struct Env {
     /// Who makes changes to release files, for the audit log: `PROMPTGATE_ACTOR`, else
     /// `GITHUB_ACTOR` (in a workflow), else `USER`.
     pub actor: Option<String>,
+    /// `PROMPTGATE_RETRY_BASE_MS`, the first wait between retries (read by
+    /// [`crate::retry::base_setting`] where a client is built).
+    pub retry_base_ms: Option<String>,
     /// Where temporary files go when the runner names no place (`TMPDIR`, else the
     /// system's).
     pub temp_dir: PathBuf,
@@ -66,6 +69,7 @@ impl Env {
             actor,
             temp_dir,
             log_filter: vars.remove("PROMPTGATE_LOG"),
+            retry_base_ms: vars.get("PROMPTGATE_RETRY_BASE_MS").cloned(),
             no_color: vars.contains_key("NO_COLOR"),
             ci: vars.get("CI").is_some_and(|v| v != "false" && v != "0"),
             cache_dir,

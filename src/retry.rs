@@ -210,6 +210,18 @@ pub fn classify(status: u16, headers: &http::HeaderMap, message: &str, now: Syst
     }
 }
 
+/// The first wait between attempts as `PROMPTGATE_RETRY_BASE_MS` gives it: a whole
+/// number of milliseconds (later waits double from it). Tests use it to retry without
+/// waiting; an impatient local run can too.
+pub fn base_setting(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            format!("PROMPTGATE_RETRY_BASE_MS: `{text}` is not a whole number of milliseconds")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,5 +472,13 @@ mod tests {
         let start = tokio::time::Instant::now();
         b.sleep(60 * SEC).await;
         assert_eq!(start.elapsed(), 60 * SEC);
+    }
+
+    #[test]
+    fn the_base_setting_is_whole_milliseconds() {
+        assert_eq!(base_setting(" 5 "), Ok(Duration::from_millis(5)));
+        assert_eq!(base_setting("0"), Ok(Duration::ZERO));
+        let err = base_setting("1.5s").expect_err("not whole milliseconds");
+        assert!(err.contains("`1.5s`"), "{err}");
     }
 }

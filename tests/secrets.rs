@@ -157,7 +157,9 @@ impl World {
         let mut cmd = common::promptgate();
         cmd.env("STUB_KEY", KEY)
             .env("GITHUB_TOKEN", TOKEN)
-            .env("PROMPTGATE_CACHE_DIR", self.out.path().join("cache"));
+            .env("PROMPTGATE_CACHE_DIR", self.out.path().join("cache"))
+            // Retries without waiting: what is retried and logged is the same.
+            .env("PROMPTGATE_RETRY_BASE_MS", "1");
         cmd
     }
 

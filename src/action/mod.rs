@@ -83,6 +83,13 @@ pub fn run(env: &Env, progress: Style) -> Result<Ran> {
         &runner.repository,
         runner.github_timeout,
     )?;
+    let gh = match runner.retry_base {
+        Some(base) => gh.with_retry(crate::retry::Backoff {
+            base,
+            ..GitHub::backoff()
+        }),
+        None => gh,
+    };
     // Nothing a pull request controls (an artifact's text in an error, a model's answer)
     // may be taken for a workflow command: commands stay off except for our own
     // annotations, printed between a resume and a new stop.
@@ -480,6 +487,7 @@ impl Action<'_> {
             record: None,
             cache: self.env.cache_dir.clone(),
             progress: Some(self.progress),
+            retry_base: self.runner.retry_base,
         };
         let request = crate::gate::Request {
             base,

@@ -48,6 +48,9 @@ pub struct Runner {
     /// How long one attempt of a GitHub call may take, answer included:
     /// `PROMPTGATE_GITHUB_TIMEOUT_S`, else [`crate::github::DEFAULT_TIMEOUT`].
     pub github_timeout: std::time::Duration,
+    /// The first wait between retries, GitHub's and the providers':
+    /// `PROMPTGATE_RETRY_BASE_MS`, else each client's default.
+    pub retry_base: Option<std::time::Duration>,
     pub inputs: Inputs,
 }
 
@@ -132,6 +135,12 @@ impl Runner {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| env.temp_dir.clone()),
             github_timeout,
+            retry_base: env
+                .retry_base_ms
+                .as_deref()
+                .map(crate::retry::base_setting)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             inputs: Inputs {
                 token,
                 config: input("config"),

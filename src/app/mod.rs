@@ -176,8 +176,14 @@ fn repo_root(cli: &Cli) -> anyhow::Result<PathBuf> {
 
 /// How evaluations run from the command line: progress as a bar on a terminal (not in
 /// CI), the cache unless `--no-cache`.
-fn run_options(run: &RunArgs, env: &Env) -> RunOptions {
-    RunOptions {
+fn run_options(run: &RunArgs, env: &Env) -> anyhow::Result<RunOptions> {
+    let retry_base = env
+        .retry_base_ms
+        .as_deref()
+        .map(crate::retry::base_setting)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    Ok(RunOptions {
         provider: run.provider.clone(),
         repeats: run.repeats,
         record: run.record.clone(),
@@ -187,7 +193,8 @@ fn run_options(run: &RunArgs, env: &Env) -> RunOptions {
             env.cache_dir.clone()
         },
         progress: Some(progress_style(env)),
-    }
+        retry_base,
+    })
 }
 
 /// A bar on a terminal, a line every 10% elsewhere.
@@ -278,7 +285,7 @@ fn eval(
             return Ok(Exit::Invalid);
         }
     };
-    let options = run_options(run, env);
+    let options = run_options(run, env)?;
     let runs = crate::eval::run(&snapshot.config, &env.secrets, root, &options, plans)?;
     let report = EvalReport::new(runs);
     write_eval(&report, format, output)?;
@@ -325,7 +332,7 @@ fn gate(
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
         }
     };
-    let options = run_options(run, env);
+    let options = run_options(run, env)?;
     let request = crate::gate::Request {
         base,
         head,

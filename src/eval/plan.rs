@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub cache: Option<PathBuf>,
     /// Show progress on stderr.
     pub progress: Option<Style>,
+    /// The first wait between a provider's attempts, instead of the default.
+    pub retry_base: Option<std::time::Duration>,
 }
 
 /// What `promptgate eval` was asked to run.
@@ -134,7 +136,13 @@ pub fn run(
         provider: options.provider.clone(),
         cache: options.cache.clone(),
         record: options.record.as_ref().map(|d| root.join(d)),
-        backoff: Default::default(),
+        backoff: match options.retry_base {
+            Some(base) => crate::retry::Backoff {
+                base,
+                ..Default::default()
+            },
+            None => Default::default(),
+        },
         progress: options.progress,
     };
     let engine = Arc::new(Engine::new(config, secrets, root, &plans, engine_options)?);
