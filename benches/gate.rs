@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use globset::GlobSet;
 use promptgate::changes::{ArtifactChange, ChangeKind, Side};
 use promptgate::config::GateConfig;
-use promptgate::eval::assertions::Verdict;
+use promptgate::eval::assertions::Judgement;
 use promptgate::eval::result::{ArtifactRun, CaseResult, Judged, Outcome, RunInfo, Sample, Source};
 use promptgate::evidence::{ArtifactEvidence, Evidence, PolicySource, Status};
 use promptgate::report::{COMMENT_LIMIT, Template};
@@ -38,9 +38,9 @@ fn sample(pass: bool, rng: &mut fastrand::Rng) -> Sample {
         name: "max-words".into(),
         weight: 1.0,
         verdict: if pass {
-            Verdict::Pass
+            Judgement::Pass
         } else {
-            Verdict::Fail {
+            Judgement::Fail {
                 reason: "max-words: expected at most 60 words, got 61".into(),
             }
         },

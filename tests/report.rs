@@ -9,7 +9,7 @@ use globset::GlobSet;
 use promptgate::artifact::suite::Segment;
 use promptgate::changes::{ArtifactChange, ChangeKind, Side};
 use promptgate::config::GateConfig;
-use promptgate::eval::assertions::Verdict;
+use promptgate::eval::assertions::Judgement;
 use promptgate::eval::result::{ArtifactRun, CaseResult, Judged, Outcome, RunInfo, Sample, Source};
 use promptgate::evidence::{ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
 use promptgate::policy::{self, State};
@@ -58,7 +58,7 @@ fn sample(s: &Side1) -> Sample {
         sample.assertions = vec![Judged {
             name: "not-refusal".into(),
             weight: 1.0,
-            verdict: Verdict::Fail {
+            verdict: Judgement::Fail {
                 // As assertions word it: the type first.
                 reason: "not-refusal: the answer refuses".into(),
             },

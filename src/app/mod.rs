@@ -24,7 +24,7 @@ use crate::eval::progress::Style;
 use crate::eval::result::{self, EvalReport};
 use crate::eval::{RunOptions, Selection};
 use crate::repo::{PullRequest, Snapshot};
-use crate::rollout::command::{self as rollout, Format, Request};
+use crate::rollout::command::{self as rollout, Listing, ReleaseRequest};
 use crate::source::fs::{WorkTree, find_root};
 
 /// Logs go to stderr at the level `-v` asks for, or as `PROMPTGATE_LOG` filters them
@@ -104,7 +104,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             release(
                 &path,
                 env,
-                &Request::Rollback { artifact },
+                &ReleaseRequest::Rollback { artifact },
                 reason.as_deref(),
             )
         }
@@ -365,10 +365,10 @@ fn gate(
     Ok(Exit::of_verdict(evidence.verdict.state))
 }
 
-fn rollout_request(command: &RolloutCommand) -> Request<'_> {
+fn rollout_request(command: &RolloutCommand) -> ReleaseRequest<'_> {
     let format = |f: &StatusFormat| match f {
-        StatusFormat::Table => Format::Table,
-        StatusFormat::Json => Format::Json,
+        StatusFormat::Table => Listing::Table,
+        StatusFormat::Json => Listing::Json,
     };
     match command {
         RolloutCommand::Start {
@@ -376,20 +376,20 @@ fn rollout_request(command: &RolloutCommand) -> Request<'_> {
             version,
             stable,
             evidence,
-        } => Request::Start {
+        } => ReleaseRequest::Start {
             artifact,
             version,
             stable: stable.as_deref(),
             evidence: evidence.as_deref(),
         },
-        RolloutCommand::Advance { artifact, metrics } => Request::Advance {
+        RolloutCommand::Advance { artifact, metrics } => ReleaseRequest::Advance {
             artifact,
             metrics: metrics.as_deref(),
         },
         RolloutCommand::Status {
             artifact,
             format: f,
-        } => Request::Status {
+        } => ReleaseRequest::Status {
             artifact: artifact.as_deref(),
             format: format(f),
         },
@@ -397,7 +397,7 @@ fn rollout_request(command: &RolloutCommand) -> Request<'_> {
             artifact,
             metrics,
             format: f,
-        } => Request::Check {
+        } => ReleaseRequest::Check {
             artifact,
             metrics,
             format: format(f),
@@ -409,7 +409,7 @@ fn rollout_request(command: &RolloutCommand) -> Request<'_> {
 fn release(
     path: &Path,
     env: &Env,
-    request: &Request,
+    request: &ReleaseRequest,
     reason: Option<&str>,
 ) -> anyhow::Result<Exit> {
     let done = rollout::run(path, env, request, reason)?;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use globset::GlobSet;
 use serde::Serialize;
 
-use crate::eval::assertions::Verdict;
+use crate::eval::assertions::Judgement;
 use crate::eval::assertions::{is_refusal, parse_json, word_count};
 use crate::eval::result::{ArtifactRun, CaseResult, Outcome, Sample, Spend};
 
@@ -205,7 +205,7 @@ fn failed_assertions(case: &CaseResult) -> Vec<String> {
             .iter()
             .filter_map(|a| match &a.verdict {
                 // A reason opens with its assertion's type already.
-                Verdict::Fail { reason } => Some(reason.clone()),
+                Judgement::Fail { reason } => Some(reason.clone()),
                 _ => None,
             })
             .collect()

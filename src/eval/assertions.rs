@@ -28,7 +28,7 @@ pub struct Answer {
 /// The verdict on one assertion.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
-pub enum Verdict {
+pub enum Judgement {
     Pass,
     /// Why, in one line: expected vs got, shortened.
     Fail {
@@ -167,7 +167,7 @@ fn names(calls: &[ToolCall]) -> Vec<&str> {
 }
 
 /// Judge `answer` against `assertion`.
-pub fn judge(assertion: &Assertion, answer: &Answer) -> Verdict {
+pub fn judge(assertion: &Assertion, answer: &Answer) -> Judgement {
     let text = answer.text.as_str();
     let calls = names(&answer.tool_calls);
     // (held, what was expected, what was seen instead: default the answer's text), for
@@ -348,7 +348,7 @@ pub fn judge(assertion: &Assertion, answer: &Answer) -> Verdict {
         Check::LlmRubric { .. } => return unjudged("graded by the judge provider".into()),
     };
     if held != assertion.negate {
-        return Verdict::Pass;
+        return Judgement::Pass;
     }
     let seen = seen.unwrap_or_else(|| format!("`{}`", short(text, 80)));
     let reason = if assertion.negate {
@@ -356,11 +356,11 @@ pub fn judge(assertion: &Assertion, answer: &Answer) -> Verdict {
     } else {
         format!("{}: expected {expected}, got {seen}", assertion.name)
     };
-    Verdict::Fail { reason }
+    Judgement::Fail { reason }
 }
 
-fn unjudged(reason: String) -> Verdict {
-    Verdict::Unjudged { reason }
+fn unjudged(reason: String) -> Judgement {
+    Judgement::Unjudged { reason }
 }
 
 #[cfg(test)]
@@ -383,17 +383,17 @@ mod tests {
         }
     }
 
-    fn verdict(spec: Value, a: &Answer) -> Verdict {
+    fn verdict(spec: Value, a: &Answer) -> Judgement {
         judge(&assertion(spec), a)
     }
 
     fn passes(spec: Value, a: &Answer) {
-        assert_eq!(verdict(spec.clone(), a), Verdict::Pass, "{spec}");
+        assert_eq!(verdict(spec.clone(), a), Judgement::Pass, "{spec}");
     }
 
     fn fails(spec: Value, a: &Answer) -> String {
         match verdict(spec.clone(), a) {
-            Verdict::Fail { reason } => reason,
+            Judgement::Fail { reason } => reason,
             other => panic!("{spec} should fail, got {other:?}"),
         }
     }
@@ -570,14 +570,14 @@ mod tests {
         };
         assert!(matches!(
             verdict(json!({"type": "cost-usd", "value": 1}), &unpriced),
-            Verdict::Unjudged { .. }
+            Judgement::Unjudged { .. }
         ));
         assert!(matches!(
             verdict(
                 json!({"type": "llm-rubric", "value": "is polite"}),
                 &unpriced
             ),
-            Verdict::Unjudged { .. }
+            Judgement::Unjudged { .. }
         ));
     }
 }

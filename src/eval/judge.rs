@@ -2,7 +2,7 @@
 //! `llm-rubric` ones by the judge model, and the outcome. A sample that could not be
 //! judged is an error, never a pass.
 
-use super::assertions::{self, Verdict, parse_json, short};
+use super::assertions::{self, Judgement, parse_json, short};
 use super::conversation::{Conversation, MAX_TOOL_STEPS};
 use super::request::{ChatRequest, Format, Params, Turn};
 use super::result::{Judged, Outcome, Sample};
@@ -52,7 +52,7 @@ impl Engine {
             judged.push(Judged {
                 name: "tool-loop".into(),
                 weight: 1.0,
-                verdict: Verdict::Fail {
+                verdict: Judgement::Fail {
                     reason: format!("tool-loop: still calling tools after {MAX_TOOL_STEPS} steps"),
                 },
             });
@@ -61,11 +61,11 @@ impl Engine {
         // judged leaves it undecided: an error, never a pass.
         let failed = judged
             .iter()
-            .any(|j| matches!(j.verdict, Verdict::Fail { .. }));
+            .any(|j| matches!(j.verdict, Judgement::Fail { .. }));
         let unjudged: Vec<&str> = judged
             .iter()
             .filter_map(|j| match &j.verdict {
-                Verdict::Unjudged { reason } => Some(reason.as_str()),
+                Judgement::Unjudged { reason } => Some(reason.as_str()),
                 _ => None,
             })
             .collect();
@@ -95,9 +95,9 @@ impl Engine {
     }
 
     /// Grade `text` against `rubric` with the judge; unjudged when none is configured.
-    async fn grade(&self, rubric: &str, text: &str) -> Result<Verdict, String> {
+    async fn grade(&self, rubric: &str, text: &str) -> Result<Judgement, String> {
         let Some((lane, model)) = &self.judge else {
-            return Ok(Verdict::Unjudged {
+            return Ok(Judgement::Unjudged {
                 reason: "llm-rubric: no judge configured (`judge:` in the config)".into(),
             });
         };
@@ -129,11 +129,11 @@ impl Engine {
             .and_then(|g| g.get("reason")?.as_str().map(str::to_string))
             .unwrap_or_default();
         Ok(match pass {
-            Some(true) => Verdict::Pass,
-            Some(false) => Verdict::Fail {
+            Some(true) => Judgement::Pass,
+            Some(false) => Judgement::Fail {
                 reason: format!("llm-rubric: {}", short(&why, 120)),
             },
-            None => Verdict::Unjudged {
+            None => Judgement::Unjudged {
                 reason: format!(
                     "llm-rubric: the judge did not answer {{\"pass\": …}}: `{}`",
                     short(&got.completion.text, 80)

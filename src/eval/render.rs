@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::assertions::Verdict;
+use super::assertions::Judgement;
 use super::result::{CaseResult, EvalReport, Outcome, RunReport, Summary, Tally};
 use crate::artifact::fingerprint::short;
 use crate::markup::xml::escape as xml;
@@ -129,7 +129,7 @@ fn reasons(case: &CaseResult) -> Vec<String> {
     for sample in &case.samples {
         let mut these: Vec<String> = sample.error.iter().cloned().collect();
         these.extend(sample.assertions.iter().filter_map(|a| match &a.verdict {
-            Verdict::Fail { reason } => Some(reason.clone()),
+            Judgement::Fail { reason } => Some(reason.clone()),
             _ => None,
         }));
         for r in these {

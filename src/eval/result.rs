@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::assertions::{ToolCall, Verdict};
+use super::assertions::{Judgement, ToolCall};
 use crate::artifact::suite::Segment;
 use crate::config::Price;
 
@@ -38,7 +38,7 @@ pub struct Judged {
     pub name: String,
     pub weight: f64,
     #[serde(flatten)]
-    pub verdict: Verdict,
+    pub verdict: Judgement,
 }
 
 /// One sample of one case: the conversation's end result and what it cost.
@@ -98,9 +98,9 @@ impl Sample {
             .assertions
             .iter()
             .fold((0.0, 0.0), |(h, t), a| match a.verdict {
-                Verdict::Pass => (h + a.weight, t + a.weight),
-                Verdict::Fail { .. } => (h, t + a.weight),
-                Verdict::Unjudged { .. } => (h, t),
+                Judgement::Pass => (h + a.weight, t + a.weight),
+                Judgement::Fail { .. } => (h, t + a.weight),
+                Judgement::Unjudged { .. } => (h, t),
             });
         if total > 0.0 { held / total } else { 1.0 }
     }
@@ -291,7 +291,7 @@ impl ArtifactRun {
             spend: Spend::of(&samples),
             unjudged: all
                 .flat_map(|s| &s.assertions)
-                .filter(|a| matches!(a.verdict, Verdict::Unjudged { .. }))
+                .filter(|a| matches!(a.verdict, Judgement::Unjudged { .. }))
                 .count(),
             by_segment,
         }

@@ -21,7 +21,7 @@ use octocrab::Octocrab;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use model::{Comment, IssueEvent, Label, PullRequest, Status, User};
+pub use model::{Comment, IssueEvent, Label, Pull, Status, User};
 
 use crate::retry::{Backoff, Class, Sleeper};
 use crate::status::StatusState;
@@ -168,7 +168,7 @@ impl GitHub {
         GitHub { backoff, ..self }
     }
 
-    pub async fn pull_request(&self, number: u64) -> Result<PullRequest> {
+    pub async fn pull_request(&self, number: u64) -> Result<Pull> {
         let path = format!("/repos/{}/pulls/{number}", self.repo);
         let what = format!("GET {path}");
         self.json(Call::new(Method::Get, &path, &what), None::<&()>)

@@ -49,7 +49,7 @@ pub struct Status {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct PullRequest {
+pub struct Pull {
     pub number: u64,
     #[serde(default)]
     pub state: String,

@@ -177,14 +177,14 @@ pub fn say(artifact: &str, d: &Decision) -> String {
 
 /// How `status` and `check` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum Listing {
     Table,
     Json,
 }
 
 /// A `promptgate rollout …` or `promptgate rollback` request, as plain values.
 #[derive(Debug, Clone)]
-pub enum Request<'a> {
+pub enum ReleaseRequest<'a> {
     /// Start rolling out `version` at the first stage.
     Start {
         artifact: &'a str,
@@ -202,13 +202,13 @@ pub enum Request<'a> {
     /// Every artifact's (or one's) stable version, canary, stage and state.
     Status {
         artifact: Option<&'a str>,
-        format: Format,
+        format: Listing,
     },
     /// Hold the canary's metrics to its thresholds; a breach freezes the rollout.
     Check {
         artifact: &'a str,
         metrics: &'a Path,
-        format: Format,
+        format: Listing,
     },
     /// End a rollout in progress, or restore the previous stable version.
     Rollback { artifact: &'a str },
@@ -237,14 +237,14 @@ pub struct Done {
 pub fn run(
     path: &Path,
     env: &crate::env::Env,
-    request: &Request,
+    request: &ReleaseRequest,
     reason: Option<&str>,
 ) -> Result<Done> {
     let now = jiff::Timestamp::now().to_string();
     let mut output = String::new();
     let mut problems = Diagnostics::default();
     let end = match *request {
-        Request::Start {
+        ReleaseRequest::Start {
             artifact,
             version: v,
             stable,
@@ -270,7 +270,7 @@ pub fn run(
             output.push_str(&format!("{what}\n"));
             End::Done
         }
-        Request::Advance { artifact, metrics } => {
+        ReleaseRequest::Advance { artifact, metrics } => {
             let why = reason.map_or_else(|| format!("rollout advance {artifact}"), str::to_string);
             let mut end = None;
             if let Some(m) = metrics {
@@ -300,7 +300,7 @@ pub fn run(
                 }
             }
         }
-        Request::Status { artifact, format } => {
+        ReleaseRequest::Status { artifact, format } => {
             let mut runtime = load(path)?;
             if let Some(a) = artifact
                 && !runtime.artifacts.contains_key(a)
@@ -308,8 +308,8 @@ pub fn run(
                 return Err(super::Refused::Unknown(a.to_string()).into());
             }
             match format {
-                Format::Table => output.push_str(&status_table(&runtime, artifact)),
-                Format::Json => {
+                Listing::Table => output.push_str(&status_table(&runtime, artifact)),
+                Listing::Json => {
                     if let Some(a) = artifact {
                         runtime.artifacts.retain(|id, _| id == a);
                     }
@@ -318,15 +318,15 @@ pub fn run(
             }
             End::Done
         }
-        Request::Check {
+        ReleaseRequest::Check {
             artifact,
             metrics: m,
             format,
         } => {
             let (release, decision, bad) = decide(path, artifact, m)?;
             match format {
-                Format::Table => output.push_str(&say(artifact, &decision)),
-                Format::Json => {
+                Listing::Table => output.push_str(&say(artifact, &decision)),
+                Listing::Json => {
                     output.push_str(&format!("{}\n", serde_json::to_string_pretty(&decision)?))
                 }
             }
@@ -342,7 +342,7 @@ pub fn run(
                 _ => End::Done,
             }
         }
-        Request::Rollback { artifact } => {
+        ReleaseRequest::Rollback { artifact } => {
             let why = reason.map_or_else(|| format!("rollback {artifact}"), str::to_string);
             let what = change(path, &Actor::new(env, &why), |rt| {
                 Ok(super::rollback(rt, artifact)?)
