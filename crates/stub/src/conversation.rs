@@ -99,9 +99,20 @@ fn matches(when: &crate::Match, conversation: &Conversation) -> bool {
     contains && after_tool_result
 }
 
+/// The next draw of a process-wide sequence from a fixed seed: answers vary from
+/// request to request like a sampling model's, the same way in every run.
+fn draw(n: usize) -> usize {
+    use std::sync::{Mutex, OnceLock};
+    static RNG: OnceLock<Mutex<fastrand::Rng>> = OnceLock::new();
+    let rng = RNG.get_or_init(|| Mutex::new(fastrand::Rng::with_seed(0x5eed)));
+    rng.lock().map_or(0, |mut r| r.usize(..n))
+}
+
 fn answer(reply: &Reply, conversation: &Conversation) -> Answer {
     match reply {
         Reply::Text(text) => Answer::Text(text.clone()),
+        Reply::OneOf(texts) if !texts.is_empty() => Answer::Text(texts[draw(texts.len())].clone()),
+        Reply::OneOf(_) => Answer::Text(String::new()),
         Reply::ToolCalls(calls) if conversation.tools.is_some() => Answer::ToolCalls(calls.clone()),
         Reply::Echo | Reply::ToolCalls(_) => Answer::Text(conversation.last_user_text.clone()),
     }

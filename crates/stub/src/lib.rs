@@ -79,6 +79,9 @@ pub enum Reply {
     /// Tool calls as (name, arguments object). A request without `tools` gets
     /// the [`Reply::Echo`] text instead.
     ToolCalls(Vec<(String, serde_json::Value)>),
+    /// One of these texts, drawn afresh for every request, as a model sampling at a
+    /// temperature would answer: a text's chance is its share of the list.
+    OneOf(Vec<String>),
 }
 
 #[derive(Clone, Debug, Default)]
