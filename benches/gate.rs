@@ -131,6 +131,7 @@ fn main() {
             (Some(b), Some(h)),
             &ids,
             &critical,
+            0.05,
         );
         let artifacts = vec![artifact];
         let verdict = promptgate::policy::decide(&policy, &artifacts, &[]);

@@ -231,10 +231,13 @@ pub fn status(verdict: &Verdict, approvals: &Approvals) -> (StatusState, String)
             if verdict.state == State::NeedsTradeoff && approvals.tradeoff.by.is_none() {
                 missing.push("trade-off");
             }
-            let held = if verdict.state == State::NeedsTradeoff {
-                "quality held, cost or latency over budget"
-            } else {
-                "evaluation passed"
+            let held = match verdict.state {
+                State::NeedsTradeoff if verdict.inconclusive > 0 => {
+                    "evidence inconclusive for some segments"
+                }
+                State::NeedsTradeoff => "quality held, cost or latency over budget",
+                _ if verdict.inconclusive > 0 => "passed by policy, some segments inconclusive",
+                _ => "evaluation passed",
             };
             if missing.is_empty() {
                 (StatusState::Success, format!("{held}; approved"))

@@ -22,6 +22,8 @@ pub struct Config {
     /// Provider and model that grade `llm-rubric` assertions.
     pub judge: Option<JudgeConfig>,
     pub gate: GateConfig,
+    /// Production traffic, to say a cost change in dollars a month.
+    pub traffic: Option<Traffic>,
     pub approvals: ApprovalsConfig,
     /// Context of the commit status.
     pub status_context: String,
@@ -40,6 +42,7 @@ impl Default for Config {
             pricing: BTreeMap::new(),
             judge: None,
             gate: GateConfig::default(),
+            traffic: None,
             approvals: ApprovalsConfig::default(),
             status_context: "promptgate".into(),
             broken_providers: Vec::new(),
@@ -135,6 +138,55 @@ pub struct GateConfig {
     pub max_latency_p95_increase: f64,
     /// Behaviour changed but `version` did not: blocks.
     pub require_version_bump: bool,
+    /// What a segment whose evidence can neither show a drop over `max_segment_drop` nor
+    /// rule one out does to the verdict: `review` (the default) needs the trade-off
+    /// label, `block` blocks, `pass` only notes it.
+    pub inconclusive: Inconclusive,
+    /// Fresh answers per side for every case that flips between base and head, so that
+    /// one lucky or unlucky answer does not decide; 0 turns the confirmation off.
+    #[schemars(range(max = 20))]
+    pub confirm_samples: u32,
+    /// The pass rate an artifact with no base version (added, or new to promptgate)
+    /// must reach: there is nothing to regress from, so it is held to a floor.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_pass_rate: f64,
+    /// Floors per segment glob, for every head, added or modified:
+    /// `{"intent/*": 0.9}`.
+    pub min_segment_pass_rate: BTreeMap<String, f64>,
+    /// Share of cases with no assertion this engine could judge (every one skipped,
+    /// unknown, or needing a judge that is not configured) above which the gate errors:
+    /// an unjudged case is never a pass.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_unjudged_rate: f64,
+}
+
+/// Requests a month, for the whole product and per artifact id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Every artifact's requests a month, unless it has its own figure.
+    #[schemars(range(min = 0))]
+    pub requests_per_month: Option<u64>,
+    /// Requests a month by artifact id.
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, u64>,
+}
+
+impl Traffic {
+    /// The requests a month of artifact `id`, if known.
+    pub fn of(&self, id: &str) -> Option<u64> {
+        self.artifacts.get(id).copied().or(self.requests_per_month)
+    }
+}
+
+/// See [`GateConfig::inconclusive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Inconclusive {
+    Block,
+    #[default]
+    Review,
+    Pass,
 }
 
 impl Default for GateConfig {
@@ -147,6 +199,11 @@ impl Default for GateConfig {
             max_cost_increase: 0.15,
             max_latency_p95_increase: 0.25,
             require_version_bump: true,
+            inconclusive: Inconclusive::Review,
+            confirm_samples: 5,
+            min_pass_rate: 0.8,
+            min_segment_pass_rate: BTreeMap::new(),
+            max_unjudged_rate: 0.0,
         }
     }
 }

@@ -142,11 +142,28 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
         jobs.push(job);
     }
 
-    let runs = if plans.is_empty() {
+    // What a confirmation round needs of each plan, kept before the plans are run.
+    let versions: Vec<(Artifact, EvalSet)> = plans
+        .iter()
+        .map(|p| (p.artifact.clone(), p.eval.clone()))
+        .collect();
+    let mut runs = if plans.is_empty() {
         Vec::new()
     } else {
         crate::eval::run(&engine_config, secrets, root, req.run, plans)?
     };
+    let confirm = policy.gate.confirm_samples;
+    let pairs: Vec<(usize, usize)> = jobs
+        .iter()
+        .filter(|j| !j.same_behaviour)
+        .filter_map(|j| j.base_plan.zip(j.head_plan))
+        .collect();
+    let second = confirmation_plans(&runs, &versions, &pairs, repeats, confirm);
+    if !second.is_empty() {
+        let Confirmation { plans, targets } = second;
+        let fresh = crate::eval::run(&engine_config, secrets, root, req.run, plans)?;
+        attach_confirmations(&mut runs, &targets, fresh);
+    }
     let mut runs: Vec<Option<ArtifactRun>> = runs.into_iter().map(Some).collect();
 
     let mut evidence_artifacts = Vec::new();
@@ -161,14 +178,19 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
             cases.append(&mut base.cases);
             base.cases = cases;
         }
-        evidence_artifacts.push(ArtifactEvidence::new(
-            change,
-            job.status,
-            job.known_limitations,
-            (base_run, head_run),
-            &job.base_case_ids,
-            &critical,
-        ));
+        let requests = policy.traffic.as_ref().and_then(|t| t.of(&change.id));
+        evidence_artifacts.push(
+            ArtifactEvidence::new(
+                change,
+                job.status,
+                job.known_limitations,
+                (base_run, head_run),
+                &job.base_case_ids,
+                &critical,
+                policy.gate.max_segment_drop,
+            )
+            .with_traffic(requests),
+        );
     }
 
     let config_problems: Vec<Diagnostic> =
@@ -214,6 +236,80 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
         ],
         reproduce,
     })
+}
+
+/// The second round: every case whose outcome flips between base and head, answered
+/// `confirm` more times on each side, numbered after the first round's samples (so each
+/// is a fresh answer, cached on its own).
+struct Confirmation {
+    plans: Vec<Plan>,
+    /// For each plan of the round, the first round's run it confirms.
+    targets: Vec<usize>,
+}
+
+impl Confirmation {
+    fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+}
+
+/// Put a confirmation round's fresh answers beside the first round's, case by case.
+fn attach_confirmations(runs: &mut [ArtifactRun], targets: &[usize], fresh: Vec<ArtifactRun>) {
+    for (&target, fresh) in targets.iter().zip(fresh) {
+        for case in fresh.cases {
+            if let Some(c) = runs[target].cases.iter_mut().find(|c| c.id == case.id) {
+                c.confirmations = case.samples;
+            }
+        }
+    }
+}
+
+/// The plans that confirm the flips of each (base run, head run) pair in `pairs`.
+fn confirmation_plans(
+    runs: &[ArtifactRun],
+    versions: &[(Artifact, EvalSet)],
+    pairs: &[(usize, usize)],
+    repeats: u32,
+    confirm: u32,
+) -> Confirmation {
+    let mut round = Confirmation {
+        plans: Vec::new(),
+        targets: Vec::new(),
+    };
+    if confirm == 0 {
+        return round;
+    }
+    for &(b, h) in pairs {
+        let flipped: HashSet<&str> = runs[h]
+            .cases
+            .iter()
+            .filter(|head| {
+                runs[b]
+                    .cases
+                    .iter()
+                    .find(|base| base.id == head.id)
+                    .is_some_and(|base| crate::compare::needs_confirmation(base, head))
+            })
+            .map(|c| c.id.as_str())
+            .collect();
+        if flipped.is_empty() {
+            continue;
+        }
+        for side in [b, h] {
+            let (artifact, eval) = &versions[side];
+            let mut eval = eval.clone();
+            eval.cases.retain(|c| flipped.contains(c.id.as_str()));
+            round.plans.push(Plan {
+                artifact: artifact.clone(),
+                eval,
+                repeats: confirm,
+                shard: None,
+                first_sample: repeats,
+            });
+            round.targets.push(side);
+        }
+    }
+    round
 }
 
 /// Decide what to run for one change, and add its plans.
@@ -297,6 +393,7 @@ fn plan_change(
             },
             repeats,
             shard: None,
+            first_sample: 0,
         });
         job.status = Status::Compared;
     } else {
@@ -308,6 +405,7 @@ fn plan_change(
         eval: head_set,
         repeats,
         shard: None,
+        first_sample: 0,
     });
     if let Some(p) = base_plan {
         job.base_plan = Some(plans.len());

@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::artifact::{ArtifactEvidence, Status};
+use crate::compare::artifact::{ArtifactEvidence, Monthly, Status};
 use crate::compare::stats::format_p;
 use crate::compare::{ALL, Comparison, Figures, SegmentRow, relative};
-use crate::config::GateConfig;
+use crate::compare::{SegmentOutcome, stats};
+use crate::config::{GateConfig, Inconclusive};
 use crate::diag::Diagnostic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,10 @@ pub struct Verdict {
     pub notes: Vec<String>,
     /// The pull request changes no prompt artifact.
     pub nothing_changed: bool,
+    /// Segments whose evidence neither shows a drop over the allowed one nor rules it
+    /// out (`gate.inconclusive` decided what they do).
+    #[serde(default)]
+    pub inconclusive: usize,
 }
 
 impl Verdict {
@@ -67,6 +72,10 @@ impl Verdict {
         match self.state {
             State::Pass if self.nothing_changed => NOTHING_CHANGED.to_string(),
             State::Pass => "evaluation passed".to_string(),
+            State::NeedsTradeoff if self.inconclusive > 0 => format!(
+                "inconclusive, needs trade-off approval: {}",
+                first(&self.tradeoffs)
+            ),
             State::NeedsTradeoff => format!("needs trade-off approval: {}", first(&self.tradeoffs)),
             State::Blocked => format!("blocked: {}", first(&self.reasons)),
             State::Error => format!("could not evaluate: {}", first(&self.errors)),
@@ -81,10 +90,6 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn points(x: f64) -> String {
-    format!("{:+.1} points", x * 100.0)
-}
-
 struct Collect<'a> {
     policy: &'a GateConfig,
     artifact: String,
@@ -92,6 +97,58 @@ struct Collect<'a> {
     errors: Vec<Reason>,
     tradeoffs: Vec<Reason>,
     notes: Vec<String>,
+    /// The current artifact's inconclusive segments, in words.
+    inconclusive: Vec<String>,
+    inconclusive_total: usize,
+}
+
+/// Points for a reader: `83 points`, `4.5 points`.
+fn plain_points(x: f64) -> String {
+    let v = (x * 100.0).abs();
+    if v >= 9.95 || (v - v.round()).abs() < 0.05 {
+        format!("{v:.0} points")
+    } else {
+        format!("{v:.1} points")
+    }
+}
+
+/// Why a segment is inconclusive, and what would settle it.
+fn inconclusive_words(row: &SegmentRow, allowed: f64) -> String {
+    let name = if row.name == ALL {
+        "all cases together".to_string()
+    } else {
+        row.name.clone()
+    };
+    let n = row.paired;
+    let more = if row.cases_needed > n as u64 {
+        format!(
+            "; {} cases would rule out {}",
+            row.cases_needed,
+            plain_points(allowed)
+        )
+    } else {
+        String::new()
+    };
+    match row.drop {
+        Some(drop) if drop > 0.005 => {
+            let unconfirmed = if row.retested > 0 {
+                format!(
+                    "; answered again, {} of its {} flipped case(s) confirmed the drop",
+                    row.confirmed, row.retested
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "{name} dropped {} on {n} case(s); that many cases cannot tell this from noise{unconfirmed}{more}",
+                plain_points(drop)
+            )
+        }
+        _ => format!(
+            "{name}: no drop seen, but {n} case(s) can rule out only drops of {} or more{more}",
+            plain_points(row.resolution)
+        ),
+    }
 }
 
 impl Collect<'_> {
@@ -120,39 +177,50 @@ impl Collect<'_> {
 
     fn segment(&mut self, row: &SegmentRow, has_base: bool, failing: &[&str]) {
         let p = self.policy;
-        if let (true, Some(delta), Some(b), Some(h)) =
-            (has_base, row.delta, row.base_rate, row.head_rate)
-            && -delta > p.max_segment_drop + 1e-12
-        {
-            let scope = if row.name == ALL {
-                ALL.to_string()
-            } else {
-                format!("segment {}", row.name)
-            };
-            let what = format!(
-                "{scope}: pass rate {} → {} ({}, {} of {} cases newly failing)",
-                pct(b),
-                pct(h),
-                points(delta),
-                row.pass_to_fail,
-                row.paired
-            );
-            if row.beyond_noise {
+        let blocked_as_critical = row.critical && !failing.is_empty();
+        match row.outcome {
+            _ if !has_base => {}
+            SegmentOutcome::Held => {}
+            SegmentOutcome::Regressed => {
+                let scope = if row.name == ALL {
+                    ALL.to_string()
+                } else {
+                    format!("segment {}", row.name)
+                };
+                let rates = match (row.base_rate, row.head_rate) {
+                    (Some(b), Some(h)) => format!("pass rate {} → {}, ", pct(b), pct(h)),
+                    _ => String::new(),
+                };
+                let evidence = if row.retested > 0 {
+                    format!(
+                        "{} of {} flipped case(s) failed again when answered afresh",
+                        row.confirmed, row.retested
+                    )
+                } else {
+                    format!(
+                        "{} of {} cases newly failing, beyond noise (sign test p {})",
+                        row.pass_to_fail,
+                        row.paired,
+                        format_p(stats::sign_test_worse(
+                            row.pass_to_fail as u64,
+                            row.fail_to_pass as u64
+                        ))
+                    )
+                };
                 self.block(
                     "gate.max_segment_drop",
                     format!(
-                        "{what}: beyond noise (McNemar p {}) and over the {} allowed drop",
-                        format_p(row.p_value),
-                        points(p.max_segment_drop).trim_start_matches('+')
+                        "{scope}: {rates}a drop of {} ({evidence}), over the {} allowed",
+                        plain_points(row.drop.unwrap_or_default()),
+                        plain_points(p.max_segment_drop)
                     ),
                 );
-            } else if !row.critical || failing.is_empty() {
-                self.notes.push(format!(
-                    "{}: {what}: within noise (McNemar p {}), so it does not block",
-                    self.artifact,
-                    format_p(row.p_value)
-                ));
             }
+            // A critical segment blocked by its failing cases says so below.
+            SegmentOutcome::Inconclusive if blocked_as_critical => {}
+            SegmentOutcome::Inconclusive => self
+                .inconclusive
+                .push(inconclusive_words(row, p.max_segment_drop)),
         }
         if row.critical && !failing.is_empty() {
             let mut cases = failing
@@ -181,7 +249,70 @@ impl Collect<'_> {
         }
     }
 
-    fn budgets(&mut self, c: &Comparison) {
+    /// The absolute floors: `min_pass_rate` for an artifact with no base version,
+    /// `min_segment_pass_rate` for every head.
+    fn floors(&mut self, c: &Comparison) {
+        let p = self.policy;
+        if !c.has_base
+            && let Some(rate) = c.overall.head_rate
+            && rate + 1e-12 < p.min_pass_rate
+        {
+            self.block(
+                "gate.min_pass_rate",
+                format!(
+                    "a new artifact with no base version to compare with: pass rate {} on {} case(s), under the {} floor",
+                    pct(rate),
+                    c.overall.cases - c.overall.errors,
+                    pct(p.min_pass_rate)
+                ),
+            );
+        }
+        for (pattern, floor) in &p.min_segment_pass_rate {
+            // A pattern that does not parse is the config's problem, reported there.
+            let Ok(globs) = crate::repo::build_globs(std::slice::from_ref(pattern)) else {
+                continue;
+            };
+            for row in c.segments.iter().filter(|r| globs.is_match(&r.name)) {
+                if let Some(rate) = row.head_rate
+                    && rate + 1e-12 < *floor
+                {
+                    self.block(
+                        "gate.min_segment_pass_rate",
+                        format!(
+                            "segment {}: pass rate {} on the head, under the {} floor set for `{pattern}`",
+                            row.name,
+                            pct(rate),
+                            pct(*floor)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The artifact's inconclusive segments, as `gate.inconclusive` says.
+    fn settle_inconclusive(&mut self) {
+        if self.inconclusive.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.inconclusive);
+        self.inconclusive_total += list.len();
+        let message = format!(
+            "{} segment(s) inconclusive: {}",
+            list.len(),
+            list.join("; ")
+        );
+        match self.policy.inconclusive {
+            Inconclusive::Block => self.block("gate.inconclusive", message),
+            Inconclusive::Review => self.tradeoff("gate.inconclusive", message),
+            Inconclusive::Pass => {
+                let note = format!("{}: {message}", self.artifact);
+                self.notes.push(note);
+            }
+        }
+    }
+
+    fn budgets(&mut self, c: &Comparison, monthly: Option<&Monthly>) {
         let p = self.policy;
         let (base, head) = (&c.base, &c.head);
         let cost = relative(
@@ -212,9 +343,10 @@ impl Collect<'_> {
             self.tradeoff(
                 "gate.max_cost_increase",
                 format!(
-                    "{measure} {:+.1}% (budget +{:.0}%)",
+                    "{measure} {:+.1}% (budget +{:.0}%){}",
                     change * 100.0,
-                    p.max_cost_increase * 100.0
+                    p.max_cost_increase * 100.0,
+                    monthly.map_or_else(String::new, |m| format!(": {}", m.words()))
                 ),
             );
         }
@@ -255,6 +387,8 @@ pub fn decide(
         errors: Vec::new(),
         tradeoffs: Vec::new(),
         notes: Vec::new(),
+        inconclusive: Vec::new(),
+        inconclusive_total: 0,
     };
     if let Some(first) = config_problems.first() {
         all.errors.push(Reason {
@@ -314,12 +448,30 @@ pub fn decide(
                 ),
             );
         }
+        if c.unjudged_rate > policy.max_unjudged_rate + 1e-12 {
+            let ids: Vec<&str> = c.unjudged.iter().take(5).map(|n| n.id.as_str()).collect();
+            let more = c.unjudged.len().saturating_sub(ids.len());
+            all.error(
+                "gate.max_unjudged_rate",
+                format!(
+                    "{} case(s) have no assertion promptgate could judge ({}{}), {} against the {} allowed: an unjudged case is not a pass",
+                    c.unjudged.len(),
+                    ids.join(", "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() },
+                    pct(c.unjudged_rate),
+                    pct(policy.max_unjudged_rate)
+                ),
+            );
+        }
         let flips = if c.has_base {
             &c.regressions
         } else {
             &c.failures
         };
-        for row in std::iter::once(&c.overall).chain(&c.segments) {
+        // With one segment, "all cases" is that segment again: judged once.
+        let overall_repeats = matches!(&c.segments[..], [only] if only.cases == c.overall.cases);
+        let rows = std::iter::once(&c.overall).filter(|_| !overall_repeats);
+        for row in rows.chain(&c.segments) {
             let failing: Vec<&str> = flips
                 .iter()
                 .filter(|f| f.segments.contains(&row.name))
@@ -327,8 +479,10 @@ pub fn decide(
                 .collect();
             all.segment(row, c.has_base, &failing);
         }
+        all.settle_inconclusive();
+        all.floors(c);
         if c.has_base {
-            all.budgets(c);
+            all.budgets(c, a.monthly.as_ref());
         }
         if !c.deleted_cases.is_empty() {
             use crate::eval::result::Outcome;
@@ -361,6 +515,7 @@ pub fn decide(
         tradeoffs: all.tradeoffs,
         notes: all.notes,
         nothing_changed: artifacts.is_empty(),
+        inconclusive: all.inconclusive_total,
     }
 }
 
@@ -422,6 +577,17 @@ mod tests {
             cost_usd: u.cost_usd,
             requests: 1,
             source: Source::Replay,
+            assertions: vec![crate::eval::result::Judged {
+                name: "contains".into(),
+                weight: 1.0,
+                verdict: if outcome == Outcome::Pass {
+                    crate::eval::assertions::Judgement::Pass
+                } else {
+                    crate::eval::assertions::Judgement::Fail {
+                        reason: "contains: expected \"refund\"".into(),
+                    }
+                },
+            }],
             ..Sample::error(String::new())
         }
     }
@@ -502,6 +668,7 @@ mod tests {
             (base, head),
             &base_ids,
             &critical(),
+            0.05,
         )
     }
 
@@ -521,6 +688,36 @@ mod tests {
 
     fn compared(cases: &[Row]) -> ArtifactEvidence {
         priced(cases, USUAL, USUAL)
+    }
+
+    /// Enough unchanged cases for a segment to rule out the default 5-point drop.
+    const HELD: usize = 100;
+
+    /// Evidence where every flipped case was answered `fresh` more times on each side:
+    /// `reproduced` repeats each side's first outcome, otherwise both sides pass.
+    fn retested(cases: &[Row], fresh: usize, reproduced: bool) -> ArtifactEvidence {
+        let side = |head_side: bool| {
+            let mut r = run(
+                if head_side { "4" } else { "3" },
+                cases
+                    .iter()
+                    .map(|(id, s, b, h)| (id.clone(), s.clone(), if head_side { *h } else { *b }))
+                    .collect(),
+                USUAL,
+            );
+            for (case, (_, _, b, h)) in r.cases.iter_mut().zip(cases) {
+                if b != h {
+                    let o = match (reproduced, head_side) {
+                        (false, _) => P,
+                        (true, true) => *h,
+                        (true, false) => *b,
+                    };
+                    case.confirmations = (0..fresh).map(|_| sample(o, USUAL)).collect();
+                }
+            }
+            r
+        };
+        evidence(Status::Compared, Some(side(false)), Some(side(true)))
     }
 
     fn decide_default(artifacts: &[ArtifactEvidence]) -> Verdict {
@@ -549,7 +746,7 @@ mod tests {
 
     #[test]
     fn a_clean_comparison_passes() {
-        let v = decide_default(&[compared(&rows("billing", &[(10, P, P)]))]);
+        let v = decide_default(&[compared(&rows("billing", &[(HELD, P, P)]))]);
         assert_eq!(v.state, State::Pass, "{v:?}");
         assert!(!v.nothing_changed);
         assert_eq!(v.headline(), "evaluation passed");
@@ -580,7 +777,7 @@ mod tests {
 
     #[test]
     fn a_missing_version_bump_blocks_only_when_required() {
-        let mut e = compared(&rows("billing", &[(10, P, P)]));
+        let mut e = compared(&rows("billing", &[(HELD, P, P)]));
         e.change.missing_version_bump = true;
         let v = decide_default(std::slice::from_ref(&e));
         assert_eq!(v.state, State::Blocked);
@@ -638,10 +835,15 @@ mod tests {
         let message = &v.reasons[0].message;
         assert!(message.contains("critical segment hard-negative/jailbreak"));
         assert!(message.contains("hard-negative/jailbreak-0"), "{message}");
-        // The critical segment's own drop is not also noted as "within noise"; the
-        // overall one is.
-        assert_eq!(v.notes.len(), 1, "{:?}", v.notes);
-        assert!(v.notes[0].contains(ALL));
+        // The critical segment is not also called inconclusive; the small billing
+        // segment and all cases together are.
+        assert_eq!(rules(&v.tradeoffs), ["gate.inconclusive"]);
+        let inconclusive = &v.tradeoffs[0].message;
+        assert!(
+            inconclusive.starts_with("2 segment(s) inconclusive"),
+            "{inconclusive}"
+        );
+        assert!(!inconclusive.contains("jailbreak"), "{inconclusive}");
     }
 
     #[test]
@@ -663,26 +865,85 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_case_of_a_new_artifact_outside_critical_segments_passes() {
-        let head = rows("billing", &[(5, P, P), (5, P, F)])
-            .into_iter()
-            .map(|(id, s, _, h)| (id, s, h))
-            .collect();
-        let v = decide_default(&[evidence(
-            Status::HeadOnly,
-            None,
-            Some(run("1", head, USUAL)),
-        )]);
-        // No base: no drop, no budgets.
+    fn a_new_artifact_is_held_to_the_floor() {
+        let head = |failing: usize| {
+            rows("billing", &[(10 - failing, P, P), (failing, P, F)])
+                .into_iter()
+                .map(|(id, s, _, h)| (id, s, h))
+                .collect()
+        };
+        let added =
+            |failing| evidence(Status::HeadOnly, None, Some(run("1", head(failing), USUAL)));
+        // 5 of 10 failing: 50% against the 80% floor.
+        let v = decide_default(&[added(5)]);
+        assert_eq!(v.state, State::Blocked, "{v:?}");
+        assert_eq!(rules(&v.reasons), ["gate.min_pass_rate"]);
+        assert!(
+            v.reasons[0]
+                .message
+                .contains("pass rate 50.0% on 10 case(s), under the 80.0% floor"),
+            "{}",
+            v.reasons[0].message
+        );
+        // Every case failing: the collapse of a new prompt never passes.
+        assert_eq!(decide_default(&[added(10)]).state, State::Blocked);
+        // 1 of 10: 90%, over the floor; no base, so nothing inconclusive either.
+        let v = decide_default(&[added(1)]);
         assert_eq!(v.state, State::Pass, "{v:?}");
     }
 
     #[test]
-    fn a_significant_drop_over_max_segment_drop_blocks() {
-        // 6 pass → fail, 0 fail → pass: McNemar p = 0.031.
+    fn a_case_no_assertion_could_judge_is_never_a_pass() {
+        let mut e = compared(&rows("billing", &[(HELD, P, P)]));
+        // Its only assertion needs a judge that is not configured: no verdict on it.
+        let head = e.head_run.as_mut().expect("a head run");
+        head.cases[0].samples[0].assertions[0].verdict =
+            crate::eval::assertions::Judgement::Unjudged {
+                reason: "llm-rubric: no judge configured".into(),
+            };
+        let e = evidence(Status::Compared, e.base_run.clone(), e.head_run.clone());
+        let v = decide_default(std::slice::from_ref(&e));
+        assert_eq!(v.state, State::Error, "{v:?}");
+        assert_eq!(rules(&v.errors), ["gate.max_unjudged_rate"]);
+        assert!(
+            v.errors[0]
+                .message
+                .starts_with("1 case(s) have no assertion promptgate could judge (billing-0)"),
+            "{}",
+            v.errors[0].message
+        );
+        let tolerant = GateConfig {
+            max_unjudged_rate: 0.05,
+            ..GateConfig::default()
+        };
+        assert_eq!(decide(&tolerant, &[e], &[]).state, State::Pass);
+    }
+
+    #[test]
+    fn a_segment_floor_holds_every_head() {
+        let floors = GateConfig {
+            min_segment_pass_rate: [("intent/*".to_string(), 0.95)].into(),
+            ..GateConfig::default()
+        };
+        // The base failed the same case: no regression, but under the floor.
+        let mut cases = rows("intent/refund", &[(HELD - 10, P, P), (10, F, F)]);
+        cases.extend(rows("billing", &[(HELD, F, F)]));
+        let v = decide(&floors, &[compared(&cases)], &[]);
+        assert_eq!(v.state, State::Blocked, "{v:?}");
+        assert_eq!(rules(&v.reasons), ["gate.min_segment_pass_rate"]);
+        assert!(
+            v.reasons[0]
+                .message
+                .starts_with("segment intent/refund: pass rate 90.0%")
+        );
+    }
+
+    #[test]
+    fn a_confirmed_drop_over_max_segment_drop_blocks() {
+        // 6 of 10 billing cases fail on head, and fail again when answered afresh.
         let mut cases = rows("billing", &[(6, P, F), (4, P, P)]);
-        cases.extend(rows("shipping", &[(30, P, P)]));
-        let v = decide_default(&[compared(&cases)]);
+        cases.extend(rows("shipping", &[(HELD, P, P)]));
+        let v = decide_default(&[retested(&cases, 5, true)]);
         assert_eq!(v.state, State::Blocked, "{v:?}");
         let billing = v
             .reasons
@@ -690,50 +951,107 @@ mod tests {
             .find(|r| r.message.starts_with("segment billing"))
             .expect("a reason for billing");
         assert_eq!(billing.rule, "gate.max_segment_drop");
-        assert!(
-            billing.message.contains("100.0% → 40.0%"),
-            "{}",
-            billing.message
+        assert_eq!(
+            billing.message,
+            "segment billing: pass rate 100.0% → 40.0%, a drop of 60 points (6 of 6 flipped case(s) failed again when answered afresh), over the 5 points allowed"
         );
-        assert!(billing.message.contains("beyond noise (McNemar p 0.031)"));
-        assert!(billing.message.contains("over the 5.0 points allowed drop"));
         assert!(!v.reasons.iter().any(|r| r.message.contains("shipping")));
     }
 
     #[test]
-    fn a_drop_within_noise_is_a_note() {
-        // 3 pass → fail, 1 fail → pass: −20 points, McNemar p = 0.625.
-        let cases = rows("billing", &[(3, P, F), (1, F, P), (6, P, P)]);
+    fn a_five_case_collapse_blocks_once_confirmed_and_is_never_held() {
+        let cases = rows("intent/delivery", &[(5, P, F)]);
+        let v = decide_default(&[retested(&cases, 5, true)]);
+        assert_eq!(v.state, State::Blocked, "{v:?}");
+        assert!(rules(&v.reasons).contains(&"gate.max_segment_drop"));
+        // Without fresh answers the five flips alone cannot be told from noise at the
+        // share of the alpha each row gets: inconclusive, which needs a reviewer.
         let v = decide_default(&[compared(&cases)]);
-        assert_eq!(v.state, State::Pass, "{v:?}");
+        assert_eq!(v.state, State::NeedsTradeoff, "{v:?}");
+        // One segment: "all cases" is the same cases, judged once.
+        assert_eq!(v.inconclusive, 1);
         assert!(
-            v.notes
-                .iter()
-                .any(|n| n.contains("segment billing")
-                    && n.contains("within noise (McNemar p 0.625)")),
+            v.tradeoffs[0]
+                .message
+                .contains("intent/delivery dropped 100 points on 5 case(s); that many cases cannot tell this from noise"),
+            "{}",
+            v.tradeoffs[0].message
+        );
+        assert!(
+            v.headline()
+                .starts_with("inconclusive, needs trade-off approval: ")
+        );
+    }
+
+    #[test]
+    fn flips_that_do_not_reproduce_are_not_a_drop() {
+        // 3 flips among 100 cases, and both sides pass every fresh answer.
+        let cases = rows("billing", &[(3, P, F), (HELD - 3, P, P)]);
+        let v = decide_default(&[retested(&cases, 5, false)]);
+        assert_eq!(v.state, State::Pass, "{v:?}");
+        assert_eq!(v.inconclusive, 0);
+    }
+
+    #[test]
+    fn without_fresh_answers_many_flips_one_way_are_beyond_noise() {
+        let cases = rows("billing", &[(20, P, F), (HELD - 20, P, P)]);
+        let v = decide_default(&[compared(&cases)]);
+        assert_eq!(v.state, State::Blocked, "{v:?}");
+        assert!(
+            v.reasons[0]
+                .message
+                .contains("20 of 100 cases newly failing, beyond noise (sign test p <0.001)"),
+            "{}",
+            v.reasons[0].message
+        );
+    }
+
+    #[test]
+    fn a_segment_too_small_to_rule_out_the_allowed_drop_is_inconclusive() {
+        let cases = rows("billing", &[(10, P, P)]);
+        let v = decide_default(&[compared(&cases)]);
+        assert_eq!(v.state, State::NeedsTradeoff, "{v:?}");
+        assert_eq!(rules(&v.tradeoffs), ["gate.inconclusive"]);
+        assert!(
+            v.tradeoffs[0].message.contains(
+                "billing: no drop seen, but 10 case(s) can rule out only drops of 26 points or more; 59 cases would rule out 5 points"
+            ),
+            "{}",
+            v.tradeoffs[0].message
+        );
+        // The policy decides what inconclusive does.
+        let with = |inconclusive| GateConfig {
+            inconclusive,
+            ..GateConfig::default()
+        };
+        let v = decide(&with(Inconclusive::Block), &[compared(&cases)], &[]);
+        assert_eq!(v.state, State::Blocked);
+        assert_eq!(rules(&v.reasons), ["gate.inconclusive"]);
+        let v = decide(&with(Inconclusive::Pass), &[compared(&cases)], &[]);
+        assert_eq!(v.state, State::Pass);
+        assert_eq!(v.inconclusive, 1);
+        assert!(
+            v.notes[0].contains("1 segment(s) inconclusive"),
             "{:?}",
             v.notes
         );
     }
 
     #[test]
-    fn a_drop_of_exactly_max_segment_drop_is_not_over_it() {
-        // 1 of 20 newly failing: exactly the 5-point allowance, not over it.
-        let v = decide_default(&[compared(&rows("billing", &[(1, P, F), (19, P, P)]))]);
-        assert_eq!(v.state, State::Pass);
-        assert!(v.notes.is_empty(), "{:?}", v.notes);
-    }
-
-    #[test]
-    fn a_significant_drop_within_max_segment_drop_passes() {
-        let loose = GateConfig {
-            max_segment_drop: 0.7,
-            ..GateConfig::default()
-        };
-        let cases = rows("billing", &[(6, P, F), (4, P, P)]);
-        let v = decide(&loose, &[compared(&cases)], &[]);
+    fn a_drop_within_max_segment_drop_holds_when_the_bound_is_within_it_too() {
+        // 1 of 100 newly failing, confirmed: at most 4.7 points at 95%, within 5.
+        let one = rows("billing", &[(1, P, F), (HELD - 1, P, P)]);
+        let v = decide_default(&[retested(&one, 5, true)]);
         assert_eq!(v.state, State::Pass, "{v:?}");
-        assert!(v.notes.is_empty());
+        // 3 of 100: 3 points seen, but up to 7.6 possible: inconclusive.
+        let three = rows("billing", &[(3, P, F), (HELD - 3, P, P)]);
+        let v = decide_default(&[retested(&three, 5, true)]);
+        assert_eq!(v.state, State::NeedsTradeoff, "{v:?}");
+        assert!(
+            v.tradeoffs[0]
+                .message
+                .contains("billing dropped 3 points on 100 case(s)")
+        );
     }
 
     #[test]
@@ -748,6 +1066,7 @@ mod tests {
 
         let tolerant = GateConfig {
             max_error_rate: 0.1,
+            inconclusive: Inconclusive::Pass,
             ..GateConfig::default()
         };
         assert_eq!(
@@ -758,7 +1077,7 @@ mod tests {
 
     #[test]
     fn cost_over_budget_needs_a_tradeoff() {
-        let cases = rows("billing", &[(10, P, P)]);
+        let cases = rows("billing", &[(HELD, P, P)]);
         let dearer = |cost| Usage {
             cost_usd: Some(cost),
             ..USUAL
@@ -780,7 +1099,7 @@ mod tests {
 
     #[test]
     fn latency_p95_over_budget_needs_a_tradeoff() {
-        let cases = rows("billing", &[(10, P, P)]);
+        let cases = rows("billing", &[(HELD, P, P)]);
         let slower = |latency_ms| Usage {
             latency_ms,
             ..USUAL
@@ -796,7 +1115,7 @@ mod tests {
 
     #[test]
     fn without_prices_tokens_per_conversation_stand_in_for_cost() {
-        let cases = rows("billing", &[(10, P, P)]);
+        let cases = rows("billing", &[(HELD, P, P)]);
         let unpriced = Usage {
             cost_usd: None,
             ..USUAL
@@ -820,7 +1139,7 @@ mod tests {
 
     #[test]
     fn deleted_cases_are_noted_with_how_base_did() {
-        let e = compared(&rows("billing", &[(10, P, P)]));
+        let e = compared(&rows("billing", &[(HELD, P, P)]));
         let mut base = e.base_run.clone().expect("a base run");
         let head = e.head_run.clone();
         let extra = run(
@@ -845,7 +1164,7 @@ mod tests {
 
     #[test]
     fn a_block_outranks_an_error_and_an_error_outranks_a_tradeoff() {
-        let cases = rows("billing", &[(10, P, P)]);
+        let cases = rows("billing", &[(HELD, P, P)]);
         let dearer = Usage {
             cost_usd: Some(0.01),
             ..USUAL

@@ -274,6 +274,28 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
             ),
         );
     }
+    for (pattern, floor) in &config.gate.min_segment_pass_rate {
+        let pos = node.pos_at(&["gate", "min_segment_pass_rate", pattern]);
+        if let Err(e) = glob(pattern) {
+            problems.push(
+                path,
+                pos,
+                format!(
+                    "invalid glob `{pattern}` in `gate.min_segment_pass_rate`: {}",
+                    e.kind()
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(floor) {
+            problems.push(
+                path,
+                pos,
+                format!(
+                    "`gate.min_segment_pass_rate` `{pattern}`: {floor} is not a pass rate (0 to 1; 0.9 is 90%)"
+                ),
+            );
+        }
+    }
     if config.artifacts.is_empty() {
         problems.warn(
             path,

@@ -92,6 +92,12 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
         }
         check_variables(a, &set, &mut problems);
         check_tools(a, &set, &mut problems);
+        check_segment_sizes(
+            a,
+            &set,
+            snapshot.config.gate.max_segment_drop,
+            &mut problems,
+        );
     }
 
     let mut problems = problems.0;
@@ -103,6 +109,56 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
         cases,
         problems,
     })
+}
+
+/// Segments with fewer cases than it takes to rule out the allowed drop can never be
+/// judged held: every change to the artifact reads inconclusive there. Said once per
+/// artifact, at its eval set reference, smallest segments first.
+pub fn check_segment_sizes(
+    artifact: &Artifact,
+    set: &EvalSet,
+    allowed_drop: f64,
+    problems: &mut Diagnostics,
+) {
+    use crate::compare::stats::{cases_to_rule_out, rate_upper_bound};
+    let needed = cases_to_rule_out(allowed_drop, crate::compare::HELD_ALPHA);
+    let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in &set.cases {
+        for s in &case.segments {
+            *sizes.entry(s.as_str()).or_default() += 1;
+        }
+    }
+    let mut small: Vec<(usize, &str)> = sizes
+        .into_iter()
+        .filter(|&(_, n)| (n as u64) < needed)
+        .map(|(s, n)| (n, s))
+        .collect();
+    if small.is_empty() {
+        return;
+    }
+    small.sort();
+    let listed: Vec<String> = small
+        .iter()
+        .take(NAMED)
+        .map(|&(n, s)| {
+            let reach = rate_upper_bound(0, n as u64, crate::compare::HELD_ALPHA);
+            format!("`{s}` ({n} case(s): only {:.0}+ points)", reach * 100.0)
+        })
+        .collect();
+    let more = match small.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    problems.warn(
+        &artifact.path,
+        artifact.pos_of(&["evals"]),
+        format!(
+            "{} segment(s) too small to rule out a {}-point drop (`gate.max_segment_drop`), so changes read inconclusive there: {}{more}; {needed} cases a segment would rule it out",
+            small.len(),
+            (allowed_drop * 1000.0).round() / 10.0,
+            listed.join(", ")
+        ),
+    );
 }
 
 /// Every variable a message template reads must come from each case or its defaults,

@@ -94,7 +94,7 @@ impl Fixture {
             &format!(
                 "providers:\n  stub: {{kind: openai, base_url: \"{}\", timeout_s: 2, max_retries: 1}}\n\
                  pricing:\n  stub-model: {{input: 1.0, output: 2.0}}\n\
-                 gate: {{max_latency_p95_increase: 1000.0}}\n\
+                 gate: {{max_latency_p95_increase: 1000.0, max_segment_drop: 1.0}}\n\
                  approvals:\n  product: {{label: {PRODUCT}, reviewers: [alice, \"@acme/product\"]}}\n  \
                  technical: {{label: {TECHNICAL}, reviewers: [], min_permission: write}}\n  \
                  tradeoff_label: {TRADEOFF}\n",

@@ -40,12 +40,17 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
 #[test]
 fn demo_is_valid_on_both_branches() {
     let (_tmp, dir) = demo();
+    // Valid; the warnings say which segments are too small for the 5-point policy.
+    let (code, out) = run(&dir, &["validate"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("checked 3 artifact(s), 2 suite(s), 63 case(s): 0 error(s), 3 warning(s)\n"),
+        "{out}"
+    );
     assert_eq!(
-        run(&dir, &["validate"]),
-        (
-            0,
-            "checked 3 artifact(s), 2 suite(s), 63 case(s): 0 error(s), 0 warning(s)\n".into()
-        )
+        out.matches("too small to rule out a 5-point drop").count(),
+        3,
+        "{out}"
     );
     let status = Command::new("git")
         .arg("-C")
@@ -54,12 +59,11 @@ fn demo_is_valid_on_both_branches() {
         .status()
         .expect("git");
     assert!(status.success());
-    assert_eq!(
-        run(&dir, &["validate"]),
-        (
-            0,
-            "checked 3 artifact(s), 2 suite(s), 62 case(s): 0 error(s), 0 warning(s)\n".into()
-        )
+    let (code, out) = run(&dir, &["validate"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("checked 3 artifact(s), 2 suite(s), 62 case(s): 0 error(s), 3 warning(s)\n"),
+        "{out}"
     );
 }
 
@@ -113,6 +117,20 @@ fn demo_gate_replays_every_request_offline() {
         "{:#}",
         a["comparison"]["errored"]
     );
+    // Every flipped case was answered again from the recordings too.
+    let fresh: Vec<&serde_json::Value> = ["base_run", "head_run"]
+        .iter()
+        .flat_map(|run| a[*run]["cases"].as_array().into_iter().flatten())
+        .flat_map(|c| c["confirmations"].as_array().into_iter().flatten())
+        .collect();
+    assert!(!fresh.is_empty(), "the flips were confirmed");
+    assert!(fresh.iter().all(|s| s["outcome"] != "error"), "{fresh:#?}");
+    // The example: a small segment collapsing reads regressed, not held.
+    let delivery = a["comparison"]["segments"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "intent/delivery"))
+        .expect("an intent/delivery row");
+    assert_eq!(delivery["outcome"], "regressed", "{delivery:#}");
     // What the demo is for: a real regression in a hard-negative segment blocks...
     let critical = e["verdict"]["reasons"]
         .as_array()

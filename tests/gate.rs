@@ -171,8 +171,9 @@ fn a_regression_in_a_critical_segment_blocks() {
         !bodies.iter().any(|b| b.contains("WORKTREE")),
         "no side reads the working tree"
     );
-    // Base: 3 head cases + the deleted one; head: 3 cases.
-    assert_eq!(bodies.len(), 7, "{bodies:#?}");
+    // Base: 3 head cases + the deleted one; head: 3 cases; then the flipped case
+    // answered 5 more times on each side to confirm it.
+    assert_eq!(bodies.len(), 7 + 2 * 5, "{bodies:#?}");
 
     let e = evidence(dir.path());
     assert_eq!(e["schema"], "promptgate.evidence/v1");
@@ -183,13 +184,19 @@ fn a_regression_in_a_critical_segment_blocks() {
     assert_eq!(c["deleted_cases"][0]["base"], "pass");
     assert_eq!(c["regressions"][0]["id"], "jailbreak");
     // The friendlier answers are longer: the cost grew as well.
+    let tradeoffs = e["verdict"]["tradeoffs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        e["verdict"]["tradeoffs"][0]["message"]
+        tradeoffs.iter().any(|t| t["message"]
             .as_str()
-            .is_some_and(|m| m.contains("cost per 1,000 requests")),
+            .is_some_and(|m| m.contains("cost per 1,000 requests"))),
         "{:#}",
         e["verdict"]
     );
+    // Three cases cannot rule out a 5-point drop: inconclusive, for a reviewer too.
+    assert_eq!(e["verdict"]["inconclusive"], 2, "{:#}", e["verdict"]);
     let junit = std::fs::read_to_string(dir.path().join("junit.xml")).expect("junit written");
     assert!(junit.contains("<testcase name=\"jailbreak\""), "{junit}");
     assert!(junit.contains("passes on base, fails on head"), "{junit}");
@@ -340,4 +347,194 @@ fn an_eval_set_change_runs_the_unchanged_prompt_once() {
     assert_eq!(c["overall"]["paired"], 3);
     assert_eq!(c["new_cases"][0]["id"], "new-case");
     assert_eq!(c["deleted_cases"][0]["id"], "old-case");
+}
+
+// Verdicts at the edges: small segments, new prompts, noise, cases nothing can judge.
+
+/// `main` with `artifact` and `suite`, then a `pr` branch where `change` edits the tree.
+fn edge_project(server: &Server, config_extra: &str, base: &[(&str, String)]) -> Repo {
+    let mut repo = Repo::new();
+    repo.write(
+        ".promptgate.yaml",
+        &format!(
+            "providers:\n  stub: {{kind: openai, base_url: \"{}\", api_key_env: STUB_KEY, timeout_s: 2, max_retries: 1}}\n\
+             pricing:\n  stub-model: {{input: 1.0, output: 2.0}}\n{config_extra}",
+            server.stub.base_url()
+        ),
+    );
+    for (path, text) in base {
+        repo.write(path, text);
+    }
+    repo.commit("base");
+    repo.branch("pr");
+    repo
+}
+
+/// A suite of `n` cases in `segment`, each asserting `assert`.
+fn cases(segment: &str, n: usize, assert: &str) -> String {
+    let mut s =
+        format!("defaults: {{vars: {{company: Acme}}}}\nsegments:\n  {segment}: {{}}\ncases:\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  - {{id: case-{i}, segments: [{segment}], vars: {{question: \"Where is parcel {i}?\"}}, assert: [{assert}]}}\n"
+        ));
+    }
+    s
+}
+
+fn segment<'e>(e: &'e Value, name: &str) -> &'e Value {
+    e["artifacts"][0]["comparison"]["segments"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn a_five_case_collapse_blocks_once_the_fresh_answers_confirm_it() {
+    let server = server();
+    let suite = cases("intent/delivery", 5, "{type: icontains, value: sorry}");
+    let mut repo = edge_project(
+        &server,
+        "",
+        &[
+            ("prompts/refund.prompt.yaml", artifact(1, "STRICT")),
+            ("evals/refund.eval.yaml", suite),
+        ],
+    );
+    repo.write("prompts/refund.prompt.yaml", &artifact(2, "FRIENDLY"));
+    repo.commit("friendlier");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = gate(&repo, dir.path(), &[]);
+    assert_eq!(code, 4, "blocked\n{report}\n{stderr}");
+    let e = evidence(dir.path());
+    let row = segment(&e, "intent/delivery");
+    assert_eq!(row["outcome"], "regressed", "{row:#}");
+    assert_eq!(
+        (row["retested"].as_u64(), row["confirmed"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(e["verdict"]["reasons"][0]["rule"], "gate.max_segment_drop");
+    assert!(
+        report.contains("**regressed** (5 of 5 confirmed)"),
+        "{report}"
+    );
+    // 5 cases a side, then each answered 5 more times on both sides.
+    assert_eq!(server.bodies().len(), 10 + 5 * 5 * 2);
+}
+
+#[test]
+fn an_added_prompt_failing_every_case_is_blocked_by_the_floor() {
+    let server = server();
+    let mut repo = edge_project(&server, "", &[("README.md", "Acme prompts\n".to_string())]);
+    repo.write("prompts/refund.prompt.yaml", &artifact(1, "FRIENDLY"));
+    repo.write(
+        "evals/refund.eval.yaml",
+        &cases("intent/delivery", 4, "{type: icontains, value: sorry}"),
+    );
+    repo.commit("a new prompt");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = gate(&repo, dir.path(), &[]);
+    assert_eq!(code, 4, "blocked\n{report}\n{stderr}");
+    let e = evidence(dir.path());
+    assert_eq!(
+        e["verdict"]["reasons"][0]["rule"], "gate.min_pass_rate",
+        "{:#}",
+        e["verdict"]
+    );
+    assert!(
+        report.contains("pass rate 0.0% on 4 case(s), under the 80.0% floor"),
+        "{report}"
+    );
+    // The new prompt's own cost and latency, not a dash.
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| `support.refund`"))
+        .expect("a summary row");
+    // (`$` escaped: GitHub would read a pair of them as math.)
+    assert!(
+        row.contains("| 4 failing | \\$0.") && row.contains(" ms |"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_wording_change_whose_answers_are_equally_noisy_does_not_block() {
+    // Both versions answer well nine times in ten: what differs is luck.
+    let mut answers = vec!["Sorry, I can only help with Acme orders.".to_string(); 9];
+    answers.push("Sure thing!".to_string());
+    let server = Server::start(StubConfig {
+        rules: vec![common::rule("NOISY", Reply::OneOf(answers))],
+        latency: Duration::from_millis(1),
+        ..StubConfig::default()
+    });
+    let suite = cases("intent/delivery", 24, "{type: icontains, value: sorry}");
+    let mut repo = edge_project(
+        &server,
+        "",
+        &[
+            ("prompts/refund.prompt.yaml", artifact(1, "NOISY")),
+            ("evals/refund.eval.yaml", suite),
+        ],
+    );
+    repo.write(
+        "prompts/refund.prompt.yaml",
+        &artifact(2, "NOISY Kindly").replace("You are", "you are"),
+    );
+    repo.commit("reworded");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = gate(&repo, dir.path(), &["--repeats", "3"]);
+    assert_ne!(code, 4, "noise must not block\n{report}\n{stderr}");
+    let e = evidence(dir.path());
+    let row = segment(&e, "intent/delivery");
+    assert_ne!(row["outcome"], "regressed", "{row:#}");
+    assert_ne!(
+        row["outcome"], "held",
+        "24 cases cannot rule out 5 points: {row:#}"
+    );
+    // Cases whose samples differed were answered again on both sides.
+    assert!(row["retested"].as_u64().unwrap_or(0) > 0, "{row:#}");
+    let runs = &e["artifacts"][0];
+    let fresh = runs["head_run"]["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["confirmations"].as_array().is_some_and(|s| s.len() == 5))
+        .count();
+    assert_eq!(fresh as u64, row["retested"].as_u64().unwrap_or(0));
+}
+
+#[test]
+fn a_case_no_assertion_can_judge_is_an_error_not_a_pass() {
+    let server = server();
+    let mut suite = cases("intent/delivery", 2, "{type: icontains, value: sorry}");
+    suite.push_str(
+        "  - {id: nothing-to-judge, segments: [intent/delivery], vars: {question: \"Hello\"}, assert: []}\n",
+    );
+    let mut repo = edge_project(
+        &server,
+        "",
+        &[
+            ("prompts/refund.prompt.yaml", artifact(1, "STRICT")),
+            ("evals/refund.eval.yaml", suite),
+        ],
+    );
+    repo.write(
+        "prompts/refund.prompt.yaml",
+        &artifact(2, "STRICT").replace("assistant", "agent"),
+    );
+    repo.commit("reworded");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = gate(&repo, dir.path(), &[]);
+    assert_eq!(code, 5, "could not evaluate\n{report}\n{stderr}");
+    let e = evidence(dir.path());
+    assert_eq!(
+        e["verdict"]["errors"][0]["rule"], "gate.max_unjudged_rate",
+        "{:#}",
+        e["verdict"]
+    );
+    assert!(report.contains("nothing-to-judge"), "{report}");
+    assert_eq!(
+        e["artifacts"][0]["comparison"]["unjudged"][0]["id"],
+        "nothing-to-judge"
+    );
 }

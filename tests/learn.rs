@@ -156,7 +156,9 @@ fn learns_each_incident_once_and_a_second_run_adds_nothing() {
     // all check out.
     let (code, out, err) = repo.run(&["validate"]);
     assert_eq!(
-        out, "checked 1 artifact(s), 1 suite(s), 6 case(s): 0 error(s), 0 warning(s)\n",
+        out,
+        "prompts/support/refund.prompt.yaml:17:8: warning: 6 segment(s) too small to rule out a 5-point drop (`gate.max_segment_drop`), so changes read inconclusive there: `hard-negative/adversarial` (1 case(s): only 95+ points), `intent/refund` (1 case(s): only 95+ points), `regression/excessive-verbosity` (1 case(s): only 95+ points), `regression/hallucinated-field` (1 case(s): only 95+ points), `regression/unexpected-refusal` (1 case(s): only 95+ points) and 1 more; 59 cases a segment would rule it out\n\
+              checked 1 artifact(s), 1 suite(s), 6 case(s): 0 error(s), 1 warning(s)\n",
         "{err}"
     );
     assert_eq!(code, 0);

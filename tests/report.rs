@@ -54,6 +54,13 @@ fn sample(s: &Side1) -> Sample {
         sample.cost_usd = Some((100.0 * 0.15 + s.output_tokens as f64 * 0.60) / 1e6);
         sample
     };
+    if s.outcome == P {
+        sample.assertions = vec![Judged {
+            name: "not-refusal".into(),
+            weight: 1.0,
+            verdict: Judgement::Pass,
+        }];
+    }
     if s.outcome == F {
         sample.assertions = vec![Judged {
             name: "not-refusal".into(),
@@ -172,6 +179,7 @@ fn compared(cases: &[Case]) -> ArtifactEvidence {
         ),
         &base_ids,
         &critical,
+        0.05,
     )
 }
 
@@ -234,8 +242,9 @@ fn no_artifact_changed() {
 
 #[test]
 fn clean_pass() {
-    let mut cases = steady(6, "intent/refund");
-    cases.extend(steady(4, "hard-negative/adversarial"));
+    // Enough cases per segment to rule out the allowed 5-point drop (59 each).
+    let mut cases = steady(60, "intent/refund");
+    cases.extend(steady(60, "hard-negative/adversarial"));
     let e = evidence(vec![compared(&cases)]);
     assert_eq!(e.verdict.state, State::Pass, "{:?}", e.verdict);
     insta::assert_snapshot!(render(&e));
@@ -271,8 +280,9 @@ fn blocking_regression_in_a_critical_segment() {
 }
 
 #[test]
-fn a_drop_within_noise_does_not_block() {
-    // 3 pass→fail and 1 fail→pass out of 10: −20 points, McNemar p = 0.625.
+fn a_drop_noise_could_explain_is_inconclusive() {
+    // 3 pass→fail and 1 fail→pass out of 10, no fresh answers: −20 points that ten
+    // cases cannot tell from noise, and cannot rule out either.
     let mut cases = steady(6, "intent/refund");
     for i in 0..3 {
         cases.push(case(
@@ -289,8 +299,14 @@ fn a_drop_within_noise_does_not_block() {
         Some(side(P, "ok")),
     ));
     let e = evidence(vec![compared(&cases)]);
-    assert_eq!(e.verdict.state, State::Pass, "{:?}", e.verdict);
-    assert!(e.verdict.notes.iter().any(|n| n.contains("within noise")));
+    assert_eq!(e.verdict.state, State::NeedsTradeoff, "{:?}", e.verdict);
+    let message = &e.verdict.tradeoffs[0].message;
+    assert!(
+        message.contains(
+            "intent/refund dropped 20 points on 10 case(s); that many cases cannot tell this from noise"
+        ),
+        "{message}"
+    );
     insta::assert_snapshot!(render(&e));
 }
 
@@ -372,6 +388,7 @@ fn new_and_deleted_cases_are_listed() {
         (e.base_run, e.head_run),
         &base_ids,
         &critical,
+        0.05,
     );
     let c = e
         .comparison
@@ -494,6 +511,7 @@ fn with_repeats_a_case_passes_only_when_every_sample_does() {
         head: &head,
         base_case_ids: &["c".to_string()],
         critical: &GlobSet::empty(),
+        allowed_drop: 0.05,
     });
     assert_eq!(c.regressions.len(), 1);
     let f = &c.regressions[0];
@@ -521,6 +539,7 @@ fn a_case_errored_on_one_side_is_left_out_of_the_pass_rates() {
         head: &head,
         base_case_ids: &["c".to_string()],
         critical: &GlobSet::empty(),
+        allowed_drop: 0.05,
     });
     assert_eq!((c.overall.paired, c.overall.errors), (0, 1));
     assert_eq!(c.overall.head_rate, None);
@@ -540,6 +559,7 @@ fn a_new_artifact_failing_a_critical_case_blocks() {
         (None, Some(head)),
         &[],
         &critical,
+        0.05,
     );
     let e = evidence(vec![a]);
     assert_eq!(e.verdict.state, State::Blocked, "{:?}", e.verdict);
@@ -562,4 +582,74 @@ fn a_broken_policy_config_is_an_error() {
         "{:?}",
         v.errors
     );
+}
+
+#[test]
+fn a_new_prompt_under_the_floor_is_blocked() {
+    let mut cases = steady(6, "intent/refund");
+    for i in 0..4 {
+        cases.push(case(
+            &format!("refund-wrong-{i}"),
+            &["intent/refund"],
+            None,
+            Some(side(F, "I cannot help with that.")),
+        ));
+    }
+    let refs: Vec<&Case> = cases.iter().collect();
+    let a = ArtifactEvidence::new(
+        change(ChangeKind::Added, None, Some("1")),
+        Status::HeadOnly,
+        Vec::new(),
+        (None, Some(run("1", &refs, |c| c.head.as_ref()))),
+        &[],
+        &GlobSet::empty(),
+        0.05,
+    );
+    let e = evidence(vec![a]);
+    assert_eq!(e.verdict.state, State::Blocked, "{:?}", e.verdict);
+    assert_eq!(e.verdict.reasons[0].rule, "gate.min_pass_rate");
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn a_case_nothing_could_judge_is_an_error() {
+    let cases = steady(60, "intent/refund");
+    let refs: Vec<&Case> = cases.iter().collect();
+    let mut head = run("4", &refs, |c| c.head.as_ref());
+    // Its only evaluator was one promptgate cannot run: no assertion at all.
+    head.cases[0].samples[0].assertions.clear();
+    let a = ArtifactEvidence::new(
+        change(ChangeKind::Modified, Some("3"), Some("4")),
+        Status::Compared,
+        Vec::new(),
+        (Some(run("3", &refs, |c| c.base.as_ref())), Some(head)),
+        &cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        &GlobSet::empty(),
+        0.05,
+    );
+    let e = evidence(vec![a]);
+    assert_eq!(e.verdict.state, State::Error, "{:?}", e.verdict);
+    assert_eq!(e.verdict.errors[0].rule, "gate.max_unjudged_rate");
+    insta::assert_snapshot!(render(&e));
+}
+
+#[test]
+fn cost_growth_is_said_in_dollars_a_month() {
+    let cases: Vec<Case> = (0..60)
+        .map(|i| {
+            let mut head = side(P, "Thank you so much! Your refund is on its way.");
+            head.output_tokens = 80;
+            case(
+                &format!("refund-{i}"),
+                &["intent/refund"],
+                Some(side(P, "Your refund is on its way.")),
+                Some(head),
+            )
+        })
+        .collect();
+    let e = evidence(vec![compared(&cases).with_traffic(Some(2_000_000))]);
+    assert_eq!(e.verdict.state, State::NeedsTradeoff, "{:?}", e.verdict);
+    let reason = &e.verdict.tradeoffs[0].message;
+    assert!(reason.ends_with("/month at 2M requests/month"), "{reason}");
+    insta::assert_snapshot!(render(&e));
 }

@@ -10,7 +10,9 @@ fn a_valid_repository_passes() {
     seed_support(&repo);
     let (code, out, err) = repo.run(&["validate"]);
     assert_eq!(
-        out, "checked 1 artifact(s), 1 suite(s), 2 case(s): 0 error(s), 0 warning(s)\n",
+        out,
+        "prompts/support/refund.prompt.yaml:17:8: warning: 2 segment(s) too small to rule out a 5-point drop (`gate.max_segment_drop`), so changes read inconclusive there: `hard-negative/adversarial` (1 case(s): only 95+ points), `intent/refund` (1 case(s): only 95+ points); 59 cases a segment would rule it out\n\
+              checked 1 artifact(s), 1 suite(s), 2 case(s): 0 error(s), 1 warning(s)\n",
         "{err}"
     );
     assert_eq!(code, 0);
@@ -133,8 +135,9 @@ evaluators:
     let (code, out, _) = repo.run(&["validate"]);
     assert_eq!(
         out,
-        ".github/prompts/summarize.prompt.yml:23:5: warning: evaluator `similar` is model-graded; promptgate does not run it (use an `llm-rubric` assertion in a suite)\n\
-         checked 1 artifact(s), 0 suite(s), 2 case(s): 0 error(s), 1 warning(s)\n"
+        ".github/prompts/summarize.prompt.yml:1:1: warning: 1 segment(s) too small to rule out a 5-point drop (`gate.max_segment_drop`), so changes read inconclusive there: `all` (2 case(s): only 78+ points); 59 cases a segment would rule it out\n\
+         .github/prompts/summarize.prompt.yml:23:5: warning: evaluator `similar` is model-graded; promptgate does not run it (use an `llm-rubric` assertion in a suite)\n\
+         checked 1 artifact(s), 0 suite(s), 2 case(s): 0 error(s), 2 warning(s)\n"
     );
     assert_eq!(code, 0);
 
@@ -183,7 +186,8 @@ fn every_bad_case_and_every_bad_reference_is_reported() {
          prompts/other.prompt.yaml:2:36: unknown field `temprature`, did you mean `temperature`?\n\
          prompts/other.prompt.yaml:4:22: `tools.definitions`: `../../outside.json` leads outside the repository\n\
          prompts/other.prompt.yaml:5:9: `evals` `missing.eval.yaml`: file not found\n\
-         checked 2 artifact(s), 1 suite(s), 2 case(s): 10 error(s), 0 warning(s)\n"
+         prompts/support/refund.prompt.yaml:17:8: warning: 1 segment(s) too small to rule out a 5-point drop (`gate.max_segment_drop`), so changes read inconclusive there: `all` (2 case(s): only 78+ points); 59 cases a segment would rule it out\n\
+         checked 2 artifact(s), 1 suite(s), 2 case(s): 10 error(s), 1 warning(s)\n"
     );
 }
 
@@ -202,6 +206,7 @@ fn templates_that_fail_only_when_rendered_are_reported() {
     assert_eq!(
         out,
         "prompts/support/refund.prompt.yaml:12:27: `messages[1].content` does not render for case `refund-late-delivery` (evals/refund.eval.yaml:6) (and 1 more cases): filter upperr is unknown (template line 1)\n\
-         checked 1 artifact(s), 1 suite(s), 2 case(s): 1 error(s), 0 warning(s)\n"
+         prompts/support/refund.prompt.yaml:17:8: warning: 2 segment(s) too small to rule out a 5-point drop (`gate.max_segment_drop`), so changes read inconclusive there: `hard-negative/adversarial` (1 case(s): only 95+ points), `intent/refund` (1 case(s): only 95+ points); 59 cases a segment would rule it out\n\
+         checked 1 artifact(s), 1 suite(s), 2 case(s): 1 error(s), 1 warning(s)\n"
     );
 }

@@ -41,7 +41,45 @@ pub struct SegmentRow {
     /// Mean share of samples that passed per case (differs from the rate with repeats).
     pub base_pass_fraction: Option<f64>,
     pub head_pass_fraction: Option<f64>,
+    /// The drop in pass rate the evidence shows: per case, the base's share of passing
+    /// samples minus the head's, over the paired cases, taken from the fresh samples of
+    /// a flipped case that was answered again.
+    pub drop: Option<f64>,
+    /// The largest drop the evidence leaves possible, at 95% confidence.
+    pub drop_upper: Option<f64>,
+    /// Flipped cases answered again on both sides.
+    pub retested: usize,
+    /// Of those, cases whose fresh answers fail where the base's pass, beyond noise.
+    pub confirmed: usize,
+    /// Regressed, held or inconclusive against the allowed drop.
+    pub outcome: SegmentOutcome,
+    /// The smallest drop this many cases can rule out when nothing changes.
+    pub resolution: f64,
+    /// Cases needed to rule out a drop of the allowed size.
+    pub cases_needed: u64,
 }
+
+/// What a segment's evidence says about the allowed drop (`gate.max_segment_drop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SegmentOutcome {
+    /// The pass rate fell by more than the allowed drop, and noise cannot explain it.
+    Regressed,
+    /// The evidence rules out a drop larger than the allowed one.
+    Held,
+    /// Neither: too few cases to rule a drop out, or a drop that noise could explain.
+    Inconclusive,
+}
+
+/// Confidence behind "held": a drop larger than allowed is ruled out at 95%.
+pub const HELD_ALPHA: f64 = 0.05;
+/// The chance of blocking on noise alone that one artifact's segments share
+/// (Bonferroni over the segments judged).
+pub const BLOCK_ALPHA: f64 = 0.01;
+/// The bar a re-tested case's fresh answers clear to confirm it got worse (Fisher's
+/// exact test, one-sided). A row then needs more confirmed cases than this rate would
+/// give by chance among the cases it re-tested.
+pub const CASE_ALPHA: f64 = 0.01;
 
 /// One side's samples of a case, as counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -165,6 +203,11 @@ pub struct Comparison {
     pub errored: Vec<CaseNote>,
     /// Errored cases over all cases.
     pub error_rate: f64,
+    /// Cases the head answered but no assertion could judge: every one was skipped,
+    /// unknown here, or needs a judge that is not configured.
+    pub unjudged: Vec<CaseNote>,
+    /// Unjudged cases over the cases the head answered.
+    pub unjudged_rate: f64,
     pub base: Figures,
     pub head: Figures,
     pub tool_sequence_changes: Vec<SequenceChange>,
@@ -181,6 +224,60 @@ pub struct RunPair<'a> {
     pub base_case_ids: &'a [String],
     /// `gate.critical_segments`.
     pub critical: &'a GlobSet,
+    /// `gate.max_segment_drop`.
+    pub allowed_drop: f64,
+}
+
+/// One paired case's evidence about the drop.
+#[derive(Debug, Clone, Copy, Default)]
+struct Evidence {
+    /// Base share of passing samples minus the head's: fresh samples when re-tested.
+    difference: f64,
+    retested: bool,
+    /// Re-tested, and the fresh answers fail where the base's pass beyond noise.
+    confirmed: bool,
+}
+
+/// Share of passing samples; `None` when there are none or one could not be evaluated.
+fn pass_share(samples: &[Sample]) -> Option<(u64, u64)> {
+    if samples.is_empty() || samples.iter().any(|s| s.outcome == Outcome::Error) {
+        return None;
+    }
+    let passed = samples
+        .iter()
+        .filter(|s| s.outcome == Outcome::Pass)
+        .count();
+    Some((passed as u64, samples.len() as u64))
+}
+
+/// The evidence of a case both sides answered; `case_alpha` is the bar a re-tested
+/// case's fresh answers must clear to count as confirmed.
+fn evidence_of(base: &CaseResult, head: &CaseResult, case_alpha: f64) -> Evidence {
+    let share = |(p, n): (u64, u64)| p as f64 / n as f64;
+    if let (Some(b), Some(h)) = (
+        pass_share(&base.confirmations),
+        pass_share(&head.confirmations),
+    ) {
+        return Evidence {
+            difference: share(b) - share(h),
+            retested: true,
+            confirmed: stats::fisher_fewer(b.0, b.1, h.0, h.1) < case_alpha,
+        };
+    }
+    Evidence {
+        difference: fraction(passes(base)) - fraction(passes(head)),
+        ..Evidence::default()
+    }
+}
+
+/// Whether a case is answered again to confirm it: both sides answered, and the share
+/// of passing samples differs (with one sample a side: the outcome flipped). The
+/// answers the gate has are kept; the fresh ones decide the case's evidence.
+pub fn needs_confirmation(base: &CaseResult, head: &CaseResult) -> bool {
+    match (pass_share(&base.samples), pass_share(&head.samples)) {
+        (Some((bp, bn)), Some((hp, hn))) => bp * hn != hp * bn,
+        _ => false,
+    }
 }
 
 fn passes(case: &CaseResult) -> Passes {
@@ -188,6 +285,15 @@ fn passes(case: &CaseResult) -> Passes {
         passed: case.passes,
         samples: case.samples.len() as u32,
     }
+}
+
+/// Whether some assertion of the case was decided (passed or failed) on every sample.
+fn judged(case: &CaseResult) -> bool {
+    case.samples.iter().all(|s| {
+        s.assertions
+            .iter()
+            .any(|a| !matches!(a.verdict, Judgement::Unjudged { .. }))
+    })
 }
 
 fn first_error(case: &CaseResult) -> Option<String> {
@@ -240,10 +346,67 @@ struct Acc {
     f2p: u64,
     base_fraction: f64,
     head_fraction: f64,
+    /// Sums over paired cases of the evidence's difference, its positive and negative
+    /// parts, and the positive part of the confirmed cases.
+    difference: f64,
+    worse: f64,
+    better: f64,
+    confirmed_worse: f64,
+    retested: usize,
+    confirmed: usize,
+}
+
+/// How a row is judged: the allowed drop and the Bonferroni share of the block alpha.
+#[derive(Debug, Clone, Copy)]
+struct Bar {
+    allowed_drop: f64,
+    row_alpha: f64,
 }
 
 impl Acc {
-    fn row(&self, name: &str, has_base: bool) -> SegmentRow {
+    /// Judge the row: regressed, held or inconclusive, and how far its cases can see.
+    fn judge(&self, bar: Bar) -> (Option<f64>, Option<f64>, SegmentOutcome) {
+        let n = self.paired as u64;
+        if n == 0 {
+            return (None, None, SegmentOutcome::Inconclusive);
+        }
+        let drop = self.difference / n as f64;
+        // The drop is at most the rate at which cases get worse: bound that from above
+        // (Clopper–Pearson on the cases that got worse, fractional evidence from repeats
+        // and fresh samples rounded up). Cases that got better are not credited: a
+        // segment is not held on the strength of noise in its favour.
+        let worse = (self.worse - 1e-9).ceil().max(0.0) as u64;
+        let drop_upper = stats::rate_upper_bound(worse, n, HELD_ALPHA).max(drop);
+        let outcome = if drop > bar.allowed_drop + 1e-12 && self.beyond_noise(bar) {
+            SegmentOutcome::Regressed
+        } else if drop_upper <= bar.allowed_drop + 1e-12 {
+            SegmentOutcome::Held
+        } else {
+            SegmentOutcome::Inconclusive
+        };
+        (Some(drop), Some(drop_upper), outcome)
+    }
+
+    /// Noise cannot explain the drop. When flipped cases were answered again, the drop
+    /// the confirmed cases alone make, less every case that got better, must exceed the
+    /// allowed drop, and that many confirmations among the cases re-tested must be
+    /// beyond chance at the row's share of the alpha; without fresh answers, the sign
+    /// test on the flips must reject chance at that share.
+    fn beyond_noise(&self, bar: Bar) -> bool {
+        let n = self.paired as f64;
+        if self.retested > 0 {
+            let by_chance = match self.confirmed {
+                0 => 1.0,
+                k => 1.0 - stats::binomial_cdf(k as u64 - 1, self.retested as u64, CASE_ALPHA),
+            };
+            (self.confirmed_worse - self.better) / n > bar.allowed_drop + 1e-12
+                && by_chance < bar.row_alpha
+        } else {
+            stats::sign_test_worse(self.p2f, self.f2p) < bar.row_alpha
+        }
+    }
+
+    fn row(&self, name: &str, has_base: bool, bar: Bar) -> SegmentRow {
         let rate = |passed: usize, n: usize| (n > 0).then(|| passed as f64 / n as f64);
         // Without a base, the head's rate is over every case it evaluated.
         let head_n = if has_base {
@@ -258,6 +421,12 @@ impl Acc {
         };
         let head_rate = rate(self.head_passed, head_n);
         let p_value = stats::mcnemar_exact(self.p2f, self.f2p);
+        let (drop, drop_upper, outcome) = if has_base {
+            self.judge(bar)
+        } else {
+            (None, None, SegmentOutcome::Inconclusive)
+        };
+        let cases = if has_base { self.paired } else { head_n } as u64;
         SegmentRow {
             name: name.to_string(),
             critical: self.critical,
@@ -276,6 +445,13 @@ impl Acc {
             base_pass_fraction: (has_base && self.paired > 0)
                 .then(|| self.base_fraction / self.paired as f64),
             head_pass_fraction: (head_n > 0).then(|| self.head_fraction / head_n as f64),
+            drop,
+            drop_upper,
+            retested: self.retested,
+            confirmed: self.confirmed,
+            outcome,
+            resolution: stats::rate_upper_bound(0, cases, HELD_ALPHA),
+            cases_needed: stats::cases_to_rule_out(bar.allowed_drop.max(1e-6), HELD_ALPHA),
         }
     }
 }
@@ -307,6 +483,7 @@ pub fn compare(sides: &RunPair) -> Comparison {
             || sides.critical.is_match(name)
     };
 
+    let mut unjudged = Vec::new();
     let mut overall = Acc::default();
     let mut segments: BTreeMap<&str, Acc> = BTreeMap::new();
     let (mut regressions, mut improvements) = (Vec::new(), Vec::new());
@@ -356,6 +533,9 @@ pub fn compare(sides: &RunPair) -> Comparison {
         let mut accs: Vec<&str> = case.segments.iter().map(String::as_str).collect();
         accs.sort_unstable();
         accs.dedup();
+        let evidence = base_case
+            .filter(|_| !errored_here)
+            .map(|b| evidence_of(b, case, CASE_ALPHA));
         let apply = |acc: &mut Acc, is_critical: bool| {
             acc.critical |= is_critical;
             acc.cases += 1;
@@ -381,12 +561,25 @@ pub fn compare(sides: &RunPair) -> Comparison {
                     _ => {}
                 }
             }
+            if let Some(e) = evidence {
+                acc.difference += e.difference;
+                acc.worse += e.difference.max(0.0);
+                acc.better += (-e.difference).max(0.0);
+                acc.retested += usize::from(e.retested);
+                if e.confirmed {
+                    acc.confirmed += 1;
+                    acc.confirmed_worse += e.difference.max(0.0);
+                }
+            }
         };
         apply(&mut overall, false);
         for name in accs {
             apply(segments.entry(name).or_default(), declared(name));
         }
 
+        if case.outcome != Outcome::Error && !judged(case) {
+            unjudged.push(note(None));
+        }
         if errored_here {
             continue;
         }
@@ -445,18 +638,28 @@ pub fn compare(sides: &RunPair) -> Comparison {
     };
     regressions.sort_by(most_serious_first);
     failures.sort_by(most_serious_first);
+    let unjudged_rate = if overall.head_judged == 0 {
+        0.0
+    } else {
+        unjudged.len() as f64 / overall.head_judged as f64
+    };
     let error_rate = if overall.cases == 0 {
         0.0
     } else {
         overall.errors as f64 / overall.cases as f64
     };
+    // Every row judged shares the block alpha.
+    let bar = Bar {
+        allowed_drop: sides.allowed_drop,
+        row_alpha: BLOCK_ALPHA / (segments.len() + 1) as f64,
+    };
     Comparison {
         has_base,
         repeats: head.artifact.repeats,
-        overall: overall.row(ALL, has_base),
+        overall: overall.row(ALL, has_base, bar),
         segments: segments
             .iter()
-            .map(|(name, acc)| acc.row(name, has_base))
+            .map(|(name, acc)| acc.row(name, has_base, bar))
             .collect(),
         regressions,
         improvements,
@@ -466,6 +669,8 @@ pub fn compare(sides: &RunPair) -> Comparison {
         deleted_cases,
         errored,
         error_rate,
+        unjudged,
+        unjudged_rate,
         base: Figures::of(base_samples.into_iter()),
         head: Figures::of(head_samples.into_iter()),
         tool_sequence_changes: sequences,
@@ -498,6 +703,17 @@ mod tests {
             cost_usd,
             requests: 1,
             source: Source::Replay,
+            assertions: vec![crate::eval::result::Judged {
+                name: "contains".into(),
+                weight: 1.0,
+                verdict: if outcome == Outcome::Pass {
+                    crate::eval::assertions::Judgement::Pass
+                } else {
+                    crate::eval::assertions::Judgement::Fail {
+                        reason: "contains: expected \"refund\"".into(),
+                    }
+                },
+            }],
             ..Sample::error(String::new())
         }
     }
@@ -560,6 +776,7 @@ mod tests {
             head,
             base_case_ids: &base_case_ids,
             critical: &critical,
+            allowed_drop: 0.05,
         })
     }
 
@@ -656,6 +873,7 @@ mod tests {
             head: &head,
             base_case_ids: &["old".to_string()],
             critical: &critical,
+            allowed_drop: 0.05,
         });
         let new: Vec<&str> = c.new_cases.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(new, ["added-fails-on-both", "added-flips"]);
@@ -879,5 +1097,83 @@ mod tests {
         assert_eq!(relative(None, Some(3.0)), None);
         assert_eq!(relative(Some(2.0), None), None);
         assert_eq!(relative(Some(0.0), Some(3.0)), None);
+    }
+
+    /// How severe an outcome is: more failures may only move a segment right.
+    fn severity(o: SegmentOutcome) -> u8 {
+        match o {
+            SegmentOutcome::Held => 0,
+            SegmentOutcome::Inconclusive => 1,
+            SegmentOutcome::Regressed => 2,
+        }
+    }
+
+    /// `(pass → pass, pass → fail, fail → pass, fail → fail)` cases of one segment,
+    /// flips re-tested with `fresh` samples a side that reproduce them.
+    fn segment_of(counts: [usize; 4], fresh: usize) -> SegmentRow {
+        let outcomes = [(P, P), (P, F), (F, P), (F, F)];
+        let mut pairs = Vec::new();
+        for (&n, &(b, h)) in counts.iter().zip(&outcomes) {
+            for _ in 0..n {
+                let id = format!("c{}", pairs.len());
+                let mut base = case(&id, "s", &[b]);
+                let mut head = case(&id, "s", &[h]);
+                if b != h && fresh > 0 {
+                    base.confirmations = (0..fresh).map(|_| sample(b, None, 1.0)).collect();
+                    head.confirmations = (0..fresh).map(|_| sample(h, None, 1.0)).collect();
+                }
+                pairs.push((base, head));
+            }
+        }
+        let (base, head): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        let c = compare_runs(Some(&run(base)), &run(head));
+        row(&c, "s").clone()
+    }
+
+    proptest::proptest! {
+        /// One more case failing on the head, instead of passing, never makes a
+        /// segment's outcome more lenient, with or without fresh answers.
+        #[test]
+        fn more_failures_never_make_a_segment_more_lenient(
+            same_pass in 0usize..80,
+            worse in 0usize..12,
+            better in 0usize..6,
+            same_fail in 0usize..6,
+            fresh in proptest::prop_oneof![proptest::strategy::Just(0usize), proptest::strategy::Just(5usize)],
+        ) {
+            proptest::prop_assume!(same_pass > 0);
+            let before = segment_of([same_pass, worse, better, same_fail], fresh);
+            let after = segment_of([same_pass - 1, worse + 1, better, same_fail], fresh);
+            proptest::prop_assert!(
+                severity(after.outcome) >= severity(before.outcome),
+                "{:?} → {:?} ({same_pass} same, {worse} worse, {better} better, {same_fail} failing, fresh {fresh})",
+                before.outcome,
+                after.outcome
+            );
+            proptest::prop_assert!(after.drop_upper >= before.drop_upper);
+        }
+    }
+
+    #[test]
+    fn the_three_outcomes_on_known_evidence() {
+        // Five cases collapsing, confirmed by fresh answers: regressed.
+        assert_eq!(
+            segment_of([0, 5, 0, 0], 5).outcome,
+            SegmentOutcome::Regressed
+        );
+        // The same without fresh answers: five flips one way cannot be told from
+        // noise at the row's alpha, and nothing is ruled out: inconclusive.
+        let unconfirmed = segment_of([0, 5, 0, 0], 0);
+        assert_eq!(unconfirmed.outcome, SegmentOutcome::Inconclusive);
+        assert!(close(unconfirmed.drop, 1.0));
+        // 60 unchanged cases rule out 5 points; 58 do not.
+        let held = segment_of([60, 0, 0, 0], 5);
+        assert_eq!(held.outcome, SegmentOutcome::Held);
+        assert!(held.drop_upper.is_some_and(|u| u <= 0.05));
+        assert_eq!((held.cases_needed, held.resolution < 0.05), (59, true));
+        assert_eq!(
+            segment_of([58, 0, 0, 0], 5).outcome,
+            SegmentOutcome::Inconclusive
+        );
     }
 }

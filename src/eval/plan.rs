@@ -104,6 +104,7 @@ pub fn select(
             eval,
             repeats,
             shard,
+            first_sample: 0,
         });
     }
     if !segments.is_empty() && plans.iter().all(|p| p.eval.cases.is_empty()) {

@@ -119,6 +119,11 @@ pub struct CaseResult {
     /// Samples that passed.
     pub passes: u32,
     pub samples: Vec<Sample>,
+    /// Fresh samples taken to confirm a flip between base and head (the gate answers a
+    /// flipped case again on both sides, so that one lucky or unlucky answer does not
+    /// decide); not counted in `outcome` and `passes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmations: Vec<Sample>,
 }
 
 impl CaseResult {
@@ -147,6 +152,7 @@ impl CaseResult {
             line,
             outcome,
             samples,
+            confirmations: Vec::new(),
         }
     }
 }

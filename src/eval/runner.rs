@@ -56,6 +56,10 @@ pub struct Plan {
     pub eval: EvalSet,
     pub repeats: u32,
     pub shard: Option<Shard>,
+    /// The number of the first sample: samples are `first_sample..first_sample +
+    /// repeats`, each its own answer (and cache entry). 0 but for a confirmation round,
+    /// which asks for answers beyond the ones already taken.
+    pub first_sample: u32,
 }
 
 /// A plan ready to run: its templates compiled, its cases chosen, its lane found.
@@ -65,6 +69,7 @@ pub(super) struct Prepared {
     pub(super) cases: Vec<Case>,
     pub(super) lane: Arc<Lane>,
     pub(super) price: Option<Price>,
+    pub(super) first_sample: u32,
 }
 
 /// Runs plans against providers.
@@ -186,6 +191,7 @@ impl Engine {
                     artifact: plan.artifact,
                     cases,
                     lane,
+                    first_sample: plan.first_sample,
                 }),
                 plan.eval.segments,
                 plan.shard,
@@ -210,7 +216,7 @@ impl Engine {
                 let (engine, prep, progress) =
                     (self.clone(), prepared[p].0.clone(), progress.clone());
                 let task = tasks.spawn(async move {
-                    let sample = engine.sample(&prep, c, s).await;
+                    let sample = engine.sample(&prep, c, prep.first_sample + s).await;
                     progress.tick();
                     sample
                 });

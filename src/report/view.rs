@@ -209,6 +209,8 @@ pub struct SummaryRow {
     pub head_rate: Option<f64>,
     pub regressions: usize,
     pub cost_change: String,
+    /// The cost a month at production traffic, when the config gives it.
+    pub monthly: Option<String>,
     pub p95_change: String,
 }
 
@@ -230,14 +232,23 @@ fn summary_row(a: &ArtifactEvidence) -> SummaryRow {
                 c.failures.len()
             }
         }),
-        cost_change: c.map_or("–".into(), |c| {
-            change(
+        monthly: a
+            .monthly
+            .as_ref()
+            .map(crate::compare::artifact::Monthly::words),
+        // A new artifact has nothing to change from: its own figures.
+        cost_change: c.map_or("–".into(), |c| match c.has_base {
+            true => change(
                 c.base.spend.cost_per_1k_requests_usd,
                 c.head.spend.cost_per_1k_requests_usd,
-            )
+            ),
+            false => opt(c.head.spend.cost_per_1k_requests_usd, |v| {
+                format!("${v:.4}")
+            }),
         }),
-        p95_change: c.map_or("–".into(), |c| {
-            change(c.base.spend.latency_p95_ms, c.head.spend.latency_p95_ms)
+        p95_change: c.map_or("–".into(), |c| match c.has_base {
+            true => change(c.base.spend.latency_p95_ms, c.head.spend.latency_p95_ms),
+            false => opt(c.head.spend.latency_p95_ms, |v| format!("{v:.0} ms")),
         }),
     }
 }
@@ -260,6 +271,8 @@ pub struct View {
     pub files_changed: usize,
     pub policy_from_head: bool,
     pub config_changed: bool,
+    /// `gate.max_segment_drop`, for the footnote.
+    pub allowed_drop: f64,
     pub tradeoff_label: String,
     /// Artifacts shown in detail (those that were evaluated or are invalid).
     pub artifacts: Cut<ArtifactView>,
@@ -516,11 +529,20 @@ fn artifact_view(a: &ArtifactEvidence, limits: Limits) -> ArtifactView {
 
 impl View {
     pub fn new(e: &Evidence, limits: Limits) -> View {
+        let inconclusive = e.verdict.inconclusive;
         let title = match e.verdict.state {
-            State::Pass => "✅ Evaluation passed",
-            State::NeedsTradeoff => "⚖️ Quality held; cost or latency needs a trade-off approval",
-            State::Blocked => "❌ Blocked",
-            State::Error => "⚠️ Could not evaluate",
+            State::Pass if inconclusive > 0 => {
+                format!("✅ Passed by policy; {inconclusive} segment(s) inconclusive")
+            }
+            State::Pass => "✅ Evaluation passed".to_string(),
+            State::NeedsTradeoff if inconclusive > 0 => format!(
+                "❔ Inconclusive: {inconclusive} segment(s) need a reviewer's trade-off approval"
+            ),
+            State::NeedsTradeoff => {
+                "⚖️ Quality held; cost or latency needs a trade-off approval".to_string()
+            }
+            State::Blocked => "❌ Blocked".to_string(),
+            State::Error => "⚠️ Could not evaluate".to_string(),
         };
         let detailed = e.artifacts.iter().filter(|a| {
             matches!(
@@ -531,7 +553,8 @@ impl View {
         let listed = e.artifacts.iter().filter(|a| a.status != Status::Unchanged);
         View {
             state: e.verdict.state,
-            title: title.to_string(),
+            title,
+            allowed_drop: e.policy.max_segment_drop,
             headline: e.verdict.headline(),
             reasons: Cut::map(
                 e.verdict.reasons.iter().chain(&e.verdict.errors),
