@@ -80,6 +80,10 @@ for a in evaluated:
                 check(not s.get("tokens_estimated") and s.get("output_tokens", 0) > 0,
                       f"{where}: the server reported its usage")
                 check((s.get("latency_ms") or 0) > 0, f"{where}: latency measured")
+            # Cases that flipped were answered again, live, on both sides.
+            for s in case.get("confirmations", []):
+                check(s.get("error") is None and s.get("source") == "live",
+                      f"case {case['id']}: fresh answer {s.get('error') or s.get('source')}")
 
 for section in ("## promptgate:", "#### Pass rate by segment", "```mermaid", "xychart-beta",
                 "Cost / 1k req.", "#### Approvals", "Reproduce locally", "Instruction diff"):
@@ -93,7 +97,9 @@ if problems:
         print(f"  - {p}", file=sys.stderr)
     sys.exit(1)
 head = evaluated[0]["comparison"]
-print(f"e2e: ok: verdict {e['verdict']['state']}; "
+fresh = sum(len(c.get("confirmations", [])) for a in evaluated
+            for run in (a["base_run"], a["head_run"]) for c in run["cases"])
+print(f"e2e: ok: verdict {e['verdict']['state']}; {fresh} fresh answers confirmed flips; "
       f"base {head['base']['input_tokens']}+{head['base']['output_tokens']} tokens, "
       f"head {head['head']['input_tokens']}+{head['head']['output_tokens']} tokens, "
       f"p95 {head['base']['latency_p95_ms']:.0f} -> {head['head']['latency_p95_ms']:.0f} ms")
