@@ -3,7 +3,7 @@
 //! set, and assembles the [`Evidence`]; comparison, policy and report are pure steps
 //! over it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context;
@@ -15,7 +15,7 @@ use crate::changes::{self, ArtifactChange, ChangeKind, Refs};
 use crate::diag::{Diagnostic, Severity};
 use crate::env::Secrets;
 use crate::eval::RunOptions;
-use crate::eval::result::ArtifactRun;
+use crate::eval::result::{ArtifactRun, CaseResult, Sample};
 use crate::eval::runner::Plan;
 use crate::evidence::{self, ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
 use crate::policy;
@@ -142,17 +142,21 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
         jobs.push(job);
     }
 
-    // What a confirmation round needs of each plan, kept before the plans are run.
-    let versions: Vec<(Artifact, EvalSet)> = plans
-        .iter()
-        .map(|p| (p.artifact.clone(), p.eval.clone()))
-        .collect();
+    // What a confirmation round needs of each plan, kept before the plans are run; with
+    // the round off, nothing.
+    let confirm = policy.gate.confirm_samples;
+    let versions: Vec<(Artifact, EvalSet)> = match confirm {
+        0 => Vec::new(),
+        _ => plans
+            .iter()
+            .map(|p| (p.artifact.clone(), p.eval.clone()))
+            .collect(),
+    };
     let mut runs = if plans.is_empty() {
         Vec::new()
     } else {
         crate::eval::run(&engine_config, secrets, root, req.run, plans)?
     };
-    let confirm = policy.gate.confirm_samples;
     let pairs: Vec<(usize, usize)> = jobs
         .iter()
         .filter(|j| !j.same_behaviour)
@@ -238,7 +242,8 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
     })
 }
 
-/// The second round: every case whose outcome flips between base and head, answered
+/// The second round: every case whose share of passing samples differs between base and
+/// head ([`crate::compare::needs_confirmation`]), answered
 /// `confirm` more times on each side, numbered after the first round's samples (so each
 /// is a fresh answer, cached on its own).
 struct Confirmation {
@@ -256,9 +261,11 @@ impl Confirmation {
 /// Put a confirmation round's fresh answers beside the first round's, case by case.
 fn attach_confirmations(runs: &mut [ArtifactRun], targets: &[usize], fresh: Vec<ArtifactRun>) {
     for (&target, fresh) in targets.iter().zip(fresh) {
-        for case in fresh.cases {
-            if let Some(c) = runs[target].cases.iter_mut().find(|c| c.id == case.id) {
-                c.confirmations = case.samples;
+        let mut fresh: HashMap<String, Vec<Sample>> =
+            fresh.cases.into_iter().map(|c| (c.id, c.samples)).collect();
+        for case in &mut runs[target].cases {
+            if let Some(samples) = fresh.remove(&case.id) {
+                case.confirmations = samples;
             }
         }
     }
@@ -280,14 +287,13 @@ fn confirmation_plans(
         return round;
     }
     for &(b, h) in pairs {
+        let base: HashMap<&str, &CaseResult> =
+            runs[b].cases.iter().map(|c| (c.id.as_str(), c)).collect();
         let flipped: HashSet<&str> = runs[h]
             .cases
             .iter()
             .filter(|head| {
-                runs[b]
-                    .cases
-                    .iter()
-                    .find(|base| base.id == head.id)
+                base.get(head.id.as_str())
                     .is_some_and(|base| crate::compare::needs_confirmation(base, head))
             })
             .map(|c| c.id.as_str())
@@ -297,8 +303,16 @@ fn confirmation_plans(
         }
         for side in [b, h] {
             let (artifact, eval) = &versions[side];
-            let mut eval = eval.clone();
-            eval.cases.retain(|c| flipped.contains(c.id.as_str()));
+            let eval = EvalSet {
+                segments: eval.segments.clone(),
+                cases: eval
+                    .cases
+                    .iter()
+                    .filter(|c| flipped.contains(c.id.as_str()))
+                    .cloned()
+                    .collect(),
+                files: Vec::new(),
+            };
             round.plans.push(Plan {
                 artifact: artifact.clone(),
                 eval,
