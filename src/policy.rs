@@ -104,12 +104,7 @@ struct Collect<'a> {
 
 /// Points for a reader: `83 points`, `4.5 points`.
 fn plain_points(x: f64) -> String {
-    let v = (x * 100.0).abs();
-    if v >= 9.95 || (v - v.round()).abs() < 0.05 {
-        format!("{v:.0} points")
-    } else {
-        format!("{v:.1} points")
-    }
+    format!("{} points", stats::format_points(x))
 }
 
 /// Why a segment is inconclusive, and what would settle it.

@@ -120,7 +120,7 @@ pub fn check_segment_sizes(
     allowed_drop: f64,
     problems: &mut Diagnostics,
 ) {
-    use crate::compare::stats::{cases_to_rule_out, rate_upper_bound};
+    use crate::compare::stats::{cases_to_rule_out, format_points, rate_upper_bound};
     let needed = cases_to_rule_out(allowed_drop, crate::compare::HELD_ALPHA);
     let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
     for case in &set.cases {
@@ -142,7 +142,7 @@ pub fn check_segment_sizes(
         .take(NAMED)
         .map(|&(n, s)| {
             let reach = rate_upper_bound(0, n as u64, crate::compare::HELD_ALPHA);
-            format!("`{s}` ({n} case(s): only {:.0}+ points)", reach * 100.0)
+            format!("`{s}` ({n} case(s): only {}+ points)", format_points(reach))
         })
         .collect();
     let more = match small.len().saturating_sub(NAMED) {
@@ -155,7 +155,7 @@ pub fn check_segment_sizes(
         format!(
             "{} segment(s) too small to rule out a {}-point drop (`gate.max_segment_drop`), so changes read inconclusive there: {}{more}; {needed} cases a segment would rule it out",
             small.len(),
-            (allowed_drop * 1000.0).round() / 10.0,
+            format_points(allowed_drop),
             listed.join(", ")
         ),
     );

@@ -12,6 +12,17 @@ pub fn format_p(p: f64) -> String {
     }
 }
 
+/// A drop or a bound in points for readers, unsigned: `83`, `4.5`, `5` (whole from 10
+/// on, and where a tenth would read `.0`).
+pub fn format_points(x: f64) -> String {
+    let p = (x * 100.0).abs();
+    if p >= 9.95 || (p - p.round()).abs() < 0.05 {
+        format!("{p:.0}")
+    } else {
+        format!("{p:.1}")
+    }
+}
+
 /// Two-sided p-value of McNemar's exact test for `b` pairs that went one way
 /// (pass → fail) and `c` that went the other (fail → pass).
 ///

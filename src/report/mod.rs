@@ -37,18 +37,6 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".into(), |x| format!("{:.1}%", x * 100.0))
 }
 
-/// A drop or a bound in points, unsigned: `83`, `4.5`.
-fn drop_points(v: Option<f64>) -> String {
-    v.map_or("–".into(), |x| {
-        let p = (x * 100.0).abs();
-        if p >= 9.95 || (p - p.round()).abs() < 0.05 {
-            format!("{p:.0}")
-        } else {
-            format!("{p:.1}")
-        }
-    })
-}
-
 fn points(v: Option<f64>) -> String {
     v.map_or("–".into(), |x| {
         let p = x * 100.0;
@@ -96,7 +84,9 @@ impl Template {
         env.add_filter("pct", |v: Option<f64>| pct(v));
         env.add_filter("points", |v: Option<f64>| points(v));
         env.add_filter("pvalue", crate::compare::stats::format_p);
-        env.add_filter("drop", |v: Option<f64>| drop_points(v));
+        env.add_filter("drop", |v: Option<f64>| {
+            v.map_or("–".into(), crate::compare::stats::format_points)
+        });
         env.add_filter("short", |v: String| v.chars().take(12).collect::<String>());
         env.add_template(APPROVALS, APPROVALS_TEMPLATE)?;
         env.add_template_owned(name.to_string(), source)?;
