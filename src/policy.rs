@@ -574,17 +574,7 @@ mod tests {
             cost_usd: u.cost_usd,
             requests: 1,
             source: Source::Replay,
-            assertions: vec![crate::eval::result::Judged {
-                name: "contains".into(),
-                weight: 1.0,
-                verdict: if outcome == Outcome::Pass {
-                    crate::eval::assertions::Judgement::Pass
-                } else {
-                    crate::eval::assertions::Judgement::Fail {
-                        reason: "contains: expected \"refund\"".into(),
-                    }
-                },
-            }],
+            assertions: vec![crate::eval::result::Judged::decided(outcome)],
             ..Sample::error(String::new())
         }
     }

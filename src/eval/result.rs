@@ -41,6 +41,25 @@ pub struct Judged {
     pub verdict: Judgement,
 }
 
+#[cfg(test)]
+impl Judged {
+    /// A `contains` assertion that passed or failed as `outcome` says, for tests that
+    /// build results by hand.
+    pub(crate) fn decided(outcome: Outcome) -> Judged {
+        Judged {
+            name: "contains".into(),
+            weight: 1.0,
+            verdict: if outcome == Outcome::Pass {
+                Judgement::Pass
+            } else {
+                Judgement::Fail {
+                    reason: "contains: expected \"refund\"".into(),
+                }
+            },
+        }
+    }
+}
+
 /// One sample of one case: the conversation's end result and what it cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
