@@ -538,3 +538,146 @@ fn a_case_no_assertion_can_judge_is_an_error_not_a_pass() {
         "nothing-to-judge"
     );
 }
+
+// Pull requests that touch tool definitions: a field with no "before" (or no "after")
+// must render like any other.
+
+/// One function tool, `name`, whose `order_id` parameter is described as `about`.
+fn tool(name: &str, about: &str) -> String {
+    format!(
+        r#"{{"type": "function", "function": {{"name": "{name}", "parameters": {{"type": "object", "properties": {{"order_id": {{"type": "string", "description": "{about}"}}}}}}}}}}"#
+    )
+}
+
+/// [`artifact`] with a `tools:` block whose definitions are `definitions` (a YAML list
+/// inline, or a quoted path).
+fn artifact_with_tools(version: u32, definitions: &str) -> String {
+    artifact(version, "STRICT").replace(
+        "known_limitations:",
+        &format!(
+            "tools: {{schema_version: \"2025-01\", definitions: {definitions}}}\nknown_limitations:"
+        ),
+    )
+}
+
+/// Gate a `pr` branch that writes `head` over `base` (path → text; `None` deletes);
+/// the report and the evidence.
+fn gate_tools(
+    base: &[(&str, Option<String>)],
+    head: &[(&str, Option<String>)],
+) -> (i32, String, Value) {
+    let server = server();
+    let mut repo = project(&server);
+    for (path, text) in base {
+        match text {
+            Some(t) => repo.write(path, t),
+            None => repo.remove(path),
+        };
+    }
+    repo.commit("tools on main");
+    repo.branch("pr");
+    for (path, text) in head {
+        match text {
+            Some(t) => repo.write(path, t),
+            None => repo.remove(path),
+        };
+    }
+    repo.commit("tools change");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, report, stderr) = gate(&repo, dir.path(), &[]);
+    assert!(
+        matches!(code, 0 | 4),
+        "a verdict, exit {code}\n{report}\n{stderr}"
+    );
+    assert!(report.starts_with("## promptgate: "), "{report}");
+    let e = evidence(dir.path());
+    // Pass, or a trade-off on the measured latency: a verdict either way.
+    let state = &e["verdict"]["state"];
+    assert!(
+        ["pass", "needs-tradeoff", "blocked"].contains(&state.as_str().unwrap_or("")),
+        "{state}"
+    );
+    (code, report, e)
+}
+
+/// The `tools.definitions` row of the report's field table, and of the evidence.
+fn tools_row(report: &str, e: &Value) -> (String, Value) {
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| `tools.definitions`"))
+        .unwrap_or_else(|| panic!("a tools.definitions row\n{report}"))
+        .to_string();
+    let field = e["artifacts"][0]["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["field"] == "tools.definitions"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    (row, field)
+}
+
+const PROMPT: &str = "prompts/refund.prompt.yaml";
+const TOOLS: &str = "prompts/refund.tools.json";
+
+#[test]
+fn a_pull_request_that_adds_a_tool_is_judged() {
+    let inline = format!("[{}]", tool("lookup_order", "The order number"));
+    let (code, report, e) = gate_tools(&[], &[(PROMPT, Some(artifact_with_tools(2, &inline)))]);
+    assert_eq!(code, 0, "{report}");
+    let (row, field) = tools_row(&report, &e);
+    assert!(row.contains("added `lookup_order`"), "{row}");
+    assert_eq!(field["before"], Value::Null, "{field:#}");
+    assert_eq!(e["artifacts"][0]["status"], "compared");
+}
+
+#[test]
+fn a_pull_request_that_removes_a_tool_is_judged() {
+    let inline = format!(
+        "[{}, {}]",
+        tool("lookup_order", "The order number"),
+        tool("issue_refund", "The order to refund")
+    );
+    let (code, report, e) = gate_tools(
+        &[(PROMPT, Some(artifact_with_tools(1, &inline)))],
+        &[(PROMPT, Some(artifact(2, "STRICT")))],
+    );
+    assert_eq!(code, 0, "{report}");
+    let (row, _) = tools_row(&report, &e);
+    assert!(
+        row.contains("removed `lookup_order`, `issue_refund`"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_reworded_parameter_description_is_judged_inline_and_in_a_referenced_file() {
+    // Inline, with the version bumped: judged on its evals.
+    let before = format!("[{}]", tool("lookup_order", "The order number"));
+    let after = format!("[{}]", tool("lookup_order", "The order number, e.g. A-123"));
+    let (code, report, e) = gate_tools(
+        &[(PROMPT, Some(artifact_with_tools(1, &before)))],
+        &[(PROMPT, Some(artifact_with_tools(2, &after)))],
+    );
+    assert_eq!(code, 0, "{report}");
+    let (row, _) = tools_row(&report, &e);
+    assert!(row.contains("changed `lookup_order`"), "{row}");
+
+    // In the file the artifact references, version not bumped: blocked for that, with
+    // the report saying what changed.
+    let file = |about: &str| Some(format!("[{}]\n", tool("lookup_order", about)));
+    let (code, report, e) = gate_tools(
+        &[
+            (PROMPT, Some(artifact_with_tools(1, "refund.tools.json"))),
+            (TOOLS, file("The order number")),
+        ],
+        &[(TOOLS, file("The order number, e.g. A-123"))],
+    );
+    assert_eq!(code, 4, "{report}");
+    assert_eq!(
+        e["verdict"]["reasons"][0]["rule"], "gate.require_version_bump",
+        "{:#}",
+        e["verdict"]
+    );
+    let (row, _) = tools_row(&report, &e);
+    assert!(row.contains("changed `lookup_order`"), "{row}");
+    assert!(report.contains("`prompts/refund.tools.json`"), "{report}");
+}

@@ -13,6 +13,7 @@ use promptgate::eval::assertions::Judgement;
 use promptgate::eval::result::{ArtifactRun, CaseResult, Judged, Outcome, RunInfo, Sample, Source};
 use promptgate::evidence::{ArtifactEvidence, Evidence, PolicySource, RoleState, Status};
 use promptgate::policy::{self, State};
+use promptgate::report::view::{Limits, View};
 use promptgate::report::{COMMENT_LIMIT, Template, utf16_len};
 
 /// One case on one side: outcome, answer, output tokens, latency.
@@ -652,4 +653,171 @@ fn cost_growth_is_said_in_dollars_a_month() {
     let reason = &e.verdict.tradeoffs[0].message;
     assert!(reason.ends_with("/month at 2M requests/month"), "{reason}");
     insta::assert_snapshot!(render(&e));
+}
+
+// Every field the template may read is there whether its value is or not: a strict
+// template must not fail on the evidence of a field set on one side only.
+
+/// Every optional value the view shows set (`on`) or unset.
+fn set_options(e: &mut Evidence, on: bool) {
+    let s = |v: &str| on.then(|| v.to_string());
+    let rate = |v: f64| on.then_some(v);
+    for r in e
+        .verdict
+        .reasons
+        .iter_mut()
+        .chain(&mut e.verdict.errors)
+        .chain(&mut e.verdict.tradeoffs)
+    {
+        r.artifact = s("support.assistant");
+    }
+    for a in &mut e.approvals {
+        a.approved_by = s("octocat");
+        a.approved_at = s("2026-01-01T00:00:00Z");
+    }
+    for a in &mut e.artifacts {
+        let ch = &mut a.change;
+        for side in [ch.base.as_mut(), ch.head.as_mut()].into_iter().flatten() {
+            side.version = s("3");
+            side.fingerprint = s(&format!("sha256:{}", "3".repeat(64)));
+        }
+        ch.message_diff = s("--- base\n+++ head\n@@ -1 +1 @@\n-a\n+b\n");
+        for f in &mut ch.fields {
+            f.before = s("0.2");
+            f.after = s("0.7");
+        }
+        a.monthly = on.then_some(promptgate::compare::artifact::Monthly {
+            requests: 1000,
+            base_usd: Some(1.0),
+            head_usd: 2.0,
+            change_usd: Some(1.0),
+        });
+        let Some(c) = a.comparison.as_mut() else {
+            continue;
+        };
+        for row in c.segments.iter_mut().chain([&mut c.overall]) {
+            row.base_rate = rate(0.5);
+            row.head_rate = rate(0.5);
+            row.delta = rate(0.0);
+            row.base_pass_fraction = rate(0.5);
+            row.head_pass_fraction = rate(0.5);
+            row.drop = rate(0.0);
+            row.drop_upper = rate(0.1);
+        }
+        let flips = c
+            .regressions
+            .iter_mut()
+            .chain(&mut c.improvements)
+            .chain(&mut c.unstable)
+            .chain(&mut c.failures);
+        for f in flips {
+            f.base = on.then_some(promptgate::compare::Passes {
+                passed: 1,
+                samples: 1,
+            });
+            f.base_text = s("base answer");
+        }
+        let notes = c
+            .new_cases
+            .iter_mut()
+            .chain(&mut c.deleted_cases)
+            .chain(&mut c.errored)
+            .chain(&mut c.unjudged);
+        for n in notes {
+            n.base = on.then_some(Outcome::Pass);
+            n.head = on.then_some(Outcome::Fail);
+            n.error = s("timed out");
+        }
+        for figures in [&mut c.base, &mut c.head] {
+            figures.refusal_rate = rate(0.1);
+            figures.mean_words = rate(12.0);
+            figures.json_valid_rate = rate(0.5);
+            figures.spend.cost_per_1k_requests_usd = rate(0.01);
+            figures.spend.latency_p50_ms = rate(300.0);
+            figures.spend.latency_p95_ms = rate(400.0);
+        }
+    }
+}
+
+/// Each object path of `v` (list items as `[]`) and its keys; the items of a list
+/// must all have the same keys. A `null` is a leaf.
+fn shape(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, Vec<String>>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            if let Some(seen) = out.get(path) {
+                assert_eq!(seen, &keys, "items of {path} differ in keys");
+            }
+            out.insert(path.to_string(), keys);
+            for (k, v) in map {
+                shape(v, &format!("{path}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                shape(item, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_field_the_report_reads_is_there_set_or_not() {
+    let mut cases = steady(3, "intent/refund");
+    cases.push(case(
+        "refund-worse",
+        &["intent/refund"],
+        Some(side(P, "Your refund is on its way.")),
+        Some(side(F, "I cannot help with that.")),
+    ));
+    cases.push(case(
+        "refund-better",
+        &["intent/refund"],
+        Some(side(F, "I cannot help with that.")),
+        Some(side(P, "Your refund is on its way.")),
+    ));
+    cases.push(case(
+        "refund-new",
+        &["intent/refund"],
+        None,
+        Some(side(P, "Your refund is on its way.")),
+    ));
+    cases.push(case(
+        "refund-timeout",
+        &["intent/refund"],
+        Some(side(P, "ok")),
+        Some(side(E, "provider `local`: timed out")),
+    ));
+    let e = evidence(vec![compared(&cases)]);
+    let shapes: Vec<BTreeMap<String, Vec<String>>> = [true, false]
+        .into_iter()
+        .map(|on| {
+            let mut e = e.clone();
+            set_options(&mut e, on);
+            let text = Template::builtin()
+                .render(&e, COMMENT_LIMIT)
+                .unwrap_or_else(|err| panic!("options set: {on}: {err:#}"));
+            assert!(text.contains("`model.temperature`"), "{text}");
+            let view = View::new(&e, Limits::LADDER[0]);
+            let mut out = BTreeMap::new();
+            shape(
+                &serde_json::to_value(&view).expect("json"),
+                "report",
+                &mut out,
+            );
+            out
+        })
+        .collect();
+    // Where both have an object, both have the same keys.
+    for (path, keys) in &shapes[0] {
+        if let Some(other) = shapes[1].get(path) {
+            assert_eq!(keys, other, "{path}: keys set and unset differ");
+        }
+    }
+    assert!(
+        shapes[0].contains_key("report.artifacts.items[].fields.items[]"),
+        "{:#?}",
+        shapes[0].keys()
+    );
 }

@@ -10,9 +10,10 @@ use crate::artifact::{Artifact, Message, ResponseFormat, Role};
 pub struct FieldChange {
     /// Dotted field name: `model.temperature`, `tools.definitions`, `messages`.
     pub field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `None` where the field is unset on that side or a change is only described
+    /// (`tools.definitions`); serialized as `null`, never left out, as the report
+    /// template reads it.
     pub before: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// Whether the field is part of the behaviour fingerprint.
     pub behavioural: bool,

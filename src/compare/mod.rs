@@ -116,8 +116,7 @@ pub struct CaseNote {
     pub line: usize,
     pub base: Option<Outcome>,
     pub head: Option<Outcome>,
-    /// Why a side could not be evaluated.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why a side could not be evaluated (`null` otherwise: a template may read it).
     pub error: Option<String>,
 }
 
