@@ -800,3 +800,139 @@ fn selections_that_match_nothing_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("prompts/refund.prompt.yaml:"));
     assert_eq!(server.stub.requests().len(), 0);
 }
+
+// Answers with nothing in them, and refusals the API marks as such.
+
+const SILENCE_SUITE: &str = r#"segments:
+  intent/refund: {}
+defaults: {vars: {company: Acme}}
+cases:
+  - id: says-nothing
+    segments: [intent/refund]
+    vars: {question: "say nothing"}
+    assert: [{type: not-contains, value: password}, {type: max-words, value: 50}]
+  - id: refuses
+    segments: [intent/refund]
+    vars: {question: "refuse with a reason"}
+    assert: [{type: refusal}]
+  - id: refuses-silently
+    segments: [intent/refund]
+    vars: {question: "refuse silently"}
+    assert: [{type: not-refusal}]
+"#;
+
+fn silence_server() -> Server {
+    Server::start(StubConfig {
+        rules: vec![
+            common::rule("say nothing", Reply::Nothing),
+            // Worded so that no refusal phrase gives it away: the API's mark does.
+            common::rule(
+                "refuse with a reason",
+                Reply::Refusal(Some("This request was declined.".into())),
+            ),
+            common::rule("refuse silently", Reply::Refusal(None)),
+        ],
+        ..StubConfig::default()
+    })
+}
+
+/// `eval` with retries that do not wait long.
+fn eval_quickly(project: &Project, args: &[&str]) -> (i32, Value, String) {
+    let out = project
+        .command()
+        .env("PROMPTGATE_RETRY_BASE_MS", "5")
+        .arg("eval")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .expect("runs");
+    let (code, stdout, stderr) = common::outcome(out);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (code, json, stderr)
+}
+
+#[test]
+fn an_answer_with_nothing_in_it_is_an_error_and_a_marked_refusal_an_answer() {
+    for (kind, stop) in [("openai", "stop"), ("anthropic", "end_turn")] {
+        let server = silence_server();
+        let project = Project::new(&server.stub.base_url(), &format!("kind: {kind}"));
+        project.write("evals/refund.eval.yaml", SILENCE_SUITE);
+        let asked = |question: &str| {
+            server
+                .bodies()
+                .iter()
+                .filter(|b| b.to_string().contains(question))
+                .count()
+        };
+        let (code, result, stderr) = eval_quickly(&project, &["--record", "recordings"]);
+        assert_eq!(code, 5, "{kind}: could not evaluate\n{result:#}\n{stderr}");
+
+        // Nothing: retried (3 retries configured), then an error, never judged.
+        let nothing = &case(&result, "says-nothing")["samples"][0];
+        assert_eq!(nothing["outcome"], "error", "{kind}: {nothing:#}");
+        assert_eq!(
+            nothing["error"],
+            format!(
+                "provider `stub`: answer unreadable: no text and no tool call in the answer (finish reason `{stop}`)"
+            ),
+            "{kind}"
+        );
+        assert!(nothing.get("assertions").is_none(), "{kind}: {nothing:#}");
+        assert_eq!(asked("say nothing"), 4, "{kind}: one try and three retries");
+
+        // A refusal in the API's field is the answer, and a refusal whatever its words.
+        let refuses = &case(&result, "refuses")["samples"][0];
+        assert_eq!(
+            (&refuses["outcome"], &refuses["text"], &refuses["refusal"]),
+            (
+                &json!("pass"),
+                &json!("This request was declined."),
+                &json!(true)
+            ),
+            "{kind}: {refuses:#}"
+        );
+        let silent = &case(&result, "refuses-silently")["samples"][0];
+        assert_eq!(silent["outcome"], "fail", "{kind}: {silent:#}");
+        assert_eq!(
+            silent["assertions"][0]["reason"],
+            "not-refusal: expected not a refusal, got a refusal: `(the model refused, without saying why)`",
+            "{kind}"
+        );
+        assert_eq!(
+            asked("refuse silently"),
+            1,
+            "{kind}: a refusal is not retried"
+        );
+
+        // Refusals are cached and recorded with their mark; nothing is neither.
+        let recordings: Vec<String> = std::fs::read_dir(project.dir.path().join("recordings"))
+            .expect("recordings written")
+            .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
+            .collect();
+        assert_eq!(recordings.len(), 2, "{kind}: {recordings:#?}");
+        assert!(
+            recordings.iter().all(|r| r.contains(r#""refusal": true"#)),
+            "{kind}: {recordings:#?}"
+        );
+        let (code, again, _) = eval_quickly(&project, &[]);
+        assert_eq!(code, 5, "{kind}");
+        assert_eq!(asked("say nothing"), 8, "{kind}: asked again, not cached");
+        assert_eq!(asked("refuse silently"), 1, "{kind}: from the cache");
+        assert_eq!(case(&again, "refuses")["samples"][0]["refusal"], true);
+        assert_eq!(case(&again, "refuses")["samples"][0]["source"], "cache");
+
+        // Replayed: the refusals as recorded; nothing has no recording.
+        let (code, replayed, _) = eval_quickly(&project, &["--provider", "recorded"]);
+        assert_eq!(code, 5, "{kind}");
+        assert_eq!(case(&replayed, "refuses")["outcome"], "pass", "{kind}");
+        assert_eq!(case(&replayed, "refuses-silently")["outcome"], "fail");
+        let error = case(&replayed, "says-nothing")["samples"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            error.starts_with("provider `recorded`: no recording"),
+            "{error}"
+        );
+    }
+}

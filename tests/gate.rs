@@ -681,3 +681,62 @@ fn a_reworded_parameter_description_is_judged_inline_and_in_a_referenced_file() 
     assert!(row.contains("changed `lookup_order`"), "{row}");
     assert!(report.contains("`prompts/refund.tools.json`"), "{report}");
 }
+
+/// A stub where prompts marked `SILENT` are answered with nothing (OpenAI
+/// `content: null`), the others as [`server`] answers them.
+fn silent_server() -> Server {
+    let mut silent = vec![common::rule("SILENT", Reply::Nothing)];
+    silent.extend(rules());
+    Server::start(StubConfig {
+        rules: silent,
+        default_reply: Reply::Text("Your refund is on its way.".into()),
+        latency: Duration::from_millis(5),
+        ..StubConfig::default()
+    })
+}
+
+#[test]
+fn a_head_that_answers_nothing_is_an_error_not_a_pass() {
+    // Assertions an empty string would pass: judged on it, the gate would pass.
+    let suite = cases(
+        "intent/delivery",
+        4,
+        "{type: max-words, value: 50}, {type: not-contains, value: password}",
+    );
+    for base_mode in ["STRICT", "SILENT"] {
+        let server = silent_server();
+        let mut repo = edge_project(
+            &server,
+            "",
+            &[
+                ("prompts/refund.prompt.yaml", artifact(1, base_mode)),
+                ("evals/refund.eval.yaml", suite.clone()),
+            ],
+        );
+        repo.write("prompts/refund.prompt.yaml", &artifact(2, "SILENT, brief."));
+        repo.commit("a prompt the model answers with nothing");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (code, report, stderr) = gate(&repo, dir.path(), &[]);
+        assert_eq!(
+            code, 5,
+            "base {base_mode}: could not evaluate\n{report}\n{stderr}"
+        );
+        assert!(report.contains("⚠️ Could not evaluate"), "{report}");
+        assert!(
+            report.contains("no text and no tool call in the answer"),
+            "{report}"
+        );
+        let e = evidence(dir.path());
+        assert_eq!(e["verdict"]["state"], "error", "{:#}", e["verdict"]);
+        let c = &e["artifacts"][0]["comparison"];
+        assert_eq!(c["errored"].as_array().map(Vec::len), Some(4), "{c:#}");
+        // One try and one retry (`max_retries: 1`) per case and silent side.
+        let asked = server
+            .bodies()
+            .iter()
+            .filter(|b| b.to_string().contains("SILENT"))
+            .count();
+        let base_silent = usize::from(base_mode == "SILENT");
+        assert_eq!(asked, 4 * 2 * (1 + base_silent), "base {base_mode}");
+    }
+}

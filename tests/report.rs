@@ -821,3 +821,41 @@ fn every_field_the_report_reads_is_there_set_or_not() {
         shapes[0].keys()
     );
 }
+
+#[test]
+fn a_refusal_the_api_marked_is_shown_as_one() {
+    let mut cases = steady(3, "intent/refund");
+    cases.push(case(
+        "refund-declined",
+        &["intent/refund"],
+        Some(side(P, "Your refund is on its way.")),
+        // No refusal phrase: only the API's mark says it is one.
+        Some(side(F, "This request was declined.")),
+    ));
+    let e = compared(&cases);
+    let mut head = e.head_run.clone().expect("a head run");
+    for c in &mut head.cases {
+        if c.id == "refund-declined" {
+            c.samples[0].refusal = true;
+        }
+    }
+    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let e = ArtifactEvidence::new(
+        e.change,
+        e.status,
+        e.known_limitations,
+        (e.base_run, Some(head)),
+        &ids,
+        &GlobSet::empty(),
+        0.05,
+    );
+    let c = e.comparison.as_ref().expect("compared");
+    assert_eq!(c.head.refusal_rate, Some(0.25));
+    assert_eq!(c.base.refusal_rate, Some(0.0));
+    let text = render(&evidence(vec![e]));
+    assert!(
+        text.contains("Base answer:\n")
+            && text.contains("Head answer (a refusal, marked by the API):\n"),
+        "{text}"
+    );
+}

@@ -105,6 +105,9 @@ pub struct Flip {
     pub failed: Vec<String>,
     pub base_text: Option<String>,
     pub head_text: String,
+    /// The answer shown is a refusal the API marked as one.
+    pub base_refusal: bool,
+    pub head_refusal: bool,
 }
 
 /// A case outside the paired comparison: new, deleted, errored.
@@ -144,7 +147,7 @@ impl Figures {
             conversations: n,
             requests: samples.iter().map(|s| u64::from(s.requests)).sum(),
             spend: Spend::of(&samples),
-            refusal_rate: share(&|s| is_refusal(&s.text)),
+            refusal_rate: share(&|s| s.refusal || is_refusal(&s.text)),
             mean_words: (n > 0).then(|| {
                 samples.iter().map(|s| word_count(&s.text)).sum::<usize>() as f64 / n as f64
             }),
@@ -317,13 +320,14 @@ fn failed_assertions(case: &CaseResult) -> Vec<String> {
     })
 }
 
-/// The text a reader should see for a side: a failing sample's if there is one.
-fn shown_text(case: &CaseResult) -> String {
+/// The text a reader should see for a side: a failing sample's if there is one; and
+/// whether the API marked it a refusal.
+fn shown_text(case: &CaseResult) -> (String, bool) {
     case.samples
         .iter()
         .find(|s| s.outcome == Outcome::Fail)
         .or(case.samples.first())
-        .map_or_else(String::new, |s| s.text.clone())
+        .map_or_else(Default::default, |s| (s.text.clone(), s.refusal))
 }
 
 fn tool_names(case: &CaseResult) -> Vec<String> {
@@ -515,18 +519,24 @@ pub fn compare(sides: &RunPair) -> Comparison {
                 .or_else(|| Some("the base version has no result for this case".into()));
             errored.push(note(error));
         }
-        let flip = |base: Option<&CaseResult>, failing: &CaseResult| Flip {
-            id: case.id.clone(),
-            segments: case.segments.clone(),
-            file: case.file.clone(),
-            line: case.line,
-            critical,
-            new: is_new,
-            base: base.map(passes),
-            head: passes(case),
-            failed: failed_assertions(failing),
-            base_text: base.map(shown_text),
-            head_text: shown_text(case),
+        let flip = |base: Option<&CaseResult>, failing: &CaseResult| {
+            let (base_text, base_refusal) = base.map(shown_text).unzip();
+            let (head_text, head_refusal) = shown_text(case);
+            Flip {
+                id: case.id.clone(),
+                segments: case.segments.clone(),
+                file: case.file.clone(),
+                line: case.line,
+                critical,
+                new: is_new,
+                base: base.map(passes),
+                head: passes(case),
+                failed: failed_assertions(failing),
+                base_text,
+                head_text,
+                base_refusal: base_refusal.unwrap_or(false),
+                head_refusal,
+            }
         };
         // Accumulate into the overall row and each of the case's segments.
         let mut accs: Vec<&str> = case.segments.iter().map(String::as_str).collect();

@@ -17,6 +17,9 @@ pub struct ToolCall {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Answer {
     pub text: String,
+    /// A refusal the API marked as one ([`crate::eval::provider::Completion::refusal`]):
+    /// a refusal whatever its wording.
+    pub refusal: bool,
     /// Every call, in order, across the steps of the tool loop.
     pub tool_calls: Vec<ToolCall>,
     pub latency_ms: f64,
@@ -267,7 +270,7 @@ pub fn judge(assertion: &Assertion, answer: &Answer) -> Judgement {
                 None,
             ),
         },
-        Check::Refusal => (is_refusal(text), "a refusal".into(), None),
+        Check::Refusal => (answer.refusal || is_refusal(text), "a refusal".into(), None),
         Check::MaxWords { limit } => {
             let n = word_count(text);
             (
@@ -350,7 +353,10 @@ pub fn judge(assertion: &Assertion, answer: &Answer) -> Judgement {
     if held != assertion.negate {
         return Judgement::Pass;
     }
-    let seen = seen.unwrap_or_else(|| format!("`{}`", short(text, 80)));
+    let seen = seen.unwrap_or_else(|| match answer.refusal {
+        true => format!("a refusal: `{}`", short(text, 80)),
+        false => format!("`{}`", short(text, 80)),
+    });
     let reason = if assertion.negate {
         format!("{}: expected not {expected}, got {seen}", assertion.name)
     } else {
@@ -461,6 +467,16 @@ mod tests {
         assert_eq!(
             fails(json!({"type": "not-refusal"}), &answer("I cannot do that.")),
             "not-refusal: expected not a refusal, got `I cannot do that.`"
+        );
+        // Marked by the API: a refusal whatever the wording.
+        let marked = Answer {
+            refusal: true,
+            ..answer("Let me stop here.")
+        };
+        passes(json!({"type": "refusal"}), &marked);
+        assert_eq!(
+            fails(json!({"type": "not-refusal"}), &marked),
+            "not-refusal: expected not a refusal, got a refusal: `Let me stop here.`"
         );
     }
 

@@ -35,8 +35,8 @@ impl Cache {
         self.dir.join(&key[..2]).join(format!("{key}.json"))
     }
 
-    /// The stored answer, if any. An unreadable entry counts as missing (and is
-    /// replaced by the next answer).
+    /// The stored answer, if any. An unreadable entry, or one with nothing in it,
+    /// counts as missing (and is replaced by the next answer).
     pub async fn get(
         &self,
         identity: &str,
@@ -45,8 +45,13 @@ impl Cache {
     ) -> Option<Completion> {
         let path = self.path(identity, request, sample);
         let bytes = tokio::fs::read(&path).await.ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(c) => Some(c),
+        match serde_json::from_slice::<Completion>(&bytes) {
+            Ok(c) if c.is_answer() => Some(c),
+            // Written before empty answers were refused: no answer to replay.
+            Ok(c) => {
+                tracing::warn!("ignoring cache entry {}: {}", path.display(), c.emptiness());
+                None
+            }
             Err(e) => {
                 tracing::warn!("ignoring damaged cache entry {}: {e}", path.display());
                 None
@@ -112,6 +117,33 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(cache.get("p", &request("hi"), 0).await, None);
+    }
+
+    #[tokio::test]
+    async fn an_entry_with_nothing_in_it_is_a_miss_and_a_refusal_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        // As an earlier version cached a `content: null` answer.
+        let path = cache.path("p", &request("hi"), 0);
+        crate::atomic::write_creating_dir(
+            &path,
+            br#"{"text":"","usage":null,"finish_reason":"stop"}"#.to_vec(),
+        )
+        .await
+        .expect("write");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, None);
+        let refusal = Completion {
+            text: "I can't help with that.".into(),
+            refusal: true,
+            ..Completion::default()
+        };
+        cache
+            .put("p", &request("hi"), 0, &refusal)
+            .await
+            .expect("put");
+        let stored = std::fs::read_to_string(&path).expect("read");
+        assert!(stored.contains(r#""refusal":true"#), "{stored}");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, Some(refusal));
     }
 
     #[tokio::test]

@@ -85,7 +85,7 @@ impl Engine {
             }
             let completion = got.completion;
             if completion.calls.is_empty() {
-                finished = Some(completion.text);
+                finished = Some((completion.text, completion.refusal));
                 break;
             }
             let mut made = Vec::new();
@@ -124,9 +124,11 @@ impl Engine {
             request.messages.extend(answered);
         }
         let looped = finished.is_none();
+        let (text, refusal) = finished.unwrap_or_default();
         Ok(Conversation {
             answer: Answer {
-                text: finished.unwrap_or_default(),
+                text,
+                refusal,
                 tool_calls: calls,
                 latency_ms: latency,
                 output_tokens: output,

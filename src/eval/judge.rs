@@ -81,6 +81,7 @@ impl Engine {
             outcome,
             error,
             text: answer.text,
+            refusal: answer.refusal,
             tool_calls: answer.tool_calls,
             assertions: judged,
             latency_ms: Some(answer.latency_ms),

@@ -1,5 +1,6 @@
 //! A provider's lane: bounded concurrency, pacing to its requests-per-minute limit, and
 //! the retrying request (backoff that honours `Retry-After`, through [`crate::retry`]).
+//! An answer with nothing in it is no answer: retried like an unreadable one.
 
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,15 @@ impl Lane {
             }
             let start = Instant::now();
             let completion = self.provider.complete(request, sample).await?;
+            if !completion.is_answer() {
+                // Unreadable, like a mangled body: a live model may answer on another
+                // try; a recording will not.
+                let why = completion.emptiness();
+                return Err(match self.provider.live() {
+                    true => ProviderError::Malformed(why),
+                    false => ProviderError::Unavailable(format!("recorded answer: {why}")),
+                });
+            }
             Ok((completion, start.elapsed()))
         };
         let wait = |e: &ProviderError, retry: u32| {
@@ -125,12 +135,24 @@ mod tests {
     use crate::eval::request::{Format, Params};
     use crate::retry::Sleeper;
 
-    /// A provider that answers with `script`'s results in turn, then succeeds.
-    struct Scripted(StdMutex<Vec<Result<Completion, ProviderError>>>);
+    /// A provider that answers with `script`'s results in turn, then `ok`; live unless
+    /// said.
+    struct Scripted(StdMutex<Vec<Result<Completion, ProviderError>>>, bool);
+
+    fn text(text: &str) -> Completion {
+        Completion {
+            text: text.into(),
+            ..Completion::default()
+        }
+    }
 
     impl Provider for Scripted {
         fn identity(&self) -> String {
             "scripted".into()
+        }
+
+        fn live(&self) -> bool {
+            self.1
         }
 
         fn complete<'a>(
@@ -140,7 +162,7 @@ mod tests {
         ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
             let mut script = self.0.lock().expect("script");
             let next = if script.is_empty() {
-                Ok(Completion::default())
+                Ok(text("ok"))
             } else {
                 script.remove(0)
             };
@@ -149,6 +171,14 @@ mod tests {
     }
 
     fn lane(max_retries: u32, script: Vec<Result<Completion, ProviderError>>) -> Lane {
+        scripted(max_retries, script, true)
+    }
+
+    fn scripted(
+        max_retries: u32,
+        script: Vec<Result<Completion, ProviderError>>,
+        live: bool,
+    ) -> Lane {
         let settings = Settings {
             name: "scripted".into(),
             kind: ProviderKind::Openai,
@@ -164,7 +194,7 @@ mod tests {
         Lane::new(
             "scripted",
             &settings,
-            Box::new(Scripted(StdMutex::new(script))),
+            Box::new(Scripted(StdMutex::new(script), live)),
         )
     }
 
@@ -273,5 +303,69 @@ mod tests {
         assert!(matches!(e, ProviderError::Refused { .. }), "{e}");
         assert_eq!(retries, 0);
         assert!(waits.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_nothing_in_it_is_retried_then_an_error() {
+        let (backoff, waits) = recorded();
+        let nothing = || {
+            Ok(Completion {
+                text: " \n".into(),
+                finish_reason: Some("stop".into()),
+                ..Completion::default()
+            })
+        };
+        // Live: retried like an unreadable answer; the next one is judged.
+        let got = lane(2, vec![nothing()])
+            .complete(&request(), 0, &backoff)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("answers on the retry");
+        assert_eq!((got.completion.text.as_str(), got.retries), ("ok", 1));
+        waits.take();
+        // Nothing on every try: an error, never an empty answer.
+        let Err((e, retries)) = lane(2, vec![nothing(), nothing(), nothing()])
+            .complete(&request(), 0, &backoff)
+            .await
+        else {
+            panic!("an empty answer is not an answer");
+        };
+        assert_eq!(
+            e.to_string(),
+            "answer unreadable: no text and no tool call in the answer (finish reason `stop`)"
+        );
+        assert_eq!(retries, 2);
+        waits.take();
+        // A recording of nothing: not asked again.
+        let Err((e, retries)) = scripted(2, vec![nothing()], false)
+            .complete(&request(), 0, &backoff)
+            .await
+        else {
+            panic!("an empty recording is not an answer");
+        };
+        assert!(matches!(e, ProviderError::Unavailable(_)), "{e}");
+        assert_eq!(retries, 0);
+        assert!(waits.take().is_empty());
+        // A refusal with its text, and a tool call without text, are answers.
+        let refused = Completion {
+            refusal: true,
+            ..text(crate::eval::provider::REFUSED_WITHOUT_TEXT)
+        };
+        let calls = Completion {
+            calls: vec![crate::eval::request::Call {
+                id: "c".into(),
+                name: "lookup".into(),
+                arguments: serde_json::json!({}),
+            }],
+            ..Completion::default()
+        };
+        for answer in [refused, calls] {
+            let got = lane(0, vec![Ok(answer.clone())])
+                .complete(&request(), 0, &backoff)
+                .await
+                .map_err(|(e, _)| e)
+                .expect("an answer");
+            assert_eq!(got.completion, answer);
+        }
     }
 }

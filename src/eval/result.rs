@@ -69,6 +69,10 @@ pub struct Sample {
     pub error: Option<String>,
     /// The final answer's text.
     pub text: String,
+    /// The answer is a refusal the API marked as one (OpenAI `message.refusal`,
+    /// Anthropic `stop_reason: "refusal"`); `text` is its text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refusal: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,6 +102,7 @@ impl Sample {
             outcome: Outcome::Error,
             error: Some(message),
             text: String::new(),
+            refusal: false,
             tool_calls: Vec::new(),
             assertions: Vec::new(),
             latency_ms: None,

@@ -116,6 +116,9 @@ pub struct FlipView {
     pub failed: Cut<String>,
     pub base_excerpt: Option<String>,
     pub head_excerpt: String,
+    /// The answer shown is a refusal the API marked as one.
+    pub base_refusal: bool,
+    pub head_refusal: bool,
 }
 
 /// Cases that could not be evaluated for one reason.
@@ -308,6 +311,8 @@ fn flip_view(f: &Flip, limits: Limits) -> FlipView {
         failed: Cut::map(&f.failed, limits.list.max(3), |r| excerpt(r, 200)),
         base_excerpt: f.base_text.as_deref().map(|t| excerpt(t, limits.excerpt)),
         head_excerpt: excerpt(&f.head_text, limits.excerpt),
+        base_refusal: f.base_refusal,
+        head_refusal: f.head_refusal,
     }
 }
 

@@ -97,6 +97,8 @@ pub(crate) fn parse(body: &Value) -> Result<Conversation, Invalid> {
 pub(crate) fn response(seq: u64, model: &str, answer: &Answer, usage: Option<&Usage>) -> Value {
     let (content, stop_reason) = match answer {
         Answer::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
+        Answer::Nothing => (Vec::new(), "end_turn"),
+        Answer::Refusal(_) => (Vec::new(), "refusal"),
         Answer::ToolCalls(calls) => {
             let blocks = calls
                 .iter()
@@ -117,6 +119,10 @@ pub(crate) fn response(seq: u64, model: &str, answer: &Answer, usage: Option<&Us
         "stop_reason": stop_reason,
         "stop_sequence": null,
     });
+    if let Answer::Refusal(Some(explanation)) = answer {
+        response["stop_details"] =
+            json!({"type": "refusal", "category": null, "explanation": explanation});
+    }
     if let Some(usage) = usage {
         response["usage"] = json!({"input_tokens": usage.input, "output_tokens": usage.output});
     }
@@ -183,5 +189,20 @@ mod tests {
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}]},
         ]});
         assert!(parse(&orphan).is_err());
+    }
+
+    #[test]
+    fn nothing_and_refusals_as_anthropic_sends_them() {
+        let nothing = response(1, "m", &Answer::Nothing, None);
+        assert_eq!(
+            (&nothing["content"], &nothing["stop_reason"]),
+            (&json!([]), &json!("end_turn"))
+        );
+        let refused = response(2, "m", &Answer::Refusal(Some("Declined.".into())), None);
+        assert_eq!(refused["stop_reason"], "refusal");
+        assert_eq!(refused["stop_details"]["explanation"], "Declined.");
+        let bare = response(3, "m", &Answer::Refusal(None), None);
+        assert_eq!(bare["stop_reason"], "refusal");
+        assert!(bare.get("stop_details").is_none());
     }
 }

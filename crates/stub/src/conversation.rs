@@ -54,6 +54,8 @@ impl Invalid {
 pub(crate) enum Answer {
     Text(String),
     ToolCalls(Vec<(String, Value)>),
+    Nothing,
+    Refusal(Option<String>),
 }
 
 /// The answer's token counts, `None` when usage is omitted.
@@ -115,6 +117,8 @@ fn answer(reply: &Reply, conversation: &Conversation) -> Answer {
         Reply::OneOf(_) => Answer::Text(String::new()),
         Reply::ToolCalls(calls) if conversation.tools.is_some() => Answer::ToolCalls(calls.clone()),
         Reply::Echo | Reply::ToolCalls(_) => Answer::Text(conversation.last_user_text.clone()),
+        Reply::Nothing => Answer::Nothing,
+        Reply::Refusal(text) => Answer::Refusal(text.clone()),
     }
 }
 
@@ -137,7 +141,8 @@ fn usage(mode: &UsageMode, conversation: &Conversation, answer: &Answer) -> Opti
                 .sum::<u64>()
                 + tools;
             let output = match answer {
-                Answer::Text(text) => words(text),
+                Answer::Text(text) | Answer::Refusal(Some(text)) => words(text),
+                Answer::Nothing | Answer::Refusal(None) => 0,
                 Answer::ToolCalls(calls) => calls
                     .iter()
                     .map(|(name, arguments)| words(name) + words(&arguments.to_string()))

@@ -82,6 +82,14 @@ pub enum Reply {
     /// One of these texts, drawn afresh for every request, as a model sampling at a
     /// temperature would answer: a text's chance is its share of the list.
     OneOf(Vec<String>),
+    /// A 200 with no text and no tool call: OpenAI `content: null`, Anthropic
+    /// `content: []`.
+    Nothing,
+    /// A refusal in the API's own field: OpenAI `message.refusal` with this text
+    /// (the empty string for `None`) and `content: null`; Anthropic
+    /// `stop_reason: "refusal"`, no content, and this text as
+    /// `stop_details.explanation` (no `stop_details` for `None`).
+    Refusal(Option<String>),
 }
 
 #[derive(Clone, Debug, Default)]

@@ -109,7 +109,18 @@ pub(crate) fn response(
     usage: Option<&Usage>,
 ) -> Value {
     let (message, finish_reason) = match answer {
-        Answer::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        Answer::Text(text) => (
+            json!({"role": "assistant", "content": text, "refusal": null}),
+            "stop",
+        ),
+        Answer::Nothing => (
+            json!({"role": "assistant", "content": null, "refusal": null}),
+            "stop",
+        ),
+        Answer::Refusal(text) => (
+            json!({"role": "assistant", "content": null, "refusal": text.as_deref().unwrap_or("")}),
+            "stop",
+        ),
         Answer::ToolCalls(calls) => {
             let calls: Vec<Value> = calls
                 .iter()
@@ -122,7 +133,8 @@ pub(crate) fn response(
                     })
                 })
                 .collect();
-            let message = json!({"role": "assistant", "content": null, "tool_calls": calls});
+            let message =
+                json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": calls});
             (message, "tool_calls")
         }
     };
@@ -228,5 +240,20 @@ mod tests {
         assert_eq!(call["function"]["arguments"], r#"{"city":"Paris"}"#);
         assert_eq!(response["choices"][0]["finish_reason"], "tool_calls");
         assert!(response.get("usage").is_none());
+    }
+
+    #[test]
+    fn nothing_and_refusals_as_openai_sends_them() {
+        let message =
+            |answer: &Answer| response(1, 0, "m", answer, None)["choices"][0]["message"].clone();
+        assert_eq!(
+            message(&Answer::Nothing),
+            json!({"role": "assistant", "content": null, "refusal": null})
+        );
+        assert_eq!(
+            message(&Answer::Refusal(Some("I can't help with that.".into()))),
+            json!({"role": "assistant", "content": null, "refusal": "I can't help with that."})
+        );
+        assert_eq!(message(&Answer::Refusal(None))["refusal"], "");
     }
 }

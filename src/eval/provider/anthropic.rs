@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::{Completion, Provider, ProviderError, Settings, http};
+use super::{Completion, Provider, ProviderError, Settings, http, refused};
 use crate::eval::request::{Call, ChatRequest, Format, Turn};
 use crate::secret::Secret;
 
@@ -222,14 +222,28 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
             _ => {}
         }
     }
+    let finish_reason = answer
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    // A refusal (the API's safety classifiers stopped the answer): the answer is the
+    // refusal, with the explanation the API gives in `stop_details`, if any. What was
+    // written before it was cut is not the answer, and its tool calls are not made.
+    let refusal = finish_reason.as_deref() == Some("refusal");
+    if refusal {
+        let explanation = answer
+            .pointer("/stop_details/explanation")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        text = refused(explanation);
+        calls.clear();
+    }
     Ok(Completion {
         text,
         calls,
+        refusal,
         usage: http::usage(answer, "input_tokens", "output_tokens"),
-        finish_reason: answer
-            .get("stop_reason")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        finish_reason,
         latency_ms: None,
     })
 }
@@ -337,5 +351,36 @@ mod tests {
             })
         );
         assert!(parse(&json!({"type": "error"})).is_err());
+    }
+
+    #[test]
+    fn nothing_is_no_answer_and_a_refusal_is_one() {
+        let message = |content: Value, stop: &str| {
+            json!({"type": "message", "role": "assistant", "content": content,
+                   "stop_reason": stop, "usage": {"input_tokens": 5, "output_tokens": 0}})
+        };
+        for nothing in [
+            json!([]),
+            json!([{"type": "text", "text": null}]),
+            json!([{"type": "text", "text": ""}]),
+        ] {
+            let c = parse(&message(nothing.clone(), "end_turn")).expect("parses");
+            assert!(!c.is_answer(), "{nothing}");
+        }
+        // What the docs show: the text written before the classifiers stopped it.
+        let mut refused = message(json!([{"type": "text", "text": "Hello.."}]), "refusal");
+        let c = parse(&refused).expect("parses");
+        assert_eq!(
+            (c.text.as_str(), c.refusal, c.is_answer()),
+            (crate::eval::provider::REFUSED_WITHOUT_TEXT, true, true)
+        );
+        refused["stop_details"] = json!({"type": "refusal", "category": "cyber",
+            "explanation": "This request was declined because it could enable cyber harm."});
+        let c = parse(&refused).expect("parses");
+        assert_eq!(
+            c.text,
+            "This request was declined because it could enable cyber harm."
+        );
+        assert_eq!(c.finish_reason.as_deref(), Some("refusal"));
     }
 }

@@ -24,12 +24,21 @@ pub struct Usage {
     pub output: u64,
 }
 
+/// The answer to a refusal the API marks without giving its text.
+pub const REFUSED_WITHOUT_TEXT: &str = "(the model refused, without saying why)";
+
 /// One answer from a model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<Call>,
+    /// The model declined in the API's own refusal field (OpenAI `message.refusal`,
+    /// Anthropic `stop_reason: "refusal"`): `text` is the refusal's text, or
+    /// [`REFUSED_WITHOUT_TEXT`]. Left out when false, so entries written before it
+    /// read the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refusal: bool,
     /// `None` when the provider did not say.
     pub usage: Option<Usage>,
     pub finish_reason: Option<String>,
@@ -37,6 +46,40 @@ pub struct Completion {
     /// come from a recording or the cache, so their latency stays the measured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+}
+
+impl Completion {
+    /// Whether it is an answer at all: some text, a tool call or a refusal. A 200 with
+    /// nothing in it (OpenAI `content: null`, Anthropic `content: []`) is not one:
+    /// judged, it would be the empty string, which passes `not-contains` and
+    /// `max-words`.
+    pub fn is_answer(&self) -> bool {
+        self.refusal || !self.calls.is_empty() || !self.text.trim().is_empty()
+    }
+
+    /// What [`Completion::is_answer`] found missing, for the error.
+    pub fn emptiness(&self) -> String {
+        let reason = self
+            .finish_reason
+            .as_deref()
+            .map(|r| {
+                format!(
+                    " (finish reason `{}`)",
+                    crate::eval::assertions::short(r, 40)
+                )
+            })
+            .unwrap_or_default();
+        format!("no text and no tool call in the answer{reason}")
+    }
+}
+
+/// The text of a refusal: as the API gave it, or [`REFUSED_WITHOUT_TEXT`] for none.
+pub(crate) fn refused(text: &str) -> String {
+    if text.trim().is_empty() {
+        REFUSED_WITHOUT_TEXT.to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// Why an attempt failed, classified for the retry decision.

@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Map, Value, json};
 
-use super::{Completion, Provider, ProviderError, Settings, http, json_string};
+use super::{Completion, Provider, ProviderError, Settings, http, json_string, refused};
 use crate::eval::request::{Call, ChatRequest, Format, Turn};
 use crate::secret::Secret;
 
@@ -179,6 +179,25 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
             )));
         }
     };
+    // A refusal in its own field is the answer: its text, marked.
+    match message.get("refusal") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(refusal)) => {
+            return Ok(Completion {
+                text: refused(refusal),
+                calls: Vec::new(),
+                refusal: true,
+                usage: http::usage(answer, "prompt_tokens", "completion_tokens"),
+                finish_reason: finish_reason(choice),
+                latency_ms: None,
+            });
+        }
+        Some(other) => {
+            return Err(ProviderError::Malformed(format!(
+                "`message.refusal` is {other}, not text"
+            )));
+        }
+    }
     let calls = message
         .get("tool_calls")
         .and_then(Value::as_array)
@@ -215,13 +234,18 @@ pub fn parse(answer: &Value) -> Result<Completion, ProviderError> {
     Ok(Completion {
         text,
         calls,
+        refusal: false,
         usage: http::usage(answer, "prompt_tokens", "completion_tokens"),
-        finish_reason: choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        finish_reason: finish_reason(choice),
         latency_ms: None,
     })
+}
+
+fn finish_reason(choice: &Value) -> Option<String> {
+    choice
+        .get("finish_reason")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 #[cfg(test)]
@@ -328,6 +352,38 @@ mod tests {
         assert_eq!(parse(&no_usage).map(|c| c.usage), Ok(None));
         assert!(matches!(
             parse(&json!({"choices": []})),
+            Err(ProviderError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn nothing_is_no_answer_and_a_refusal_is_one() {
+        let message = |m: Value| json!({"choices": [{"finish_reason": "stop", "message": m}]});
+        for nothing in [
+            json!({"role": "assistant", "content": null}),
+            json!({"role": "assistant", "content": ""}),
+            json!({"role": "assistant", "content": [], "refusal": null}),
+        ] {
+            let c = parse(&message(nothing.clone())).expect("parses");
+            assert!(!c.is_answer(), "{nothing}");
+        }
+        let c = parse(&message(json!({"role": "assistant", "content": null,
+            "refusal": "I can't help with that."})))
+        .expect("parses");
+        assert_eq!(
+            (c.text.as_str(), c.refusal, c.is_answer()),
+            ("I can't help with that.", true, true)
+        );
+        let c = parse(&message(
+            json!({"role": "assistant", "content": null, "refusal": ""}),
+        ))
+        .expect("parses");
+        assert_eq!(
+            (c.text.as_str(), c.refusal),
+            (crate::eval::provider::REFUSED_WITHOUT_TEXT, true)
+        );
+        assert!(matches!(
+            parse(&message(json!({"content": null, "refusal": 7}))),
             Err(ProviderError::Malformed(_))
         ));
     }
