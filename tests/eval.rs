@@ -291,6 +291,8 @@ fn retries_honour_retry_after_and_count() {
     assert!(gaps[1] >= Duration::from_secs(1), "{gaps:?}");
     assert_eq!(result["runs"][0]["summary"]["retries"], 2);
     assert_eq!(result["runs"][0]["summary"]["errors"], 0);
+    // Every request sent counts, retries included.
+    assert_eq!(result["runs"][0]["summary"]["requests"], 4);
 }
 
 /// The refund stub, with every request asking to "say goodbye" answered with `fault`.
@@ -935,4 +937,45 @@ fn an_answer_with_nothing_in_it_is_an_error_and_a_marked_refusal_an_answer() {
             "{error}"
         );
     }
+}
+
+#[test]
+fn an_errored_case_counts_every_request_it_sent() {
+    let server = goodbye_always(Fault::Status(500));
+    let project = Project::openai(&server);
+    project.stub_provider(&server, "max_retries: 7", "");
+    let (code, result, stderr) = eval_quickly(&project, &["--segment", "intent/*"]);
+    assert_eq!(code, 5, "{stderr}");
+    let sent = |question: &str| {
+        server
+            .bodies()
+            .iter()
+            .filter(|b| b.to_string().contains(question))
+            .count()
+    };
+    assert_eq!(sent("say goodbye"), 8, "one try and seven retries");
+    let goodbye = &case(&result, "says-goodbye")["samples"][0];
+    assert_eq!(goodbye["outcome"], "error");
+    assert_eq!(
+        (&goodbye["requests"], &goodbye["retries"]),
+        (&json!(8), &json!(7)),
+        "{goodbye:#}"
+    );
+    // The totals are what the provider saw.
+    let summary = &result["runs"][0]["summary"];
+    assert_eq!(
+        summary["requests"],
+        json!(server.bodies().len()),
+        "{summary:#}"
+    );
+    assert_eq!(summary["requests"], 9, "{summary:#}");
+    let (_, table, _) = common::outcome(
+        project
+            .command()
+            .env("PROMPTGATE_RETRY_BASE_MS", "5")
+            .args(["eval", "--segment", "intent/*", "--format", "table"])
+            .output()
+            .expect("runs"),
+    );
+    assert!(table.contains("9 request(s), 7 retried"), "{table}");
 }

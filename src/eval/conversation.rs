@@ -52,15 +52,16 @@ impl Engine {
         for _ in 0..MAX_TOOL_STEPS {
             let got = match self.call(&prep.lane, &request, sample).await {
                 Ok(got) => got,
+                // The failed request was sent too, every retry of it.
                 Err(e) => {
                     return Err(Sample {
                         retries: retries + e.1,
-                        requests,
+                        requests: requests + 1 + e.1,
                         ..Sample::error(format!("provider `{}`: {}", prep.lane.name, e.0))
                     });
                 }
             };
-            requests += 1;
+            requests += 1 + got.retries;
             retries += got.retries;
             latency += got.latency_ms;
             source = got.source;

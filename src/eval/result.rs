@@ -87,7 +87,9 @@ pub struct Sample {
     pub tokens_estimated: bool,
     /// `None`: the model has no price in the pricing table.
     pub cost_usd: Option<f64>,
-    /// Requests answered (one per step of the tool loop).
+    /// Requests sent, retries included: one per step of the tool loop (an answer from
+    /// the cache or a recording counts one) and one per retry, whether the sample was
+    /// evaluated or is an error.
     pub requests: u32,
     /// Attempts that failed and were retried.
     #[serde(default)]
