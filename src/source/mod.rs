@@ -10,25 +10,7 @@ mod packs;
 
 use thiserror::Error;
 
-/// Largest file promptgate reads (artifacts, suites, schemas, cases files).
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ReadError {
-    #[error("file not found")]
-    Missing,
-    #[error("is a directory, not a file")]
-    NotAFile,
-    #[error("is a symlink that leads outside the repository (to `{target}`)")]
-    Escapes { target: String },
-    #[error(
-        "is {size} bytes, over the limit of {limit} bytes ({} MiB): make it smaller or split it",
-        .limit >> 20
-    )]
-    TooLarge { size: u64, limit: u64 },
-    #[error("{0}")]
-    Io(String),
-}
+pub use crate::read::{MAX_FILE_BYTES, ReadError, Special};
 
 /// A snapshot of a repository's files, addressed by repository-relative `/` paths.
 pub trait Tree: Send + Sync {
