@@ -51,10 +51,9 @@ impl Tree for WorkTree {
             .build();
         for entry in walker {
             let entry = entry.context("cannot list the working tree")?;
-            if !entry
-                .file_type()
-                .is_some_and(|t| t.is_file() || t.is_symlink())
-            {
+            // Directories and special files too: one named like an artifact is reported
+            // when it is read, not passed over.
+            if entry.depth() == 0 {
                 continue;
             }
             let rel = entry

@@ -16,7 +16,9 @@ pub use crate::read::{MAX_FILE_BYTES, ReadError, Special};
 pub trait Tree: Send + Sync {
     /// The bytes of a file, following symlinks that stay inside the repository.
     fn read(&self, path: &str) -> Result<Vec<u8>, ReadError>;
-    /// Every file path in the tree (symlinks included).
+    /// Every file path in the tree (symlinks included). The working tree lists what is
+    /// not a file as well (a directory, a named pipe), so that one named like an artifact
+    /// is reported rather than passed over.
     fn list(&self) -> anyhow::Result<Vec<String>>;
     /// The path `path` leads to once symlinks are followed, if it leads anywhere.
     fn resolve(&self, path: &str) -> Option<String> {
