@@ -520,15 +520,13 @@ pub fn summary(from: &str, into: &str, merge: &Merge, bad_lines: usize) -> Strin
 /// `promptgate learn --from FROM --into INTO [--reason WHY]`: read the incidents, append
 /// their new cases to INTO under its lock (the old file kept as `INTO.prev`, one line in
 /// the audit log), and report. Bad incident lines are reported and the good ones still
-/// taken, and the problems come back with the summary.
+/// taken, and the problems come back with the summary. An incidents file that cannot be
+/// read as text is an error, located, and nothing is written.
 pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Learned> {
     let from_name = from.display().to_string();
     let into_name = into.display().to_string();
-    let bytes = std::fs::read(from).with_context(|| format!("cannot read {from_name}"))?;
-    let (incidents, mut problems) = match format::text_of(&from_name, bytes) {
-        Ok(text) => parse_incidents(&from_name, &text),
-        Err(d) => (Vec::new(), d),
-    };
+    let text = format::file_text(from, crate::read::MAX_FILE_BYTES)?;
+    let (incidents, mut problems) = parse_incidents(&from_name, &text);
     let bad_lines = {
         let mut lines: Vec<usize> = problems.0.iter().map(|d| d.line).collect();
         lines.dedup();

@@ -12,7 +12,7 @@
 //! | judging | [`policy`] (the verdict) over [`compare`] (base vs head by segment, per-artifact evidence) |
 //! | evaluating | [`eval`] (plan selection and running: providers, cache, retries, tool loop, assertions, results) |
 //! | reading | [`changes`] (what a pull request changed), [`validate`], [`repo`] (a tree with its config), [`artifact`] (prompts, suites, assertions), [`format`] (YAML to typed models, located problems), [`source`] (working tree, git, memory), [`config`] |
-//! | leaves | [`env`] (the one reader of the process environment), [`secret`], [`diag`], [`schemas`], [`markup`], [`status`], [`atomic`], [`retry`] |
+//! | leaves | [`env`] (the one reader of the process environment), [`secret`], [`diag`], [`schemas`], [`markup`], [`status`], [`atomic`], [`read`], [`retry`] |
 //!
 //! The core takes plain request and option structs and returns values (evidence,
 //! reports, decisions); only the front ends print them or turn them into exit codes.
@@ -35,6 +35,7 @@ pub mod github;
 pub mod learn;
 pub mod markup;
 pub mod policy;
+pub mod read;
 pub mod repo;
 pub mod report;
 pub mod retry;

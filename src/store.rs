@@ -63,7 +63,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Change `path` under its lock: `change` gets the current content (`None` if the file
 /// does not exist) and returns the new one, or `None` to leave it as it is. Returns
-/// what changed. Two processes doing this at once both land, one after the other.
+/// what changed. A current file that cannot be read as text ([`crate::read::file`]) is
+/// a located problem, and nothing is written. Two processes doing this at once both land, one after the other.
 pub fn update(
     path: &Path,
     audit: &Path,
@@ -82,11 +83,7 @@ pub fn update(
         .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    let current = match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
+    let current = crate::format::file_text_if_any(path, crate::read::MAX_FILE_BYTES)?;
     let Some(Change { content, what }) = change(current.as_deref())? else {
         return Ok(None);
     };

@@ -1111,3 +1111,32 @@ fn slow_github_answers_time_out_and_are_retried_or_fail_closed() {
         "promptgate failed: GET /repos/acme/prompts/issues/7/events: no complete answer within 2s"
     );
 }
+
+/// An event payload that is a named pipe nobody writes to fails the run at once, naming
+/// the file, instead of waiting for ever.
+#[cfg(unix)]
+#[test]
+fn an_event_payload_that_is_a_named_pipe_fails_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let event = dir.path().join("event.json");
+    let made = std::process::Command::new("mkfifo").arg(&event).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let out = common::promptgate()
+        .current_dir(dir.path())
+        .arg("action")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", "event.json")
+        .env("GITHUB_REPOSITORY", REPO)
+        .env("GITHUB_WORKSPACE", dir.path())
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    let (code, _, err) = common::outcome(out);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "cannot read the event payload: event.json:1:1: cannot read: is a named pipe (FIFO), not a file"
+        ),
+        "{err}"
+    );
+}

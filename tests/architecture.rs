@@ -247,6 +247,36 @@ fn only_the_front_ends_name_clap_exit_codes_stdout_or_the_terminal() {
     );
 }
 
+/// Ways to read a whole file that skip the limit and the file-type check.
+const WHOLE_FILE_READS: &[&str] = &[
+    "fs::read(",
+    "fs::read_to_string(",
+    "read_to_end(",
+    "read_to_string(",
+];
+
+/// Whole files are read only by `src/read.rs`, the one reader that refuses what is not a
+/// regular file (a named pipe would block) and stops at a size limit.
+#[test]
+fn whole_files_are_read_only_through_the_bounded_reader() {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let mut offences = Vec::new();
+    for (rel, text) in &files {
+        let code = code(text);
+        for call in WHOLE_FILE_READS {
+            if rel != "read.rs" && code.contains(call) {
+                offences.push(format!("src/{rel} calls `{call}…)`"));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "read files with crate::read::file (or crate::format::file_text), which has a size limit and refuses pipes and devices:\n  {}",
+        offences.join("\n  ")
+    );
+}
+
 #[test]
 fn the_checks_see_what_they_look_for() {
     let sample = "use crate::{eval::{self, run}, policy};\n// use crate::app;\nfn f() { crate::report::x(); }\n#[cfg(test)]\nmod tests { use crate::gate; }\n";

@@ -170,6 +170,31 @@ fn make_symlinks(spec: &str, repo: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `special`: one `fifo PATH` or `dir PATH` a line, made in the repository after the
+/// symlinks: what git cannot commit (a named pipe, an empty directory).
+fn make_special(spec: &str, repo: &Path) -> Result<(), String> {
+    for line in spec.lines().filter(|l| !l.trim().is_empty()) {
+        let (kind, path) = line
+            .split_once(' ')
+            .ok_or_else(|| format!("not `KIND PATH`: {line}"))?;
+        let path = repo.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        match kind {
+            "fifo" => {
+                let made = std::process::Command::new("mkfifo").arg(&path).status();
+                if !made.is_ok_and(|s| s.success()) {
+                    return Err(format!("{line}: mkfifo failed"));
+                }
+            }
+            "dir" => std::fs::create_dir(&path).map_err(|e| format!("{line}: {e}"))?,
+            _ => return Err(format!("unknown special file `{line}`")),
+        }
+    }
+    Ok(())
+}
+
 /// HTML the report template writes itself; anything else outside code is injected.
 const TEMPLATE_HTML: [&str; 8] = [
     "<details>",
@@ -236,7 +261,9 @@ fn run_case(dir: &Path, stub: &dyn Fn() -> String) -> Result<(), String> {
 
     let mut repo = Repo::nested();
     let io = |e: std::io::Error| e.to_string();
-    copy_tree(&dir.join("repo"), repo.path(), stub).map_err(io)?;
+    if dir.join("repo").is_dir() {
+        copy_tree(&dir.join("repo"), repo.path(), stub).map_err(io)?;
+    }
     if dir.join("outside").is_dir() {
         let outside = repo.outside().join("outside");
         std::fs::create_dir(&outside).map_err(io)?;
@@ -244,6 +271,9 @@ fn run_case(dir: &Path, stub: &dyn Fn() -> String) -> Result<(), String> {
     }
     if let Some(spec) = read("symlinks") {
         make_symlinks(&spec, repo.path())?;
+    }
+    if let Some(spec) = read("special") {
+        make_special(&spec, repo.path())?;
     }
     if let Some(spec) = read("generate") {
         generate(&spec, repo.path())?;
@@ -260,6 +290,7 @@ fn run_case(dir: &Path, stub: &dyn Fn() -> String) -> Result<(), String> {
 
     let started = Instant::now();
     let out = common::promptgate()
+        .current_dir(repo.path())
         .arg("-C")
         .arg(repo.path())
         .env("PROMPTGATE_CACHE_DIR", repo.outside().join("cache"))
@@ -269,6 +300,12 @@ fn run_case(dir: &Path, stub: &dyn Fn() -> String) -> Result<(), String> {
         .map_err(io)?;
     let elapsed = started.elapsed();
     let (code, stdout, stderr) = common::outcome(out);
+    // Paths promptgate names in full (the default runtime config) as written in `expected`.
+    let here = repo.path().to_string_lossy().into_owned();
+    let (stdout, stderr) = (
+        stdout.replace(&here, "{repo}"),
+        stderr.replace(&here, "{repo}"),
+    );
 
     let mut problems = Vec::new();
     if code == -1 {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{Repo, Server, seed_support};
@@ -19,13 +20,15 @@ const INCIDENTS: &str = r#"{"kind": "unexpected-refusal", "artifact": "support.r
 {"kind": "unexpected-refusal", "ticket": "SUP-91", "vars": {"question": "Can I get a refund for order 1042?"}}
 "#;
 
-/// Run promptgate inside the repository, so paths are as a user types them.
+/// Run promptgate inside the repository, so paths are as a user types them. A run that
+/// waits for ever (on a named pipe, say) is killed, and its code is -1.
 fn learn(repo: &Repo, args: &[&str]) -> (i32, String, String) {
     let out = common::promptgate()
         .current_dir(repo.path())
         .env("PROMPTGATE_ACTOR", "oncall-alice")
         .arg("learn")
         .args(args)
+        .timeout(Duration::from_secs(60))
         .output()
         .expect("promptgate runs");
     common::outcome(out)
@@ -232,13 +235,76 @@ fn a_new_cases_file_is_created_without_a_previous_copy() {
     assert_eq!(audit_lines(&repo).len(), 1);
 }
 
+/// Makes a file at a path.
+type Make = fn(&Path);
+
+/// An incidents file that is missing, or anything but a text file, is bad input like a
+/// bad line (exit 3), said at the file, without waiting on it; nothing is written.
+#[cfg(unix)]
 #[test]
-fn a_missing_incidents_file_is_a_tool_error() {
+fn an_unreadable_incidents_file_is_bad_input() {
+    let files: [(&str, Make, &str); 5] = [
+        ("missing", |_| {}, "1:1: file not found"),
+        (
+            "a directory",
+            |p| std::fs::create_dir(p).expect("mkdir"),
+            "1:1: cannot read: is a directory, not a file",
+        ),
+        (
+            "a named pipe",
+            |p| {
+                let made = std::process::Command::new("mkfifo").arg(p).status();
+                assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+            },
+            "1:1: cannot read: is a named pipe (FIFO), not a file",
+        ),
+        (
+            "a symlink to /dev/zero",
+            |p| std::os::unix::fs::symlink("/dev/zero", p).expect("symlink"),
+            "1:1: cannot read: is a character device, not a file",
+        ),
+        (
+            "Latin-1 text",
+            |p| {
+                std::fs::write(
+                    p,
+                    b"{\"kind\": \"unexpected-refusal\", \"vars\": {\"q\": \"caf\xe9\"}}\n",
+                )
+                .expect("write")
+            },
+            "1:50: file is not valid UTF-8 (byte 0xE9); save it as UTF-8",
+        ),
+    ];
+    for (what, make, problem) in files {
+        let repo = Repo::new();
+        make(&repo.path().join("incidents.jsonl"));
+        let (code, out, err) = learn(&repo, &["--from", "incidents.jsonl", "--into", CASES]);
+        assert_eq!(code, 3, "{what}: {out}{err}");
+        assert_eq!(err, format!("incidents.jsonl:{problem}\n"), "{what}");
+        assert_eq!(out, "", "{what}");
+        assert!(!repo.path().join(CASES).exists(), "{what}");
+    }
+}
+
+/// A cases file that is not UTF-8 is said at its first bad byte, and left as it is.
+#[test]
+fn a_cases_file_that_is_not_utf8_is_located_and_kept() {
     let repo = Repo::new();
-    let (code, _, err) = learn(&repo, &["--from", "nope.jsonl", "--into", CASES]);
-    assert_eq!(code, 1);
-    assert!(err.starts_with("error: cannot read nope.jsonl"), "{err}");
-    assert!(!repo.path().join(CASES).exists());
+    repo.write("incidents.jsonl", INCIDENTS);
+    let latin1 = b"{\"id\": \"caf\xe9\"}\n";
+    std::fs::create_dir_all(repo.path().join("evals")).expect("mkdir");
+    std::fs::write(repo.path().join(CASES), latin1).expect("write");
+    let (code, out, err) = learn(&repo, &["--from", "incidents.jsonl", "--into", CASES]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(
+        err,
+        format!("{CASES}:1:12: file is not valid UTF-8 (byte 0xE9); save it as UTF-8\n")
+    );
+    assert_eq!(
+        std::fs::read(repo.path().join(CASES)).expect("read"),
+        latin1
+    );
+    assert!(audit_lines(&repo).is_empty());
 }
 
 /// The point of it all: the learned cases fail on the behaviour they were learned from.

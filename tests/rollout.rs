@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -37,7 +38,8 @@ impl Dir {
         self.tmp.path().join(name)
     }
 
-    /// Run promptgate with `--runtime` pointing here; (exit code, stdout, stderr).
+    /// Run promptgate with `--runtime` pointing here; (exit code, stdout, stderr). A run
+    /// that waits for ever (on a named pipe, say) is killed, and its code is -1.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = common::promptgate()
             .current_dir(self.tmp.path())
@@ -45,6 +47,7 @@ impl Dir {
             .args(args)
             .arg("--runtime")
             .arg(self.runtime())
+            .timeout(Duration::from_secs(60))
             .output()
             .expect("runs");
         common::outcome(out)
@@ -216,7 +219,10 @@ fn malformed_metrics_are_reported_by_line_and_never_advance() {
     ]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("m.jsonl:61:1: missing `segment`"), "{err}");
-    assert!(err.contains("m.jsonl:62:1: not JSON"), "{err}");
+    assert!(
+        err.contains("m.jsonl:62:2: invalid JSON: expected ident"),
+        "{err}"
+    );
     assert_eq!(d.release("support")["canary"]["stage"], "internal");
 }
 
@@ -275,6 +281,165 @@ fn a_broken_runtime_file_is_refused_with_its_place() {
         err.contains("prompts.runtime.yaml:5:5: unknown field `frozn`, did you mean `frozen`?"),
         "{err}"
     );
+}
+
+/// What a file is instead of a text file, how to make it at a path, and the problem said
+/// after `PATH:`.
+type Unreadable = (&'static str, fn(&Path), &'static str);
+
+/// What a file promptgate reads whole can be instead of a text file.
+#[cfg(unix)]
+fn unreadable_files() -> Vec<Unreadable> {
+    vec![
+        (
+            "a directory",
+            |p| std::fs::create_dir(p).expect("mkdir"),
+            "1:1: cannot read: is a directory, not a file",
+        ),
+        (
+            "a named pipe nothing writes to",
+            |p| {
+                let made = std::process::Command::new("mkfifo").arg(p).status();
+                assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+            },
+            "1:1: cannot read: is a named pipe (FIFO), not a file",
+        ),
+        (
+            "a symlink to /dev/zero",
+            |p| std::os::unix::fs::symlink("/dev/zero", p).expect("symlink"),
+            "1:1: cannot read: is a character device, not a file",
+        ),
+        (
+            "a symlink to itself",
+            |p| std::os::unix::fs::symlink(p.file_name().expect("name"), p).expect("symlink"),
+            "1:1: cannot read: is a symlink loop (or a chain of too many symlinks)",
+        ),
+        (
+            "Latin-1 text",
+            |p| std::fs::write(p, b"format: promptgate.runtime/v1\n# caf\xe9\n").expect("write"),
+            "2:6: file is not valid UTF-8 (byte 0xE9); save it as UTF-8",
+        ),
+    ]
+}
+
+/// Whatever the runtime config is instead of a YAML file, every release command says so
+/// at the file, exits 3 (bad input, as documented), does not wait and changes nothing.
+#[cfg(unix)]
+#[test]
+fn every_release_command_refuses_an_unreadable_runtime_config_as_bad_input() {
+    let commands: [&[&str]; 7] = [
+        &["rollout", "status"],
+        &["rollout", "status", "support", "--format", "json"],
+        &START,
+        &["rollout", "advance", "support"],
+        &["rollout", "advance", "support", "--metrics", "m.jsonl"],
+        &["rollout", "check", "support", "--metrics", "m.jsonl"],
+        &["rollback", "support"],
+    ];
+    let mut files = unreadable_files();
+    files.push((
+        "33 MiB (sparse)",
+        |p| {
+            let file = std::fs::File::create(p).expect("create");
+            file.set_len(33 << 20).expect("set_len");
+        },
+        "1:1: cannot read: is 34603008 bytes, over the limit of 33554432 bytes (32 MiB): make it smaller or split it",
+    ));
+    for (what, make, problem) in files {
+        let d = Dir::new();
+        std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+        make(&d.runtime());
+        d.write("m.jsonl", &metrics_lines("4", "internal", 60, 0));
+        let before = listing(d.tmp.path());
+        for args in commands {
+            let (code, out, err) = d.run(args);
+            assert_eq!(code, 3, "{what}: {args:?}\n{out}{err}");
+            assert_eq!(
+                err,
+                format!("{}:{problem}\n", d.runtime().display()),
+                "{what}: {args:?}"
+            );
+            assert_eq!(out, "", "{what}: {args:?}");
+        }
+        assert_eq!(listing(d.tmp.path()), before, "{what}: nothing written");
+    }
+}
+
+/// Whatever a metrics file is instead of a text file, `check` and `advance` say so at
+/// the file, exit 3 and move nothing on; a missing one is the same.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_metrics_file_is_bad_input_and_moves_nothing() {
+    let mut files = unreadable_files();
+    files.push(("missing", |_| {}, "1:1: file not found"));
+    for (what, make, problem) in files {
+        let d = Dir::new();
+        d.start();
+        let m = d.path("m.jsonl");
+        make(&m);
+        let before = std::fs::read_to_string(d.runtime()).expect("runtime");
+        for command in ["check", "advance"] {
+            let (code, out, err) = d.run(&["rollout", command, "support", "--metrics", "m.jsonl"]);
+            assert_eq!(code, 3, "{what}: {command}\n{out}{err}");
+            assert_eq!(err, format!("m.jsonl:{problem}\n"), "{what}: {command}");
+        }
+        let after = std::fs::read_to_string(d.runtime()).expect("runtime");
+        assert_eq!(after, before, "{what}: the rollout did not move");
+    }
+}
+
+/// The same for the gate evidence of `rollout start --evidence`; evidence that is not
+/// JSON is said where it breaks.
+#[cfg(unix)]
+#[test]
+fn unreadable_or_malformed_gate_evidence_is_bad_input() {
+    let mut files = unreadable_files();
+    files.push((
+        "JSON with a trailing comma",
+        |p| {
+            std::fs::write(
+                p,
+                "{\"schema\": \"promptgate.evidence/v1\",\n  \"verdict\": {},}\n",
+            )
+            .expect("write")
+        },
+        "2:17: not a promptgate evidence bundle: trailing comma",
+    ));
+    for (what, make, problem) in files {
+        let d = Dir::new();
+        make(&d.path("evidence.json"));
+        let (code, out, err) = d.start_with_evidence(Path::new("evidence.json"));
+        assert_eq!(code, 3, "{what}\n{out}{err}");
+        assert_eq!(err, format!("evidence.json:{problem}\n"), "{what}");
+        assert!(!d.runtime().exists(), "{what}: nothing written");
+    }
+}
+
+/// Every file under `dir` with its kind and content, to tell that nothing was written;
+/// the empty lock file a writer takes aside.
+fn listing(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).expect("meta");
+            let what = if meta.is_dir() {
+                todo.push(path.clone());
+                "dir".to_string()
+            } else if meta.is_file() {
+                std::fs::read_to_string(&path).unwrap_or_else(|_| "bytes".into())
+            } else {
+                format!("{:?}", meta.file_type())
+            };
+            out.push((path, what));
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The GitHub Actions runner's environment and the event that started the run: the one
 //! place that reads `GITHUB_*` and `INPUT_*`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -94,11 +94,11 @@ impl Runner {
         };
         let event_name = required("GITHUB_EVENT_NAME")?;
         let event_path = required("GITHUB_EVENT_PATH")?;
-        let event: Value = serde_json::from_str(
-            &std::fs::read_to_string(&event_path)
-                .with_context(|| format!("cannot read the event payload {event_path}"))?,
-        )
-        .with_context(|| format!("{event_path}: the event payload is not JSON"))?;
+        let event_text =
+            crate::format::file_text(Path::new(&event_path), crate::read::MAX_FILE_BYTES)
+                .map_err(|d| anyhow::anyhow!("cannot read the event payload: {d}"))?;
+        let event: Value = serde_json::from_str(&event_text)
+            .with_context(|| format!("{event_path}: the event payload is not JSON"))?;
         let pull_request = input("pull-request")
             .map(|n| {
                 n.trim_start_matches('#')

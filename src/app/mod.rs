@@ -92,7 +92,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             runtime,
             reason,
         } => {
-            let path = runtime_path(&repo_root(&cli)?, runtime.as_deref());
+            let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
             release(&path, env, &rollout_request(command), reason.as_deref())
         }
         Command::Rollback {
@@ -100,7 +100,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             runtime,
             reason,
         } => {
-            let path = runtime_path(&repo_root(&cli)?, runtime.as_deref());
+            let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
             release(
                 &path,
                 env,
@@ -156,14 +156,6 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
         }
         Command::Learn { from, into, reason } => learn(from, into, reason.as_deref(), env),
     }
-}
-
-/// `--runtime`, or the default file in the repository.
-fn runtime_path(root: &Path, given: Option<&Path>) -> PathBuf {
-    given.map_or_else(
-        || root.join(crate::rollout::DEFAULT_PATH),
-        Path::to_path_buf,
-    )
 }
 
 fn repo_root(cli: &Cli) -> anyhow::Result<PathBuf> {
@@ -296,9 +288,12 @@ fn merge(files: &[PathBuf], format: EvalFormat, output: Option<&Path>) -> anyhow
     let reports = files
         .iter()
         .map(|f| {
-            let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-            serde_json::from_slice::<EvalReport>(&text)
-                .with_context(|| format!("{}: not the JSON `promptgate eval` writes", f.display()))
+            let text = crate::format::file_text(f, crate::read::MAX_DATA_BYTES)?;
+            serde_json::from_str::<EvalReport>(&text).map_err(|e| {
+                let name = f.display().to_string();
+                crate::format::json_problem(&name, "not the JSON `promptgate eval` writes", &e)
+                    .into()
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let merged = result::merge(reports).map_err(|e| anyhow::anyhow!("cannot merge: {e}"))?;
@@ -326,8 +321,8 @@ fn gate(
     let template = match outputs.template {
         None => crate::report::Template::builtin(),
         Some(path) => {
-            let source = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let source = crate::format::file_text(path, crate::read::MAX_FILE_BYTES)
+                .map_err(|d| anyhow::anyhow!("cannot read the template: {d}"))?;
             crate::report::Template::new(&path.display().to_string(), source)
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
         }

@@ -471,24 +471,28 @@ pub fn json_lines<'t>(
         .filter(|(_, line)| !line.trim().is_empty())
         .map(move |(i, line)| {
             let line_no = i + 1;
-            let value: Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                Err(e) => {
-                    // serde_json counts bytes; columns here count characters, as in YAML.
-                    let before = e.column().saturating_sub(1);
-                    let col = line.char_indices().take_while(|(i, _)| *i < before).count() + 1;
-                    let message = format!("invalid JSON: {}", format::json_error_text(&e));
-                    return (line_no, Err((Pos::new(line_no, col), message)));
-                }
-            };
-            let pos = Pos::new(line_no, 1);
-            if !value.is_object() {
-                let found = super::assertion::json_type(&value);
-                let message = format!("each line must be {each}, a JSON object; found {found}");
-                return (line_no, Err((pos, message)));
-            }
-            (line_no, Ok(node_from_json(&value, pos)))
+            let node =
+                json_line(line_no, line, each).map(|v| node_from_json(&v, Pos::new(line_no, 1)));
+            (line_no, node)
         })
+}
+
+/// Line `line_no` of a JSON-lines file as one JSON object, or the problem to report
+/// there: where the JSON broke, or what the line holds instead of `each`.
+pub fn json_line(line_no: usize, line: &str, each: &str) -> Result<Value, (Pos, String)> {
+    let value: Value = serde_json::from_str(line).map_err(|e| {
+        // serde_json counts bytes; columns here count characters, as in YAML.
+        let before = e.column().saturating_sub(1);
+        let col = line.char_indices().take_while(|(i, _)| *i < before).count() + 1;
+        let message = format!("invalid JSON: {}", format::json_error_text(&e));
+        (Pos::new(line_no, col), message)
+    })?;
+    if !value.is_object() {
+        let found = super::assertion::json_type(&value);
+        let message = format!("each line must be {each}, a JSON object; found {found}");
+        return Err((Pos::new(line_no, 1), message));
+    }
+    Ok(value)
 }
 
 /// The problem at the first case over [`MAX_CASES`].

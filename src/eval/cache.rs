@@ -44,7 +44,13 @@ impl Cache {
         sample: u32,
     ) -> Option<Completion> {
         let path = self.path(identity, request, sample);
-        let bytes = tokio::fs::read(&path).await.ok()?;
+        let file = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            crate::read::file(&file, crate::read::MAX_FILE_BYTES)
+        })
+        .await
+        .ok()?
+        .ok()?;
         match serde_json::from_slice::<Completion>(&bytes) {
             Ok(c) if c.is_answer() => Some(c),
             // Written before empty answers were refused: no answer to replay.
@@ -117,6 +123,35 @@ mod tests {
             .await
             .expect("write");
         assert_eq!(cache.get("p", &request("hi"), 0).await, None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_named_pipe_as_an_entry_is_a_miss_without_waiting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let path = cache.path("p", &request("hi"), 0);
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            cache.get("p", &request("hi"), 0),
+        )
+        .await;
+        if got.is_err() {
+            // Let the stuck read go (it gets end of file), so the runtime can stop.
+            drop(std::fs::OpenOptions::new().write(true).open(&path));
+            panic!("the read waited on the named pipe");
+        }
+        assert_eq!(got.ok().flatten(), None);
+        // The next answer takes its place.
+        let answer = Completion::default();
+        cache
+            .put("p", &request("hi"), 0, &answer)
+            .await
+            .expect("put");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, Some(answer));
     }
 
     #[tokio::test]

@@ -8,6 +8,8 @@ pub mod de;
 pub mod shape;
 pub mod yaml;
 
+use std::path::Path;
+
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,6 +31,42 @@ pub fn read_text(tree: &dyn Tree, path: &str) -> Result<String, Diagnostics> {
         d
     })?;
     text_of(path, bytes)
+}
+
+/// Text of a file outside the repository tree (the runtime config, a file named on the
+/// command line), read by [`crate::read::file`] within `limit` bytes; a problem reading
+/// it, a missing file included, is said at `file:1:1`, invalid UTF-8 at its byte.
+pub fn file_text(path: &Path, limit: u64) -> Result<String, Diagnostics> {
+    file_text_if_any(path, limit)?.ok_or_else(|| file_problem(path, &ReadError::Missing))
+}
+
+/// [`file_text`], but a missing file is `None`.
+pub fn file_text_if_any(path: &Path, limit: u64) -> Result<Option<String>, Diagnostics> {
+    match crate::read::file(path, limit) {
+        Ok(bytes) => text_of(&path.display().to_string(), bytes).map(Some),
+        Err(ReadError::Missing) => Ok(None),
+        Err(e) => Err(file_problem(path, &e)),
+    }
+}
+
+fn file_problem(path: &Path, e: &ReadError) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    d.push(
+        &path.display().to_string(),
+        Pos::START,
+        read_error_message(e),
+    );
+    d
+}
+
+/// A JSON document that did not read, said where serde_json stopped: `what` the file
+/// was meant to be, then why.
+pub fn json_problem(file: &str, what: &str, e: &serde_json::Error) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    // At the end of input serde_json says column 0.
+    let pos = Pos::new(e.line().max(1), e.column().max(1));
+    d.push(file, pos, format!("{what}: {}", json_error_text(e)));
+    d
 }
 
 /// The message for a file that cannot be read, as the file's own diagnostic.

@@ -1,7 +1,7 @@
 //! `promptgate rollout …` and `promptgate rollback`: the runtime config read and changed
 //! through [`crate::store`] (locked, atomic, previous file kept, audited).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -9,28 +9,54 @@ use serde_json::Value;
 use super::metrics::{self, Decision};
 use super::{FORMAT, Pinned, Runtime};
 use crate::artifact::native::Version;
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostics, Pos};
+use crate::format;
+use crate::read::{MAX_DATA_BYTES, MAX_FILE_BYTES, ReadError};
 use crate::store::{self, Actor, Change};
+
+/// The runtime config's path: `given` (`--runtime`), or [`super::DEFAULT_PATH`] in the
+/// repository at `root`. That one is the repository's own file, which a pull request
+/// can commit as a symlink: it must not lead outside the repository.
+pub fn runtime_path(root: &Path, given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let path = root.join(super::DEFAULT_PATH);
+    let canonical_root = root
+        .canonicalize()
+        .with_context(|| format!("cannot open repository directory {}", root.display()))?;
+    match crate::read::inside(root, &canonical_root, &path) {
+        Ok(_) | Err(ReadError::Missing) => Ok(path),
+        Err(e) => {
+            let mut d = Diagnostics::default();
+            d.push(
+                &path.display().to_string(),
+                Pos::START,
+                format::read_error_message(&e),
+            );
+            Err(d.into())
+        }
+    }
+}
 
 /// Read the runtime config; a missing file is an empty one.
 pub fn load(path: &Path) -> Result<Runtime> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Runtime::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    match format::file_text_if_any(path, MAX_FILE_BYTES)? {
+        Some(text) => parse(path, &text),
+        None => Ok(Runtime::default()),
     }
 }
 
 /// Parse a runtime config; problems name the file, line and column.
 pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
     let name = path.display().to_string();
-    let node = crate::format::parse_yaml(&name, text)?;
-    let runtime: Runtime = crate::format::typed_file(&name, &node, crate::schemas::RUNTIME.get())?;
+    let node = format::parse_yaml(&name, text)?;
+    let runtime: Runtime = format::typed_file(&name, &node, crate::schemas::RUNTIME.get())?;
     if runtime.format != FORMAT {
         let mut d = Diagnostics::default();
         d.push(
             &name,
-            crate::diag::Pos::START,
+            Pos::START,
             format!(
                 "format `{}` is not one this promptgate reads (`{FORMAT}`)",
                 runtime.format
@@ -80,10 +106,14 @@ pub fn version(text: &str) -> Version {
 /// the evidence must cover that version and must not be blocked or undecided. Returns
 /// the head fingerprint it records.
 pub fn check_evidence(path: &Path, artifact: &str, version: &str) -> Result<Option<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the gate evidence {}", path.display()))?;
-    let e: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a promptgate evidence bundle", path.display()))?;
+    let text = format::file_text(path, MAX_DATA_BYTES)?;
+    let e: Value = serde_json::from_str(&text).map_err(|e| {
+        format::json_problem(
+            &path.display().to_string(),
+            "not a promptgate evidence bundle",
+            &e,
+        )
+    })?;
     if e["schema"] != "promptgate.evidence/v1" {
         bail!(
             "{}: not a promptgate evidence bundle (schema `promptgate.evidence/v1`)",
@@ -120,8 +150,7 @@ pub fn pinned(version_text: &str, fingerprint: Option<String>) -> Pinned {
 
 /// Read metrics from a file, with the problems in its lines.
 pub fn read_metrics(path: &Path) -> Result<(metrics::Table, Diagnostics)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the metrics {}", path.display()))?;
+    let text = format::file_text(path, MAX_DATA_BYTES)?;
     Ok(metrics::parse(&path.display().to_string(), &text))
 }
 

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Release, segment_matches};
+use crate::artifact::suite::json_line;
 use crate::diag::{Diagnostics, Pos};
 
 /// Outcome counts of one version in one segment.
@@ -42,9 +43,9 @@ pub type Table = BTreeMap<(String, String), Counts>;
 pub fn parse(path: &str, text: &str) -> (Table, Diagnostics) {
     let mut table = Table::new();
     let mut problems = Diagnostics::default();
-    let mut add = |line: usize, row: Result<(String, String, Counts), String>| match row {
+    let mut add = |row: Result<(String, String, Counts), (Pos, String)>| match row {
         Ok((version, segment, counts)) => table.entry((version, segment)).or_default().add(counts),
-        Err(message) => problems.push(path, Pos { line, col: 1 }, message),
+        Err((pos, message)) => problems.push(path, pos, message),
     };
     if path.ends_with(".csv") {
         let mut lines = text
@@ -71,17 +72,16 @@ pub fn parse(path: &str, text: &str) -> (Table, Diagnostics) {
                     cells.len()
                 ))
             };
-            add(i + 1, row);
+            add(row.map_err(|message| (Pos::new(i + 1, 1), message)));
         }
     } else {
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
-            let row = serde_json::from_str::<Value>(line)
-                .map_err(|e| format!("not JSON: {e}"))
-                .and_then(|v| row_of(&v));
-            add(i + 1, row);
+            let row = json_line(i + 1, line, "one request's metrics")
+                .and_then(|v| row_of(&v).map_err(|message| (Pos::new(i + 1, 1), message)));
+            add(row);
         }
     }
     (table, problems)
@@ -245,7 +245,10 @@ not json
             }
         );
         let text = problems.to_string();
-        assert!(text.contains("m.jsonl:3:1: not JSON"), "{text}");
+        assert!(
+            text.contains("m.jsonl:3:2: invalid JSON: expected ident"),
+            "{text}"
+        );
         assert!(
             text.contains("m.jsonl:4:1: more outcomes than `requests`"),
             "{text}"

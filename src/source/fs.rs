@@ -38,42 +38,8 @@ pub fn find_root(start: &Path) -> PathBuf {
 
 impl Tree for WorkTree {
     fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
-        let full = self.root.join(path);
-        let canonical = match full.canonicalize() {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // A dangling symlink: say where it points if it leads out.
-                if let Ok(target) = std::fs::read_link(&full) {
-                    let resolved = full.parent().map(|p| p.join(&target));
-                    if target.is_absolute()
-                        || resolved.is_some_and(|r| !lexically_inside(&r, &self.root))
-                    {
-                        return Err(ReadError::Escapes {
-                            target: target.display().to_string(),
-                        });
-                    }
-                }
-                return Err(ReadError::Missing);
-            }
-            Err(e) => return Err(ReadError::Io(e.to_string())),
-        };
-        if !canonical.starts_with(&self.canonical_root) {
-            let target = std::fs::read_link(&full).unwrap_or(canonical);
-            return Err(ReadError::Escapes {
-                target: target.display().to_string(),
-            });
-        }
-        let meta = std::fs::metadata(&canonical).map_err(|e| ReadError::Io(e.to_string()))?;
-        if meta.is_dir() {
-            return Err(ReadError::NotAFile);
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(ReadError::TooLarge {
-                size: meta.len(),
-                limit: MAX_FILE_BYTES,
-            });
-        }
-        std::fs::read(&canonical).map_err(|e| ReadError::Io(e.to_string()))
+        let file = crate::read::inside(&self.root, &self.canonical_root, &self.root.join(path))?;
+        crate::read::file(&file, MAX_FILE_BYTES)
     }
 
     fn list(&self) -> anyhow::Result<Vec<String>> {
@@ -85,10 +51,9 @@ impl Tree for WorkTree {
             .build();
         for entry in walker {
             let entry = entry.context("cannot list the working tree")?;
-            if !entry
-                .file_type()
-                .is_some_and(|t| t.is_file() || t.is_symlink())
-            {
+            // Directories and special files too: one named like an artifact is reported
+            // when it is read, not passed over.
+            if entry.depth() == 0 {
                 continue;
             }
             let rel = entry
@@ -104,24 +69,6 @@ impl Tree for WorkTree {
         paths.sort();
         Ok(paths)
     }
-}
-
-fn lexically_inside(path: &Path, root: &Path) -> bool {
-    let mut depth: i64 = 0;
-    let Ok(rel) = path.strip_prefix(root) else {
-        return false;
-    };
-    for c in rel.components() {
-        match c {
-            std::path::Component::ParentDir => depth -= 1,
-            std::path::Component::Normal(_) => depth += 1,
-            _ => {}
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -158,6 +105,25 @@ mod tests {
                 Err(ReadError::Escapes { .. })
             ));
         }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_named_pipe_without_waiting_on_it() -> anyhow::Result<()> {
+        let repo = tempfile::tempdir()?;
+        let fifo = repo.path().join("cases.jsonl");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status()?;
+        assert!(made.success());
+        let tree = WorkTree::new(repo.path())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(tree.read("cases.jsonl")));
+        let Ok(read) = rx.recv_timeout(std::time::Duration::from_secs(10)) else {
+            // Let the stuck read go (it gets end of file) before failing.
+            drop(std::fs::OpenOptions::new().write(true).open(&fifo));
+            panic!("the read waited on the named pipe");
+        };
+        assert_eq!(read, Err(ReadError::NotAFile(crate::read::Special::Fifo)));
         Ok(())
     }
 }

@@ -487,7 +487,7 @@ impl GitTree {
     fn read_blob(&self, repo: &gix::Repository, path: &str) -> Result<Vec<u8>, ReadError> {
         let io = |e: GitError| ReadError::Io(e.to_string());
         let Some(id) = self.locate(repo, path, 0)?.1 else {
-            return Err(ReadError::NotAFile);
+            return Err(ReadError::NotAFile(super::Special::Directory));
         };
         let too_large = |size| ReadError::TooLarge {
             size,

@@ -31,7 +31,7 @@ impl Tree for MemTree {
         }
         let dir = format!("{path}/");
         if self.files.keys().any(|k| k.starts_with(&dir)) {
-            return Err(ReadError::NotAFile);
+            return Err(ReadError::NotAFile(super::Special::Directory));
         }
         Err(ReadError::Missing)
     }

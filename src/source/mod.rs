@@ -10,31 +10,15 @@ mod packs;
 
 use thiserror::Error;
 
-/// Largest file promptgate reads (artifacts, suites, schemas, cases files).
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ReadError {
-    #[error("file not found")]
-    Missing,
-    #[error("is a directory, not a file")]
-    NotAFile,
-    #[error("is a symlink that leads outside the repository (to `{target}`)")]
-    Escapes { target: String },
-    #[error(
-        "is {size} bytes, over the limit of {limit} bytes ({} MiB): make it smaller or split it",
-        .limit >> 20
-    )]
-    TooLarge { size: u64, limit: u64 },
-    #[error("{0}")]
-    Io(String),
-}
+pub use crate::read::{MAX_FILE_BYTES, ReadError, Special};
 
 /// A snapshot of a repository's files, addressed by repository-relative `/` paths.
 pub trait Tree: Send + Sync {
     /// The bytes of a file, following symlinks that stay inside the repository.
     fn read(&self, path: &str) -> Result<Vec<u8>, ReadError>;
-    /// Every file path in the tree (symlinks included).
+    /// Every file path in the tree (symlinks included). The working tree lists what is
+    /// not a file as well (a directory, a named pipe), so that one named like an artifact
+    /// is reported rather than passed over.
     fn list(&self) -> anyhow::Result<Vec<String>>;
     /// The path `path` leads to once symlinks are followed, if it leads anywhere.
     fn resolve(&self, path: &str) -> Option<String> {

@@ -389,7 +389,9 @@ pub fn build(settings: &Settings, root: &std::path::Path) -> anyhow::Result<Box<
             let dir = settings.dir.as_deref().ok_or_else(|| {
                 anyhow::anyhow!("replay provider `{}` needs `dir`", settings.name)
             })?;
-            Box::new(replay::Replay::new(root.join(dir)))
+            Box::new(replay::Replay::new(root, root.join(dir)).map_err(|e| {
+                anyhow::anyhow!("cannot open repository directory {}: {e}", root.display())
+            })?)
         }
     })
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Completion, Provider, ProviderError};
 use crate::eval::request::ChatRequest;
+use crate::read::ReadError;
 
 /// Identifies the recording file format.
 pub const FORMAT: &str = "promptgate.recording/v1";
@@ -46,11 +47,31 @@ pub async fn record(
 
 pub struct Replay {
     dir: PathBuf,
+    /// The repository the recordings belong to: symlinks among them must stay inside.
+    root: PathBuf,
+    canonical_root: PathBuf,
 }
 
 impl Replay {
-    pub fn new(dir: PathBuf) -> Self {
-        Replay { dir }
+    /// Recordings in `dir`, a directory of the repository at `root`.
+    pub fn new(root: &Path, dir: PathBuf) -> std::io::Result<Self> {
+        Ok(Replay {
+            dir,
+            root: root.to_path_buf(),
+            canonical_root: root.canonicalize()?,
+        })
+    }
+
+    /// The recording's bytes ([`crate::read::file`]), if it stays inside the repository.
+    async fn read(&self, path: &Path) -> Result<Vec<u8>, ReadError> {
+        let (root, canonical_root) = (self.root.clone(), self.canonical_root.clone());
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let file = crate::read::inside(&root, &canonical_root, &path)?;
+            crate::read::file(&file, crate::read::MAX_FILE_BYTES)
+        })
+        .await
+        .map_err(|e| ReadError::Io(e.to_string()))?
     }
 }
 
@@ -70,9 +91,9 @@ impl Provider for Replay {
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
             let path = path_of(&self.dir, request, sample);
-            let text = match tokio::fs::read(&path).await {
+            let text = match self.read(&path).await {
                 Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ReadError::Missing) => {
                     return Err(ProviderError::Unavailable(format!(
                         "no recording of this request (model `{}`, sample {sample}) in {}: \
                          record it with `--record {}` against a live provider",
@@ -100,5 +121,48 @@ impl Provider for Replay {
             }
             Ok(recording.completion)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::request::{Format, Params, Turn};
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_recording_that_leads_outside_the_repository_is_not_read() {
+        let request = ChatRequest {
+            model: "m".into(),
+            params: Params::default(),
+            format: Format::Text,
+            messages: vec![Turn::User {
+                content: "hi".into(),
+            }],
+            tools: vec![],
+        };
+        let outside = tempfile::tempdir().expect("tempdir");
+        let answer = Completion {
+            text: "from outside".into(),
+            ..Completion::default()
+        };
+        record(outside.path(), &request, 0, &answer)
+            .await
+            .expect("record");
+        let repo = tempfile::tempdir().expect("tempdir");
+        let dir = repo.path().join("recordings");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::os::unix::fs::symlink(
+            path_of(outside.path(), &request, 0),
+            path_of(&dir, &request, 0),
+        )
+        .expect("symlink");
+        let replay = Replay::new(repo.path(), dir).expect("replay");
+        match replay.complete(&request, 0).await {
+            Err(ProviderError::Unavailable(e)) => {
+                assert!(e.contains("leads outside the repository"), "{e}")
+            }
+            other => panic!("read a recording outside the repository: {other:?}"),
+        }
     }
 }
