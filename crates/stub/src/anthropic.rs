@@ -97,6 +97,13 @@ pub(crate) fn parse(body: &Value) -> Result<Conversation, Invalid> {
 pub(crate) fn response(seq: u64, model: &str, answer: &Answer, usage: Option<&Usage>) -> Value {
     let (content, stop_reason) = match answer {
         Answer::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
+        Answer::Parts(parts) => (
+            parts
+                .iter()
+                .map(|text| json!({"type": "text", "text": text}))
+                .collect(),
+            "end_turn",
+        ),
         Answer::ToolCalls(calls) => {
             let blocks = calls
                 .iter()

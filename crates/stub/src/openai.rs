@@ -110,6 +110,13 @@ pub(crate) fn response(
 ) -> Value {
     let (message, finish_reason) = match answer {
         Answer::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        Answer::Parts(parts) => {
+            let parts: Vec<Value> = parts
+                .iter()
+                .map(|text| json!({"type": "text", "text": text}))
+                .collect();
+            (json!({"role": "assistant", "content": parts}), "stop")
+        }
         Answer::ToolCalls(calls) => {
             let calls: Vec<Value> = calls
                 .iter()
