@@ -74,28 +74,33 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Text quoted from a user's file, safe on a terminal: control characters (a terminal
-/// escape in a case id, say) are written as escapes, `\u{1b}`, not sent to the terminal.
-/// Line breaks are escaped too, so that one problem stays on one line.
+/// Text quoted from a user's file, safe on a terminal ([`terminal_text`]'s rule), with
+/// line breaks escaped too, so that one problem stays on one line.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    escape_controls(text, |_| true)
+    escape_unsafe(text, |_| true)
 }
 
-/// A whole text output for a terminal (`changes`, the `eval` table), which quotes the
-/// pull request's own text: its lines and tabs are kept, any other control character
-/// is written as an escape, `\u{1b}`, so that nothing in it can drive the terminal.
+/// A whole text output for a person at a terminal (`changes`, the `eval` table, the
+/// rollout commands, error messages), which quotes text from a pull request, a model or
+/// a runtime config: its lines and tabs are kept, and every other control character
+/// (an escape sequence, an OSC 8 link, a bell) and every bidirectional formatting
+/// character (which would make the text display otherwise than it reads) is written as
+/// an escape, `\u{1b}`, `\u{202e}`: nothing in it can drive the terminal or reorder
+/// what it shows.
 pub fn terminal_text(text: String) -> String {
-    match escape_controls(&text, |c| c != '\n' && c != '\t') {
+    match escape_unsafe(&text, |c| c != '\n' && c != '\t') {
         std::borrow::Cow::Borrowed(_) => text,
         std::borrow::Cow::Owned(escaped) => escaped,
     }
 }
 
-fn escape_controls(text: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && escaped(c);
+fn escape_unsafe(text: &str, escaped: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && escaped(c)) || crate::markup::is_bidi_control(c);
     // Control characters are C0 and DEL, one byte each in UTF-8, and C1, two bytes led by
-    // 0xC2: a text with none of those bytes (most of them) is passed on after a byte scan.
-    let suspect = |b: u8| b == 0xC2 || (b.is_ascii_control() && escaped(char::from(b)));
+    // 0xC2; the bidirectional ones are led by 0xE2 or 0xD8. A text with none of those
+    // bytes (most of them) is passed on after a byte scan.
+    let suspect =
+        |b: u8| matches!(b, 0xC2 | 0xE2 | 0xD8) || (b.is_ascii_control() && escaped(char::from(b)));
     if !text.bytes().any(suspect) || !text.chars().any(unsafe_char) {
         return text.into();
     }
@@ -222,5 +227,17 @@ mod tests {
         // block are not.
         assert_eq!(terminal_text("\u{9b}31m £".into()), "\\u{9b}31m £");
         assert_eq!(terminal_text("£ ° \u{a0}".into()), "£ ° \u{a0}");
+    }
+
+    #[test]
+    fn bidirectional_controls_are_shown_not_applied() {
+        assert_eq!(
+            terminal_text(
+                "ok \u{202e}txt.exe\u{202c} \u{2066}a\u{2069} \u{200e}\u{200f}\u{61c} → …".into()
+            ),
+            "ok \\u{202e}txt.exe\\u{202c} \\u{2066}a\\u{2069} \\u{200e}\\u{200f}\\u{61c} → …"
+        );
+        let d = Diagnostic::new("a\u{202e}.yaml", Pos::START, "id `x\u{2067}`");
+        assert_eq!(d.to_string(), "a\\u{202e}.yaml:1:1: id `x\\u{2067}`");
     }
 }

@@ -489,6 +489,31 @@ fn hostile_model_output_stays_inert() {
     insta::assert_snapshot!(text);
 }
 
+#[test]
+fn bidi_overrides_in_an_answer_are_shown_not_applied() {
+    // "Trojan Source": the override makes the answer display as "Refund approved" and
+    // a case id look like another's, while the text reads otherwise.
+    let answer = "Refund \u{202e}devorppa ton\u{202c} \u{2066}x\u{2069} \u{200f}\u{61c}";
+    let mut cases = steady(3, "intent/refund");
+    cases.push(case(
+        "refund-\u{202e}9-rodre",
+        &["intent/refund"],
+        Some(side(P, "Refund not approved.")),
+        Some(side(F, answer)),
+    ));
+    let text = render(&evidence(vec![compared(&cases)]));
+    assert!(text.contains("refund-"), "the case is listed: {text}");
+    let bidi = [
+        '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{61c}',
+    ];
+    assert!(!text.contains(bidi), "a bidi control is applied: {text:?}");
+    assert!(
+        text.contains("Refund \u{FFFD}devorppa ton\u{FFFD} \u{FFFD}x\u{FFFD}"),
+        "shown as replacements: {text}"
+    );
+}
+
 /// A run of one case with the given sample outcomes.
 fn run_of(version: &str, id: &str, segment: &str, outcomes: &[Outcome]) -> ArtifactRun {
     let mut r = run(version, &[], |_| None);

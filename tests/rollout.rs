@@ -556,3 +556,71 @@ fn the_demo_gate_evidence_refuses_the_blocked_version() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the gate's verdict is `blocked`"), "{err}");
 }
+
+/// A runtime config whose text would drive a terminal or reorder what it shows: a
+/// clear-screen sequence, an OSC 8 link, a bell, and right-to-left overrides.
+const RUNTIME_WITH_ESCAPES: &str = r#"format: promptgate.runtime/v1
+artifacts:
+  support:
+    stable: {version: "3\e[2J"}
+    history: [{version: "2\u202e1"}]
+    frozen: true
+    frozen_because: "breach \e]8;;https://example.invalid\aclick\e]8;;\a \u2067gnp.exe\u2069"
+    canary: {version: "4\a", stage: internal, segments: ["internal\u202e"], percent: 5, since: "2026-01-01T00:00:00Z"}
+"#;
+
+/// Control and bidirectional characters, as the quoting writes them: none of them may
+/// reach the terminal as itself.
+const UNSAFE: [char; 5] = ['\u{1b}', '\u{7}', '\u{202e}', '\u{2067}', '\u{2069}'];
+
+#[test]
+fn text_from_the_runtime_config_is_quoted_not_sent_to_the_terminal() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    std::fs::write(d.runtime(), RUNTIME_WITH_ESCAPES).expect("write");
+    let sent = |what: &str, text: &str| {
+        assert!(!text.contains(UNSAFE), "{what} sends {text:?}");
+    };
+
+    let table = d.ok(&["rollout", "status"]);
+    sent("rollout status", &table);
+    assert!(
+        table.contains(r"support	3\u{1b}[2J	4\u{7}	internal	5% of internal\u{202e}	FROZEN: breach \u{1b}]8;;https://example.invalid\u{7}click"),
+        "{table}"
+    );
+    assert!(table.contains(r"\u{2067}gnp.exe\u{2069}"), "{table}");
+
+    // Errors quote too: advancing a frozen rollout names why it froze.
+    let (code, out, err) = d.run(&["rollout", "advance", "support"]);
+    assert_eq!(code, 1, "{err}");
+    sent("rollout advance's error", &err);
+    sent("rollout advance", &out);
+    assert!(
+        err.contains(r"breach \u{1b}]8;;https://example.invalid\u{7}click"),
+        "{err}"
+    );
+
+    // Rollback ends the rollout and says which versions serve now.
+    let out = d.ok(&["rollback", "support"]);
+    sent("rollback", &out);
+    assert!(
+        out.contains(r"rollout of version 4\u{7} ended, stable version 3\u{1b}[2J"),
+        "{out}"
+    );
+    let out = d.ok(&["rollback", "support"]);
+    sent("rollback", &out);
+    assert!(out.contains(r"to version 2\u{202e}1"), "{out}");
+    // And its error, for an artifact name given on the command line.
+    let (code, _, err) = d.run(&[
+        "rollback",
+        "gone\u{1b}]8;;https://example.invalid\u{7}\u{202e}",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    sent("rollback's error", &err);
+    assert!(
+        err.contains(
+            r"`gone\u{1b}]8;;https://example.invalid\u{7}\u{202e}` is not in the runtime config"
+        ),
+        "{err}"
+    );
+}

@@ -4,7 +4,10 @@
 //! credential back in their error answers, no piece of either appears in stdout,
 //! stderr, any file promptgate wrote (report, evidence, JUnit, job summary, outputs,
 //! cache), the annotations, or what it posted to GitHub (comments, status
-//! descriptions).
+//! descriptions). Nor when a model repeats a key inside its answers (text, split text,
+//! JSON-escaped text, tool-call arguments; OpenAI and Anthropic), its own or another
+//! provider's: in `eval`'s JSON, JUnit and table, and `gate`'s report, evidence, JUnit,
+//! cache and `--record` recordings.
 
 mod common;
 
@@ -12,13 +15,16 @@ use std::path::{Path, PathBuf};
 
 use common::{Repo, Server};
 use promptgate_fake_github::{FakeGitHub, Fault, PrSpec};
-use promptgate_stub::{Fault as ProviderFault, Reply, StubConfig};
+use promptgate_stub::{Fault as ProviderFault, KeyEcho, Match, Reply, Rule, StubConfig};
 use serde_json::json;
 
 /// The provider's key, read from `STUB_KEY` as the config says.
 const KEY: &str = "sk-leakcheck-4f8a1c9e2b7d5063a1";
 /// The GitHub token, as the action's input and as `GITHUB_TOKEN`.
 const TOKEN: &str = "ghs_leakcheck9d2b6f1a8c4e7035b2";
+/// The key of a provider the config names but no request uses, from `SPARE_KEY`: a
+/// model may still repeat it (it was in a prompt, a log, a shared proxy's page).
+const SPARE: &str = "sk-spare-7e3b9d1f5a0c8264be90";
 const REPO: &str = "acme/prompts";
 const BOT: &str = "github-actions[bot]";
 
@@ -33,7 +39,11 @@ fn piece_of(text: &str, secret: &str) -> Option<String> {
 }
 
 fn assert_clean(what: &str, text: &str) {
-    for (name, secret) in [("the provider key", KEY), ("the GitHub token", TOKEN)] {
+    for (name, secret) in [
+        ("the provider key", KEY),
+        ("the GitHub token", TOKEN),
+        ("the spare provider's key", SPARE),
+    ] {
         if let Some(piece) = piece_of(text, secret) {
             let at = text.find(&piece).unwrap_or(0);
             let around: String = text
@@ -352,4 +362,221 @@ fn action_succeeding_and_failing_on_an_echoed_token_leaks_nothing() {
         run.2
     );
     w.assert_nothing_leaked(&run);
+}
+
+/// A repository whose prompt is answered by a model that repeats keys: the key the
+/// request carried in the text (whole, split in two blocks, `\u`-escaped on the wire)
+/// and in a tool call's arguments, and the spare provider's key in the text. Every case
+/// of the head fails, so its answer is quoted in every output that lists failures.
+struct Echoing {
+    repo: Repo,
+    llm: Server,
+    out: tempfile::TempDir,
+}
+
+impl Echoing {
+    /// The provider speaks `kind` (`openai` or `anthropic`).
+    fn new(kind: &str) -> Echoing {
+        let rule = |marker: Option<&str>, after_tool_result, reply| Rule {
+            when: Match {
+                contains: marker.map(str::to_string),
+                after_tool_result,
+            },
+            reply,
+            fault: None,
+        };
+        let llm = Server::start(StubConfig {
+            api_key: Some(KEY.into()),
+            rules: vec![
+                // The base version answers well, so the head's cases regress and the
+                // report quotes their answers.
+                rule(
+                    Some("Version 1"),
+                    None,
+                    Reply::Text("nothing of the kind".into()),
+                ),
+                rule(None, Some(true), Reply::EchoKey(KeyEcho::Text)),
+                rule(Some("ECHO-TEXT"), None, Reply::EchoKey(KeyEcho::Text)),
+                rule(Some("ECHO-SPLIT"), None, Reply::EchoKey(KeyEcho::Split)),
+                rule(Some("ECHO-ESCAPED"), None, Reply::EchoKey(KeyEcho::Escaped)),
+                rule(
+                    Some("ECHO-TOOL"),
+                    None,
+                    Reply::EchoKey(KeyEcho::ToolArguments),
+                ),
+                rule(
+                    Some("ECHO-SPARE"),
+                    None,
+                    Reply::Text(format!("The spare key is {SPARE}.")),
+                ),
+            ],
+            ..StubConfig::default()
+        });
+        let mut repo = Repo::new();
+        repo.write(
+            ".promptgate.yaml",
+            &format!(
+                "providers:\n  stub: {{kind: {kind}, base_url: \"{}\", api_key_env: STUB_KEY, \
+                 timeout_s: 5, max_retries: 1}}\n  \
+                 spare: {{kind: openai, base_url: \"http://127.0.0.1:9/v1\", api_key_env: SPARE_KEY}}\n  \
+                 replay: {{kind: replay, dir: recordings}}\n\
+                 gate: {{max_latency_p95_increase: 1000.0}}\n",
+                llm.stub.base_url()
+            ),
+        );
+        repo.write(
+            "tools/keys.tools.json",
+            r#"[{"type": "function", "function": {"name": "echo_key", "parameters": {"type": "object"}}}]"#,
+        );
+        let artifact = |version: u32| {
+            format!(
+                "id: support.keys\nversion: {version}\n\
+                 model: {{provider: stub, name: stub-model, max_tokens: 100}}\n\
+                 messages:\n  - {{role: system, content: \"Version {version}: answer about keys.\"}}\n  \
+                 - {{role: user, content: \"{{{{ question }}}}\"}}\n\
+                 tools: {{schema_version: \"2025-01\", definitions: ../tools/keys.tools.json}}\n\
+                 evals: [../evals/keys.eval.yaml]\n"
+            )
+        };
+        let case = |id: &str| {
+            format!(
+                "  - {{id: {id}, segments: [keys], vars: {{question: \"ECHO-{}\"}}, \
+                 assert: [{{type: contains, value: \"nothing of the kind\"}}]}}\n",
+                id.to_uppercase()
+            )
+        };
+        let cases: String = ["text", "split", "escaped", "tool", "spare"]
+            .map(case)
+            .concat();
+        repo.write("evals/keys.eval.yaml", &format!("cases:\n{cases}"));
+        repo.write("prompts/keys.prompt.yaml", &artifact(1));
+        repo.commit("base");
+        repo.branch("pr");
+        repo.write("prompts/keys.prompt.yaml", &artifact(2));
+        repo.commit("pull request");
+        Echoing {
+            repo,
+            llm,
+            out: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.out.path().join(name)
+    }
+
+    /// promptgate in the repository, both keys and a GitHub token in the environment,
+    /// the cache under `out`, every log level on.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = common::promptgate()
+            .env("STUB_KEY", KEY)
+            .env("SPARE_KEY", SPARE)
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("PROMPTGATE_CACHE_DIR", self.path("cache"))
+            .arg("-C")
+            .arg(self.repo.path())
+            .arg("-vvv")
+            .args(args)
+            .output()
+            .expect("runs");
+        common::outcome(out)
+    }
+
+    /// Every output holds `[redacted]` where the answer had a key, and no piece of one.
+    fn assert_scrubbed(&self, what: &str, text: &str) {
+        assert_clean(what, text);
+        assert!(
+            text.contains("[redacted]"),
+            "{what} quotes no answer:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn keys_repeated_in_answers_leak_into_no_output() {
+    for kind in ["openai", "anthropic"] {
+        let w = Echoing::new(kind);
+        let file = |name: &str| w.path(name).to_str().expect("utf-8").to_string();
+        let read = |name: &str| std::fs::read_to_string(w.path(name)).expect(name);
+
+        // eval: the table on stdout, JSON and JUnit in files.
+        let table = w.run(&["eval"]);
+        assert_eq!(table.0, 4, "every case fails ({kind}): {}", table.2);
+        w.assert_scrubbed("the eval table", &table.1);
+        assert_clean("eval's stderr", &table.2);
+        let json = w.run(&["eval", "--format", "json", "-o", &file("eval.json")]);
+        assert_eq!(json.0, 4, "{}", json.2);
+        w.assert_scrubbed("eval JSON", &read("eval.json"));
+        let junit = w.run(&["eval", "--format", "junit", "-o", &file("eval.xml")]);
+        assert_eq!(junit.0, 4, "{}", junit.2);
+        w.assert_scrubbed("eval JUnit", &read("eval.xml"));
+
+        // gate: report, evidence and JUnit, recording every answer.
+        let gate = w.run(&[
+            "gate",
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--report",
+            &file("report.md"),
+            "--evidence",
+            &file("evidence.json"),
+            "--junit",
+            &file("gate.xml"),
+            "--record",
+            w.repo.path().join("recordings").to_str().expect("utf-8"),
+        ]);
+        assert_eq!(gate.0, 4, "every case regresses ({kind}): {}", gate.2);
+        for name in ["report.md", "evidence.json", "gate.xml"] {
+            w.assert_scrubbed(name, &read(name));
+        }
+        let recordings = files(&w.repo.path().join("recordings"));
+        assert!(!recordings.is_empty(), "answers were recorded");
+        let cached = files(&w.path("cache"));
+        assert!(!cached.is_empty(), "answers were cached");
+        for path in recordings.iter().chain(&cached) {
+            let text = std::fs::read_to_string(path).expect("reads");
+            assert_clean(&path.display().to_string(), &text);
+        }
+        assert!(
+            recordings
+                .iter()
+                .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("[redacted]")))
+        );
+        assert_clean("gate's stdout", &gate.1);
+        assert_clean("gate's stderr", &gate.2);
+
+        // Cache entries and recordings an earlier promptgate wrote with the key in
+        // them: the answers read back are scrubbed too.
+        for path in recordings.iter().chain(&cached) {
+            let text = std::fs::read_to_string(path).expect("reads");
+            std::fs::write(path, text.replace("[redacted]", KEY)).expect("writes");
+        }
+        let json = w.run(&["eval", "--format", "json", "-o", &file("cached.json")]);
+        assert_eq!(json.0, 4, "{}", json.2);
+        let cached = read("cached.json");
+        assert!(cached.contains(r#""source": "cache""#), "{cached}");
+        w.assert_scrubbed("eval JSON from the cache", &cached);
+        let json = w.run(&[
+            "eval",
+            "--provider",
+            "replay",
+            "--format",
+            "json",
+            "-o",
+            &file("replayed.json"),
+        ]);
+        assert_eq!(json.0, 4, "{}", json.2);
+        let replayed = read("replayed.json");
+        assert!(replayed.contains(r#""source": "replay""#), "{replayed}");
+        w.assert_scrubbed("eval JSON from recordings", &replayed);
+
+        // The model did repeat the key: it was sent, and came back in answers.
+        let bodies = w.llm.bodies();
+        assert!(
+            bodies.iter().any(|b| b.to_string().contains("[redacted]")),
+            "the tool loop sends the scrubbed answer back"
+        );
+    }
 }

@@ -30,6 +30,7 @@ use jiff::Timestamp;
 
 use crate::approval::{self, Approvals, Eligibility, LabelEvent};
 use crate::config::ApprovalsConfig;
+use crate::diag::terminal_text;
 use crate::env::Env;
 use crate::eval::RunOptions;
 use crate::eval::progress::Style;
@@ -107,7 +108,7 @@ pub fn run(env: &Env, progress: Style) -> Result<Ran> {
     };
     match job {
         Task::Skip(why) => {
-            println!("promptgate: nothing to do: {why}");
+            println!("promptgate: nothing to do: {}", terminal_text(why));
             Ok(Ran::Skipped)
         }
         Task::Fork(pr) => action.fork(&pr),
@@ -190,7 +191,7 @@ impl Action<'_> {
     ) -> Result<Ran> {
         job().inspect_err(|e| {
             if let Err(e2) = self.set_status(sha, context, StatusState::Error, &failed(e)) {
-                eprintln!("promptgate: {e2:#}");
+                eprintln!("promptgate: {}", terminal_text(format!("{e2:#}")));
             }
         })
     }
@@ -269,7 +270,7 @@ impl Action<'_> {
 
     /// A fork's run whose token may not write: a notice instead of a failure.
     fn read_only(&self, e: &anyhow::Error, description: &str) {
-        eprintln!("promptgate: {e:#}");
+        eprintln!("promptgate: {}", terminal_text(format!("{e:#}")));
         self.annotate(&[Annotation {
             level: Level::Notice,
             file: None,
@@ -658,7 +659,11 @@ impl Action<'_> {
 
     /// The run's last line.
     fn say(&self, o: &Finished) {
-        println!("promptgate: {} — {}", word(o.state), o.description);
+        println!(
+            "promptgate: {} — {}",
+            word(o.state),
+            terminal_text(o.description.clone())
+        );
     }
 
     fn write_outputs(&self, o: &Finished) -> Result<()> {

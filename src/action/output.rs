@@ -92,9 +92,11 @@ impl Annotation {
     }
 }
 
-/// Escaping of a workflow command's message.
+/// Escaping of a workflow command's message: quoted as for a terminal (the job log
+/// and the annotations are read by people), then GitHub's own escapes.
 fn data(text: &str) -> String {
-    text.replace('%', "%25")
+    crate::diag::terminal_text(text.to_string())
+        .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
@@ -119,7 +121,16 @@ mod tests {
         };
         assert_eq!(
             a.command(),
-            "::error file=evals/a%2Cb%3Ac.eval.yaml,line=12,title=promptgate%3A blocked::100%25 worse%0A::set-output name=verdict::pass%0D"
+            "::error file=evals/a%2Cb%3Ac.eval.yaml,line=12,title=promptgate%3A blocked::100%25 worse%0A::set-output name=verdict::pass\\u{d}"
+        );
+        let quoted = Annotation {
+            message: "case `x\u{1b}[2J\u{202e}`".into(),
+            ..a
+        };
+        assert!(
+            quoted.command().ends_with(r"::case `x\u{1b}[2J\u{202e}`"),
+            "{}",
+            quoted.command()
         );
     }
 

@@ -71,7 +71,8 @@ pub fn run(cli: Cli, env: &Env) -> Exit {
                 eprintln!("{d}");
                 return Exit::Invalid;
             }
-            eprintln!("error: {e:#}");
+            // The message may quote a file, a runtime config or the command line.
+            eprintln!("error: {}", crate::diag::terminal_text(format!("{e:#}")));
             Exit::ToolError
         }
     }
@@ -349,7 +350,10 @@ fn gate(
     match outputs.report {
         Some(path) => {
             crate::gate::write_file(path, &markdown)?;
-            eprintln!("{}", evidence.verdict.headline());
+            eprintln!(
+                "{}",
+                crate::diag::terminal_text(evidence.verdict.headline())
+            );
         }
         None => {
             let mut out = std::io::stdout().lock();
@@ -423,7 +427,7 @@ fn learn(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::R
         eprintln!("{}", learned.problems);
     }
     let mut out = std::io::stdout().lock();
-    out.write_all(learned.summary.as_bytes())?;
+    out.write_all(crate::diag::terminal_text(learned.summary).as_bytes())?;
     out.flush()?;
     Ok(Exit::from_problems(learned.problems.has_errors()))
 }

@@ -149,14 +149,15 @@ pub fn same_json(a: &Value, b: &Value) -> bool {
 }
 
 /// `text` cut to `max` characters with an ellipsis, on one line, control characters
-/// (terminal escapes) shown as U+FFFD.
+/// (terminal escapes) and bidirectional ones shown as U+FFFD.
 pub fn short(text: &str, max: usize) -> String {
+    let hidden = |c: char| c.is_control() || crate::markup::is_bidi_control(c);
     let flat: String = text
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
         .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .map(|c| if hidden(c) { '\u{FFFD}' } else { c })
         .collect();
     if flat.chars().count() <= max {
         return flat;
@@ -402,6 +403,15 @@ mod tests {
             Judgement::Fail { reason } => reason,
             other => panic!("{spec} should fail, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn excerpts_are_one_line_without_controls_or_bidi_overrides() {
+        assert_eq!(
+            short("a\n\u{1b}[2J b\u{202e}c\u{2066}", 80),
+            "a \u{FFFD}[2J b\u{FFFD}c\u{FFFD}"
+        );
+        assert_eq!(short("abcdef", 3), "abc…");
     }
 
     #[test]

@@ -146,7 +146,10 @@ mod tests {
         }
         assert_eq!(got.ok().flatten(), None);
         // The next answer takes its place.
-        let answer = Completion::default();
+        let answer = Completion {
+            text: "hello".into(),
+            ..Completion::default()
+        };
         cache
             .put("p", &request("hi"), 0, &answer)
             .await

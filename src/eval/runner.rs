@@ -23,6 +23,7 @@ use crate::artifact::suite::{Case, EvalSet};
 use crate::artifact::template::Compiled;
 use crate::config::{Config, Price};
 use crate::env::Secrets;
+use crate::secret::Scrubber;
 
 pub use super::conversation::MAX_TOOL_STEPS;
 /// The waits between a provider's attempts; [`Options::backoff`].
@@ -83,6 +84,8 @@ pub struct Engine {
     backoff: Backoff,
     progress: Option<super::progress::Style>,
     override_provider: Option<String>,
+    /// Every key the run holds, scrubbed from every answer.
+    keys: Scrubber,
 }
 
 impl Engine {
@@ -150,6 +153,7 @@ impl Engine {
             backoff: options.backoff,
             progress: options.progress,
             override_provider: options.provider,
+            keys: provider::keys(config, secrets),
         })
     }
 
@@ -285,6 +289,10 @@ impl Engine {
 
     /// One request through `lane`: from the cache, or from the provider with retries.
     /// The error carries the retries made.
+    ///
+    /// Every answer enters promptgate here, live, replayed or cached, and leaves with
+    /// the run's keys scrubbed from it ([`Engine::scrubbed`]): before it is judged
+    /// (the judge model included), cached, recorded or reported.
     pub(super) async fn call(
         &self,
         lane: &Lane,
@@ -293,31 +301,38 @@ impl Engine {
     ) -> Result<Got, (ProviderError, u32)> {
         let identity = lane.provider.identity();
         let live = lane.provider.live();
-        if let (true, Some(cache)) = (live, &self.cache)
-            && let Some(completion) = cache.get(&identity, request, sample).await
-        {
-            self.record(request, sample, &completion)
-                .await
-                .map_err(|e| (e, 0))?;
-            return Ok(Got {
-                latency_ms: completion.latency_ms.unwrap_or(0.0),
-                completion,
-                source: Source::Cache,
-                retries: 0,
-            });
-        }
-        let answered = lane.complete(request, sample, &self.backoff).await?;
-        let (mut completion, retries) = (answered.completion, answered.retries);
-        let latency_ms = completion
-            .latency_ms
-            .unwrap_or(answered.elapsed.as_secs_f64() * 1000.0);
-        if live {
+        let cached = match (live, &self.cache) {
+            (true, Some(cache)) => cache.get(&identity, request, sample).await,
+            _ => None,
+        };
+        let (completion, latency_ms, source, retries) = match cached {
+            Some(completion) => {
+                let latency_ms = completion.latency_ms.unwrap_or(0.0);
+                (completion, latency_ms, Source::Cache, 0)
+            }
+            None => {
+                let answered = lane
+                    .complete(request, sample, &self.backoff)
+                    .await
+                    .map_err(|(e, retries)| (e.scrubbed(&self.keys), retries))?;
+                let latency_ms = answered
+                    .completion
+                    .latency_ms
+                    .unwrap_or(answered.elapsed.as_secs_f64() * 1000.0);
+                let source = if live { Source::Live } else { Source::Replay };
+                (answered.completion, latency_ms, source, answered.retries)
+            }
+        };
+        let mut completion = self.scrubbed(completion).map_err(|e| (e, retries))?;
+        if source == Source::Live {
             completion.latency_ms = Some(latency_ms);
             if let Some(cache) = &self.cache
                 && let Err(e) = cache.put(&identity, request, sample, &completion).await
             {
                 tracing::warn!("cannot write to the answer cache: {e}");
             }
+        }
+        if source != Source::Replay {
             self.record(request, sample, &completion)
                 .await
                 .map_err(|e| (e, retries))?;
@@ -325,9 +340,24 @@ impl Engine {
         Ok(Got {
             completion,
             latency_ms,
-            source: if live { Source::Live } else { Source::Replay },
+            source,
             retries,
         })
+    }
+
+    /// `completion` with the run's keys scrubbed from every string it holds, whatever
+    /// the field (text, tool names, ids and arguments, and any field added later): it
+    /// goes through its JSON form, so no field can be forgotten here.
+    ///
+    /// Scrubbed before judging, an assertion sees `[redacted]` where the model wrote a
+    /// key. Judging the raw answer would mean keeping it until every output is written,
+    /// and sending it to the judge model, which may be another provider's.
+    fn scrubbed(&self, completion: Completion) -> Result<Completion, ProviderError> {
+        let mut value = serde_json::to_value(completion)
+            .map_err(|e| ProviderError::Malformed(format!("cannot scrub the answer: {e}")))?;
+        self.keys.scrub_json(&mut value);
+        serde_json::from_value(value)
+            .map_err(|e| ProviderError::Malformed(format!("cannot scrub the answer: {e}")))
     }
 }
 

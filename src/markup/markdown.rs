@@ -1,12 +1,17 @@
 //! Making untrusted text (model output, anything from the pull request) inert in a
 //! GitHub comment: it cannot ping people, inject HTML, leave its code block, move a
-//! table cell, print terminal escapes or forge the comment's hidden marker.
+//! table cell, print terminal escapes, reorder the text around it (bidirectional
+//! overrides) or forge the comment's hidden marker.
 
 /// Zero-width space: breaks the `<!--` pattern without a visible change.
 const ZWSP: char = '\u{200B}';
 
+/// Shown as U+FFFD: control characters (terminal escapes), line and paragraph
+/// separators, and bidirectional formatting characters, which would reorder the text.
 fn is_unprintable(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}')
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || super::is_bidi_control(c)
 }
 
 /// Text for inline markdown (a sentence, a table cell): one line, markdown and HTML
@@ -132,6 +137,7 @@ mod tests {
         assert_eq!(text("a|b\n**c**"), "a\\|b \\*\\*c\\*\\*");
         assert_eq!(text("<!-- promptgate -->"), "&lt;\\!-- promptgate --&gt;");
         assert_eq!(text("\u{1b}[31mred"), "\u{FFFD}\\[31mred");
+        assert_eq!(text("ok\u{202e}cod.exe"), "ok\u{FFFD}cod.exe");
     }
 
     #[test]
@@ -211,16 +217,23 @@ mod tests {
             prop_assert_eq!(unescape(&text(&s)), shown);
         }
 
-        /// Any characters at all, control characters included.
+        /// Any characters at all, control characters included, and text thick with
+        /// bidirectional controls (which `any` hardly ever draws).
         #[test]
-        fn nothing_unprintable_gets_through(s in any::<String>()) {
+        fn nothing_unprintable_gets_through(
+            s in prop_oneof![
+                any::<String>(),
+                "[\u{202a}-\u{202e}\u{2066}-\u{2069}\u{200e}\u{200f}\u{61c}\u{1b}a-z`@<!\n-]{0,40}",
+            ]
+        ) {
+            let shown = |c: char| !c.is_control() && !crate::markup::is_bidi_control(c);
             let t = text(&s);
-            prop_assert!(!t.chars().any(|c| c.is_control()), "{:?}", t);
+            prop_assert!(t.chars().all(shown), "{:?}", t);
             let c = code(&s);
-            prop_assert!(!c.chars().any(|c| c.is_control()), "{:?}", c);
+            prop_assert!(c.chars().all(shown), "{:?}", c);
             prop_assert!(!c.contains("<!--"));
             let b = block(&s, "te`xt\n");
-            prop_assert!(!b.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{:?}", b);
+            prop_assert!(b.chars().all(|c| shown(c) || c == '\n' || c == '\t'), "{:?}", b);
             prop_assert!(!b.contains("<!--"));
             // The language cannot carry anything either.
             let first = b.lines().next().unwrap_or_default();

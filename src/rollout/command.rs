@@ -184,12 +184,12 @@ pub fn status_table(runtime: &Runtime, only: Option<&str>) -> String {
             r.stable.version.text()
         ));
     }
-    out
+    crate::diag::terminal_text(out)
 }
 
 /// A decision as a line of text.
 pub fn say(artifact: &str, d: &Decision) -> String {
-    match d {
+    let line = match d {
         Decision::Healthy { counts } => format!(
             "{artifact}: healthy: {} canary requests within every threshold; it may advance\n",
             counts.requests
@@ -201,7 +201,13 @@ pub fn say(artifact: &str, d: &Decision) -> String {
         Decision::Breach { reasons, .. } => {
             format!("{artifact}: BREACH: {}\n", reasons.join("; "))
         }
-    }
+    };
+    crate::diag::terminal_text(line)
+}
+
+/// What a change did, as a line of text.
+fn line(what: &str) -> String {
+    crate::diag::terminal_text(format!("{what}\n"))
 }
 
 /// How `status` and `check` print.
@@ -253,8 +259,8 @@ pub enum End {
     BadMetrics,
 }
 
-/// What a request did: the text for the user, the problems found in its inputs, and
-/// how it ended.
+/// What a request did: the text for the user (quoted for a terminal, but JSON, which
+/// is for programs), the problems found in its inputs, and how it ended.
 #[derive(Debug)]
 pub struct Done {
     pub output: String,
@@ -296,7 +302,7 @@ pub fn run(
                     &now,
                 )?)
             })?;
-            output.push_str(&format!("{what}\n"));
+            output.push_str(&line(&what));
             End::Done
         }
         ReleaseRequest::Advance { artifact, metrics } => {
@@ -324,7 +330,7 @@ pub fn run(
                     let what = change(path, &Actor::new(env, &why), |rt| {
                         Ok(super::advance(rt, artifact, &now)?)
                     })?;
-                    output.push_str(&format!("{what}\n"));
+                    output.push_str(&line(&what));
                     End::Done
                 }
             }
@@ -376,7 +382,7 @@ pub fn run(
             let what = change(path, &Actor::new(env, &why), |rt| {
                 Ok(super::rollback(rt, artifact)?)
             })?;
-            output.push_str(&format!("{what}\n"));
+            output.push_str(&line(&what));
             End::Done
         }
     };
@@ -412,5 +418,5 @@ fn freeze(path: &Path, env: &crate::env::Env, artifact: &str, why: &str) -> Resu
         &Actor::new(env, &format!("canary breach: {why}")),
         |rt| Ok(super::freeze(rt, artifact, why)?),
     )?;
-    Ok(format!("{what}\n"))
+    Ok(line(&what))
 }

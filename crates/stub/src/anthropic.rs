@@ -99,6 +99,13 @@ pub(crate) fn response(seq: u64, model: &str, answer: &Answer, usage: Option<&Us
         Answer::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
         Answer::Nothing => (Vec::new(), "end_turn"),
         Answer::Refusal(_) => (Vec::new(), "refusal"),
+        Answer::Parts(parts) => (
+            parts
+                .iter()
+                .map(|text| json!({"type": "text", "text": text}))
+                .collect(),
+            "end_turn",
+        ),
         Answer::ToolCalls(calls) => {
             let blocks = calls
                 .iter()

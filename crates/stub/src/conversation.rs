@@ -1,9 +1,9 @@
 //! A request reduced to what the stub's answer depends on, whichever API it
 //! came through, and the answer worked out from it. Pure: no I/O.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::{Fault, Reply, StubConfig, UsageMode};
+use crate::{Fault, KeyEcho, Reply, StubConfig, UsageMode};
 
 /// What `openai::parse` and `anthropic::parse` extract from a valid request.
 #[derive(Debug, Default, PartialEq)]
@@ -17,6 +17,8 @@ pub(crate) struct Conversation {
     pub ends_with_tool_result: bool,
     /// The request's `tools` array, when it has a non-empty one.
     pub tools: Option<Value>,
+    /// The API key the request carried, for [`Reply::EchoKey`].
+    pub key: Option<String>,
 }
 
 /// A request the real API would reject with 400.
@@ -53,6 +55,8 @@ impl Invalid {
 #[derive(Debug, PartialEq)]
 pub(crate) enum Answer {
     Text(String),
+    /// Text in several blocks (Anthropic) or content parts (OpenAI).
+    Parts(Vec<String>),
     ToolCalls(Vec<(String, Value)>),
     Nothing,
     Refusal(Option<String>),
@@ -71,6 +75,8 @@ pub(crate) struct Decision {
     pub answer: Answer,
     pub usage: Option<Usage>,
     pub fault: Option<Fault>,
+    /// Text to write `\u`-escaped wherever it appears in the JSON body.
+    pub escape: Option<String>,
 }
 
 pub(crate) fn decide(config: &StubConfig, conversation: &Conversation) -> Decision {
@@ -81,10 +87,15 @@ pub(crate) fn decide(config: &StubConfig, conversation: &Conversation) -> Decisi
     let reply = rule.map_or(&config.default_reply, |rule| &rule.reply);
     let answer = answer(reply, conversation);
     let usage = usage(&config.usage, conversation, &answer);
+    let escape = match reply {
+        Reply::EchoKey(KeyEcho::Escaped) => conversation.key.clone(),
+        _ => None,
+    };
     Decision {
         answer,
         usage,
         fault: rule.and_then(|rule| rule.fault.clone()),
+        escape,
     }
 }
 
@@ -116,6 +127,25 @@ fn answer(reply: &Reply, conversation: &Conversation) -> Answer {
         Reply::OneOf(texts) if !texts.is_empty() => Answer::Text(texts[draw(texts.len())].clone()),
         Reply::OneOf(_) => Answer::Text(String::new()),
         Reply::ToolCalls(calls) if conversation.tools.is_some() => Answer::ToolCalls(calls.clone()),
+        Reply::EchoKey(how) => match (&conversation.key, how) {
+            (Some(key), KeyEcho::Text | KeyEcho::Escaped) => {
+                Answer::Text(format!("Your key is {key}."))
+            }
+            (Some(key), KeyEcho::Split) => {
+                let mid = (0..=key.len() / 2)
+                    .rev()
+                    .find(|&i| key.is_char_boundary(i))
+                    .unwrap_or(0);
+                Answer::Parts(vec![
+                    format!("Your key is {}", &key[..mid]),
+                    format!("{}.", &key[mid..]),
+                ])
+            }
+            (Some(key), KeyEcho::ToolArguments) if conversation.tools.is_some() => {
+                Answer::ToolCalls(vec![("echo_key".into(), json!({"api_key": key}))])
+            }
+            _ => Answer::Text(conversation.last_user_text.clone()),
+        },
         Reply::Echo | Reply::ToolCalls(_) => Answer::Text(conversation.last_user_text.clone()),
         Reply::Nothing => Answer::Nothing,
         Reply::Refusal(text) => Answer::Refusal(text.clone()),
@@ -143,6 +173,7 @@ fn usage(mode: &UsageMode, conversation: &Conversation, answer: &Answer) -> Opti
             let output = match answer {
                 Answer::Text(text) | Answer::Refusal(Some(text)) => words(text),
                 Answer::Nothing | Answer::Refusal(None) => 0,
+                Answer::Parts(parts) => parts.iter().map(|text| words(text)).sum(),
                 Answer::ToolCalls(calls) => calls
                     .iter()
                     .map(|(name, arguments)| words(name) + words(&arguments.to_string()))
@@ -189,6 +220,7 @@ mod tests {
             last_user_text: "what is two plus two".into(),
             ends_with_tool_result: false,
             tools: None,
+            key: None,
         }
     }
 

@@ -90,6 +90,26 @@ pub enum Reply {
     /// `stop_reason: "refusal"`, no content, and this text as
     /// `stop_details.explanation` (no `stop_details` for `None`).
     Refusal(Option<String>),
+    /// The API key the request carried, repeated in the answer where [`KeyEcho`]
+    /// says, as a model or a proxy might: to test that a client keeps it out of
+    /// everything it writes. A request without a key gets the echo text.
+    EchoKey(KeyEcho),
+}
+
+/// Where [`Reply::EchoKey`] puts the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEcho {
+    /// In the text: `Your key is KEY.`
+    Text,
+    /// In the text, cut in two: two text blocks (Anthropic) or content parts
+    /// (OpenAI), each holding half of it.
+    Split,
+    /// In the text, each of its characters `\u`-escaped in the JSON on the wire:
+    /// the same string to a JSON parser, not the same bytes.
+    Escaped,
+    /// In the arguments of a tool call, `echo_key` with `{"api_key": KEY}`; the
+    /// echo text when the request has no `tools`.
+    ToolArguments,
 }
 
 #[derive(Clone, Debug, Default)]

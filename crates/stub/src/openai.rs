@@ -121,6 +121,16 @@ pub(crate) fn response(
             json!({"role": "assistant", "content": null, "refusal": text.as_deref().unwrap_or("")}),
             "stop",
         ),
+        Answer::Parts(parts) => {
+            let parts: Vec<Value> = parts
+                .iter()
+                .map(|text| json!({"type": "text", "text": text}))
+                .collect();
+            (
+                json!({"role": "assistant", "content": parts, "refusal": null}),
+                "stop",
+            )
+        }
         Answer::ToolCalls(calls) => {
             let calls: Vec<Value> = calls
                 .iter()

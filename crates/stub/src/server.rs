@@ -218,13 +218,13 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     let queued = lock(&state.faults).pop_front();
     let (normal, rule_fault) = answer(&state.config, api, &parts.headers, &body, seq);
     match queued.or(rule_fault) {
-        None => Ok(json(normal)),
+        None => Ok(json_text(normal)),
         Some(fault) => inject(fault, api, &parts.headers, normal).await,
     }
 }
 
-/// The answer without faults (status and JSON body), and the fault of the
-/// rule that matched, if any. Queued faults come before the API key check,
+/// The answer without faults (status and JSON body as sent), and the fault of
+/// the rule that matched, if any. Queued faults come before the API key check,
 /// rule faults only after the request is found valid.
 fn answer(
     config: &StubConfig,
@@ -232,13 +232,14 @@ fn answer(
     headers: &HeaderMap,
     body: &Value,
     seq: u64,
-) -> ((StatusCode, Value), Option<Fault>) {
+) -> ((StatusCode, String), Option<Fault>) {
+    let text = |(status, body): (StatusCode, Value)| (status, body.to_string());
     if let Some(status_and_body) = unauthorized(config, api, headers) {
-        return (status_and_body, None);
+        return (text(status_and_body), None);
     }
     if api == Api::Anthropic && !headers.contains_key("anthropic-version") {
         return (
-            api_error(api, 400, "anthropic-version: header is required"),
+            text(api_error(api, 400, "anthropic-version: header is required")),
             None,
         );
     }
@@ -247,8 +248,16 @@ fn answer(
         Api::Anthropic => anthropic::parse(body),
     };
     let conversation: Conversation = match parsed {
-        Ok(conversation) => conversation,
-        Err(invalid) => return ((StatusCode::BAD_REQUEST, invalid_body(api, &invalid)), None),
+        Ok(conversation) => Conversation {
+            key: carried_key(api, headers).map(str::to_owned),
+            ..conversation
+        },
+        Err(invalid) => {
+            return (
+                text((StatusCode::BAD_REQUEST, invalid_body(api, &invalid))),
+                None,
+            );
+        }
     };
     let decision = decide(config, &conversation);
     let usage = decision.usage.as_ref();
@@ -262,7 +271,16 @@ fn answer(
         ),
         Api::Anthropic => anthropic::response(seq, &conversation.model, &decision.answer, usage),
     };
+    let mut body = body.to_string();
+    if let Some(secret) = decision.escape.filter(|s| !s.is_empty()) {
+        body = body.replace(&secret, &escaped(&secret));
+    }
     ((StatusCode::OK, body), decision.fault)
+}
+
+/// `text` as `\u` escapes, one per UTF-16 unit: in a JSON string, the same text.
+fn escaped(text: &str) -> String {
+    text.encode_utf16().map(|u| format!("\\u{u:04x}")).collect()
 }
 
 fn unauthorized(config: &StubConfig, api: Api, headers: &HeaderMap) -> Option<(StatusCode, Value)> {
@@ -292,7 +310,7 @@ async fn inject(
     fault: Fault,
     api: Api,
     headers: &HeaderMap,
-    (status, normal): (StatusCode, Value),
+    (status, normal): (StatusCode, String),
 ) -> Result<Response, DropConnection> {
     Ok(match fault {
         Fault::TooManyRequests { retry_after } => {
@@ -318,7 +336,7 @@ async fn inject(
             )
         }
         Fault::TruncatedJson => {
-            let bytes = Bytes::from(normal.to_string());
+            let bytes = Bytes::from(normal);
             let (sender, mut response) = streamed(status, bytes.len());
             tokio::spawn(async move {
                 let half = bytes.slice(..bytes.len() / 2);
@@ -336,7 +354,7 @@ async fn inject(
         Fault::DropConnection => return Err(DropConnection),
         Fault::SlowBody { chunk_delay } => {
             const CHUNK: usize = 16;
-            let bytes = Bytes::from(normal.to_string());
+            let bytes = Bytes::from(normal);
             let (sender, mut response) = streamed(status, bytes.len());
             tokio::spawn(async move {
                 for start in (0..bytes.len()).step_by(CHUNK) {
@@ -390,7 +408,11 @@ fn unix_now() -> u64 {
 }
 
 fn json((status, body): (StatusCode, Value)) -> Response {
-    full(status, "application/json", Bytes::from(body.to_string()))
+    json_text((status, body.to_string()))
+}
+
+fn json_text((status, body): (StatusCode, String)) -> Response {
+    full(status, "application/json", Bytes::from(body))
 }
 
 fn full(status: StatusCode, content_type: &'static str, bytes: Bytes) -> Response {

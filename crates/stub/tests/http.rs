@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use promptgate_stub::{Fault, Match, Reply, Rule, Stub, StubConfig, UsageMode};
+use promptgate_stub::{Fault, KeyEcho, Match, Reply, Rule, Stub, StubConfig, UsageMode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -467,6 +467,105 @@ async fn echo_key_401_leaks_the_key() {
             .as_str()
             .expect("message")
             .contains("sk-ant-secret-456")
+    );
+}
+
+#[tokio::test]
+async fn echo_key_puts_the_key_in_the_answer_in_both_apis() {
+    const KEY: &str = "sk-echo-secret-789";
+    let rule = |marker: &str, how| Rule {
+        when: Match {
+            contains: Some(marker.into()),
+            after_tool_result: None,
+        },
+        reply: Reply::EchoKey(how),
+        fault: None,
+    };
+    let stub = stub(StubConfig {
+        rules: vec![
+            rule("TEXT", KeyEcho::Text),
+            rule("SPLIT", KeyEcho::Split),
+            rule("ESCAPED", KeyEcho::Escaped),
+            rule("TOOL", KeyEcho::ToolArguments),
+        ],
+        ..StubConfig::default()
+    })
+    .await;
+    let client = new_client();
+    let tools = json!([{"type": "function", "function": {"name": "echo_key", "parameters": {}}}]);
+    // OpenAI: (status, raw body) of a request saying `marker`.
+    let openai = |marker: &str, with_tools: bool| {
+        let mut body = chat(marker);
+        if with_tools {
+            body["tools"] = tools.clone();
+        }
+        client
+            .post(format!("{}/chat/completions", stub.base_url()))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+    };
+    let raw = |r: reqwest::Response| async move { r.text().await.expect("text") };
+    let parsed = |text: &str| serde_json::from_str::<Value>(text).expect("JSON");
+
+    let text = raw(openai("TEXT", false).await.expect("response")).await;
+    assert_eq!(
+        parsed(&text)["choices"][0]["message"]["content"],
+        format!("Your key is {KEY}.")
+    );
+    let text = raw(openai("SPLIT", false).await.expect("response")).await;
+    let parts = &parsed(&text)["choices"][0]["message"]["content"];
+    assert_eq!(
+        parts,
+        &json!([{"type": "text", "text": "Your key is sk-echo-s"}, {"type": "text", "text": "ecret-789."}])
+    );
+    // Escaped: the same JSON string, not the same bytes.
+    let text = raw(openai("ESCAPED", false).await.expect("response")).await;
+    assert!(
+        !text.contains(KEY) && text.contains(r"\u0073\u006b\u002d"),
+        "{text}"
+    );
+    assert_eq!(
+        parsed(&text)["choices"][0]["message"]["content"],
+        format!("Your key is {KEY}.")
+    );
+    let text = raw(openai("TOOL", true).await.expect("response")).await;
+    let call = &parsed(&text)["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "echo_key");
+    assert_eq!(call["arguments"], json!({"api_key": KEY}).to_string());
+
+    // Anthropic: text blocks, and a tool_use block's input.
+    let anthropic = |marker: &str, with_tools: bool| {
+        let mut body = messages(marker);
+        if with_tools {
+            body["tools"] = json!([{"name": "echo_key", "input_schema": {"type": "object"}}]);
+        }
+        client
+            .post(format!("{}/messages", stub.base_url()))
+            .header("anthropic-version", "2023-06-01")
+            .header("x-api-key", KEY)
+            .json(&body)
+            .send()
+    };
+    let body = parsed(&raw(anthropic("SPLIT", false).await.expect("response")).await);
+    assert_eq!(
+        body["content"],
+        json!([{"type": "text", "text": "Your key is sk-echo-s"}, {"type": "text", "text": "ecret-789."}])
+    );
+    let body = parsed(&raw(anthropic("TOOL", true).await.expect("response")).await);
+    assert_eq!(body["content"][0]["input"], json!({"api_key": KEY}));
+    // Without tools, or without a key, the echo text.
+    let body = parsed(&raw(anthropic("TOOL", false).await.expect("response")).await);
+    assert_eq!(body["content"][0]["text"], "TOOL");
+    let keyless = client
+        .post(format!("{}/chat/completions", stub.base_url()))
+        .json(&chat("TEXT"))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(
+        json_of(keyless).await["choices"][0]["message"]["content"],
+        "TEXT"
     );
 }
 

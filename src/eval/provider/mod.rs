@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::request::{Call, ChatRequest};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::env::Secrets;
-use crate::secret::Secret;
+use crate::secret::{Scrubber, Secret};
 
 /// Token counts as the provider reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +126,55 @@ impl ProviderError {
             _ => None,
         }
     }
+
+    /// The error with `keys` scrubbed from its text.
+    pub fn scrubbed(self, keys: &Scrubber) -> Self {
+        let scrub = |text: String| keys.scrub(&text).into_owned();
+        match self {
+            ProviderError::RateLimited {
+                status,
+                retry_after,
+                body,
+            } => ProviderError::RateLimited {
+                status,
+                retry_after,
+                body: scrub(body),
+            },
+            ProviderError::Server { status, body } => ProviderError::Server {
+                status,
+                body: scrub(body),
+            },
+            ProviderError::Refused { status, body } => ProviderError::Refused {
+                status,
+                body: scrub(body),
+            },
+            ProviderError::Timeout(d) => ProviderError::Timeout(d),
+            ProviderError::Connection(t) => ProviderError::Connection(scrub(t)),
+            ProviderError::Malformed(t) => ProviderError::Malformed(scrub(t)),
+            ProviderError::Unavailable(t) => ProviderError::Unavailable(scrub(t)),
+        }
+    }
+}
+
+/// Keys shorter than this are not scrubbed from answers: no real credential is that
+/// short (a local server's placeholder, `none`, is), and scrubbing one would change
+/// answers and so their verdicts.
+const SHORTEST_KEY: usize = 8;
+
+/// A scrubber of every API key the run holds, the configured providers' and the
+/// built-in ones' (their `api_key_env`), whichever provider answers: a model or a proxy
+/// may repeat any of them.
+pub fn keys(config: &crate::config::Config, secrets: &Secrets) -> Scrubber {
+    let builtins = crate::config::BUILTIN_PROVIDERS.map(builtin);
+    let vars = config
+        .providers
+        .values()
+        .chain(builtins.iter().flatten())
+        .filter_map(|p| p.api_key_env.as_deref());
+    Scrubber::new(
+        vars.filter_map(|v| secrets.get(v))
+            .filter(|k| k.expose().len() >= SHORTEST_KEY),
+    )
 }
 
 /// A model API.
@@ -401,5 +450,61 @@ pub(crate) fn json_string(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::env::Env;
+
+    #[test]
+    fn the_run_holds_every_providers_key_and_no_other_variable() {
+        let mut config = Config::default();
+        let configured: ProviderConfig = serde_json::from_value(serde_json::json!({
+            "kind": "anthropic", "api_key_env": "LOCAL_KEY"
+        }))
+        .expect("provider");
+        config.providers.insert("local".into(), configured);
+        let vars = [
+            ("LOCAL_KEY", "sk-local-0123456789"),
+            ("OPENAI_API_KEY", "sk-openai-abcdefghij"),
+            ("GITHUB_TOKEN", "none"),
+            ("PAGER", "less --quit-if-one-screen"),
+        ];
+        let env = Env::from_vars(HashMap::from(vars.map(|(k, v)| (k.into(), v.into()))));
+        let keys = keys(&config, &env.secrets);
+        assert_eq!(
+            keys.scrub("sk-local-0123456789 sk-openai-abcdefghij none less --quit-if-one-screen"),
+            // A placeholder of 4 characters is no key to scrub from answers.
+            "[redacted] [redacted] none less --quit-if-one-screen"
+        );
+    }
+
+    #[test]
+    fn an_errors_text_is_scrubbed_and_its_kind_kept() {
+        let key = Secret::new("sk-other-0123456789");
+        let keys = Scrubber::new([&key]);
+        let error = ProviderError::RateLimited {
+            status: 429,
+            retry_after: Some(Duration::from_secs(2)),
+            body: "slow down, sk-other-0123456789".into(),
+        };
+        assert_eq!(
+            error.scrubbed(&keys),
+            ProviderError::RateLimited {
+                status: 429,
+                retry_after: Some(Duration::from_secs(2)),
+                body: "slow down, [redacted]".into(),
+            }
+        );
+        let error = ProviderError::Malformed("expected value in `sk-other-0123`".into());
+        assert_eq!(
+            error.scrubbed(&keys).to_string(),
+            "answer unreadable: expected value in `[redacted]`"
+        );
     }
 }
