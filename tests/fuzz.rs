@@ -99,16 +99,24 @@ fn guarded(
 }
 
 /// Whether `line:col` points into `bytes` read as text: one of its lines, and a column
-/// up to one past that line's end.
+/// up to one past that line's end. Lines end at `\n` (as JSON counts them) or, as YAML
+/// and editors count them, also at a lone `\r`.
 fn inside(bytes: &[u8], line: usize, col: usize) -> bool {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    line >= 1
-        && col >= 1
-        && text
-            .split('\n')
-            .nth(line - 1)
-            .is_some_and(|l| col <= l.chars().count() + 1)
+    let fits = |lines: Vec<&str>| {
+        line >= 1
+            && col >= 1
+            && lines
+                .get(line - 1)
+                .is_some_and(|l| col <= l.chars().count() + 1)
+    };
+    fits(text.split('\n').collect())
+        || fits(
+            text.split("\r\n")
+                .flat_map(|l| l.split(['\r', '\n']))
+                .collect(),
+        )
 }
 
 /// Every problem names one of `files`, a place inside it, and says something.
