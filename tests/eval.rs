@@ -998,3 +998,29 @@ fn github_models_graded_evaluators_without_a_judge_are_never_a_pass() {
             .all(|b| b["model"] == "openai/gpt-4o-mini")
     );
 }
+
+/// One invalid artifact among several: the valid ones are still evaluated and written,
+/// the invalid one is reported, and the exit code says the run was not complete.
+#[test]
+fn an_invalid_artifact_is_reported_and_the_valid_ones_still_run() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    std::fs::create_dir_all(project.dir.path().join(".github/prompts")).expect("mkdir");
+    project.write(
+        ".github/prompts/broken.prompt.yml",
+        "model: openai/gpt-4o-mini\nmessages: []\n",
+    );
+    let (code, result, stderr) = project.eval(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(
+        stderr.lines().next(),
+        Some(".github/prompts/broken.prompt.yml:2:11: `messages` needs at least 1 item(s)")
+    );
+    let runs = result["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["artifact"]["id"], "support.refund", "{result:#}");
+    assert_eq!(case(&result, "greets")["outcome"], "pass");
+}
