@@ -140,12 +140,14 @@ pub struct ChoiceSpec {
 }
 
 /// Text written where YAML may read a number or a boolean (`choice: 1`): its text, as
-/// gh-models' YAML decoder reads it into a string.
+/// gh-models' YAML decoder reads it into a string (a float in its shortest form: `1.50`
+/// reads `1.5`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Text {
     Str(String),
     Int(i64),
+    Float(f64),
     Bool(bool),
 }
 
@@ -154,6 +156,7 @@ impl Text {
         match self {
             Text::Str(s) => s.clone(),
             Text::Int(i) => i.to_string(),
+            Text::Float(f) => f.to_string(),
             Text::Bool(b) => b.to_string(),
         }
     }
@@ -213,6 +216,14 @@ pub fn convert(path: &str, node: Node) -> Result<Artifact, Diagnostics> {
     }
 
     let evaluators = compile_evaluators(path, &node, &file.evaluators, &mut problems);
+    if !file.test_data.is_empty() && file.evaluators.is_empty() {
+        problems.warn(
+            path,
+            node.pos_at(&["testData"]),
+            "`testData` without `evaluators`: gh models eval passes every row whatever the answer; \
+             the gate counts them unjudged (`gate.max_unjudged_rate`)",
+        );
+    }
     let evals = eval_set(path, &node, &file.test_data, &evaluators, &mut problems);
     placeholder_warnings(path, &node, &file, &mut problems);
     if problems.has_errors() {
@@ -510,6 +521,7 @@ fn eval_set(
         ..EvalSet::default()
     };
     let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    let mut filled_bytes = 0usize;
     for (i, row) in rows.iter().enumerate() {
         let pos = pos_in(i);
         let Some(segments) = row_segments(path, row_nodes.get(i), row, problems) else {
@@ -528,22 +540,44 @@ fn eval_set(
             continue;
         }
         ids.insert(id.clone(), i + 1);
-        let assertions = evaluators
-            .iter()
-            .map(|e| Assertion {
+        let mut assertions = Vec::with_capacity(evaluators.len());
+        for e in evaluators {
+            let check = match &e.kind {
+                Runs::String { op, value } => {
+                    let filled = substitute(value, row).and_then(|v| {
+                        filled_bytes += v.len();
+                        if filled_bytes > MAX_FILLED_BYTES {
+                            Err(format!(
+                                "the evaluators' values filled in for rows 1 to {} are over {} MB together",
+                                i + 1,
+                                MAX_FILLED_BYTES / 1_000_000
+                            ))
+                        } else {
+                            Ok(v)
+                        }
+                    });
+                    match filled {
+                        Ok(value) => Check::GithubString { op: *op, value },
+                        Err(why) => {
+                            problems.push(
+                                path,
+                                e.pos,
+                                format!("evaluator `{}`, test data row {}: {why}", e.name, i + 1),
+                            );
+                            return set;
+                        }
+                    }
+                }
+                Runs::Graded(g) => Check::ModelGraded(g.clone()),
+            };
+            assertions.push(Assertion {
                 name: e.name.clone(),
-                check: match &e.kind {
-                    Runs::String { op, value } => Check::GithubString {
-                        op: *op,
-                        value: substitute(value, row),
-                    },
-                    Runs::Graded(g) => Check::ModelGraded(g.clone()),
-                },
+                check,
                 negate: false,
                 weight: 1.0,
                 pos: e.pos,
-            })
-            .collect();
+            });
+        }
         for s in &segments {
             set.segments.entry(s.clone()).or_default();
         }
@@ -732,17 +766,29 @@ fn placeholders(text: &str) -> BTreeSet<&str> {
     found
 }
 
+/// Text a message, judge prompt or evaluator value may grow to once its `{{name}}`s are
+/// filled in, and all of a file's evaluator values together: a placeholder repeated a
+/// thousand times over a long value would otherwise fill the memory.
+pub const MAX_FILLED_BYTES: usize = 64_000_000;
+
 /// `text` with every `{{name}}` whose `name` is a key of `vars` replaced by the value,
 /// and everything else as written: gh-models' `TemplateString` (`pkg/prompt/prompt.go`),
 /// which replaces `{{` + key + `}}` for each key of the row and nothing more. A missing
 /// variable stays as written; `{{ name }}` with spaces is not `{{name}}`. Values are
 /// written as Go's `%v` writes them. One difference: a value that itself holds a
 /// `{{placeholder}}` is not filled in again here (gh-models may or may not, by the
-/// order it happens to visit the keys in).
-pub fn substitute(text: &str, vars: &BTreeMap<String, Value>) -> String {
+/// order it happens to visit the keys in). Text that would grow over
+/// [`MAX_FILLED_BYTES`] is an error.
+pub fn substitute(text: &str, vars: &BTreeMap<String, Value>) -> Result<String, String> {
     if !text.contains("{{") {
-        return text.to_string();
+        return Ok(text.to_string());
     }
+    let too_large = || {
+        format!(
+            "filled in with the test data it would be over {} MB; use fewer placeholders or shorter values",
+            MAX_FILLED_BYTES / 1_000_000
+        )
+    };
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -753,7 +799,14 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, Value>) -> String {
         match value {
             Some((end, v)) => {
                 out.push_str(&rest[..start]);
-                out.push_str(&go_text(v));
+                let v = match v {
+                    Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                    other => std::borrow::Cow::Owned(go_text(other)),
+                };
+                if out.len() + v.len() > MAX_FILLED_BYTES {
+                    return Err(too_large());
+                }
+                out.push_str(&v);
                 rest = &after[end + 2..];
             }
             None => {
@@ -765,7 +818,7 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, Value>) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// A value as Go's `fmt.Sprintf("%v", v)` writes what yaml.v3 decodes it to: text as
@@ -988,11 +1041,24 @@ mod tests {
             ("unclosed {{input", "unclosed {{input"),
         ];
         for (text, want) in cases {
-            assert_eq!(substitute(text, &row), want, "{text}");
+            assert_eq!(substitute(text, &row).as_deref(), Ok(want), "{text}");
         }
         // Filled in once: a value holding a placeholder is not filled in again.
         let row = vars(json!({"a": "{{b}}", "b": "B"}));
-        assert_eq!(substitute("{{a}}", &row), "{{b}}");
+        assert_eq!(substitute("{{a}}", &row).as_deref(), Ok("{{b}}"));
+    }
+
+    /// A placeholder repeated over a long value stops at the limit, not at the memory.
+    #[test]
+    fn filling_in_stops_at_the_limit() {
+        let row = vars(json!({"v": "x".repeat(100_000)}));
+        let text = "{{v}}".repeat(1_000);
+        let err = substitute(&text, &row).expect_err("over the limit");
+        assert!(err.contains("over 64 MB"), "{err}");
+        assert_eq!(
+            substitute(&"{{v}}".repeat(600), &row).map(|t| t.len()),
+            Ok(60_000_000)
+        );
     }
 
     #[test]

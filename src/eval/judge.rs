@@ -192,7 +192,7 @@ impl Engine {
             });
         }
         messages.push(Turn::User {
-            content: github_models::substitute(&graded.prompt, &vars),
+            content: github_models::substitute(&graded.prompt, &vars)?,
         });
         let request = ChatRequest {
             model,

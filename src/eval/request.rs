@@ -140,6 +140,7 @@ impl ChatRequest {
                 let content = match artifact.format {
                     ArtifactFormat::GithubModels => {
                         github_models::substitute(&m.content, &case.vars)
+                            .map_err(|e| format!("message {} of {}: {e}", i + 1, artifact.path))?
                     }
                     ArtifactFormat::Native => templates
                         .render(i, &case.vars)
