@@ -1,4 +1,4 @@
-//! GitHub Models prompt files (`*.prompt.yml`), read into the same model as native
+//! GitHub Models prompt files (`*.prompt.yml`, and `*.prompt.yaml` in their format), read
 //! artifacts, with `testData` as their eval set and `evaluators` as its assertions,
 //! judged as `gh models eval` judges them.
 //!
@@ -583,7 +583,7 @@ fn eval_set(
         }
         set.cases.push(Case {
             id,
-            description: Some(format!("row {}", i + 1)),
+            description: None,
             segments,
             vars: row.clone(),
             tool_results: BTreeMap::new(),
