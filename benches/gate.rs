@@ -37,6 +37,7 @@ fn sample(pass: bool, rng: &mut fastrand::Rng) -> Sample {
     s.assertions = vec![Judged {
         name: "max-words".into(),
         weight: 1.0,
+        score: None,
         verdict: if pass {
             Judgement::Pass
         } else {

@@ -15,6 +15,10 @@ pub const CONFIG_FILE: &str = ".promptgate.yaml";
 pub struct Config {
     /// Globs (repository-relative) of prompt artifact files.
     pub artifacts: Vec<String>,
+    /// Globs of files that are artifacts when they are GitHub Models prompt files (a
+    /// `model` string and `messages`), and are left alone otherwise: other tools name
+    /// their files `*.prompt.yaml` too.
+    pub github_models_artifacts: Vec<String>,
     /// Model providers by name; artifacts refer to them by that name.
     pub providers: BTreeMap<String, ProviderConfig>,
     /// USD per million tokens, by model name.
@@ -38,6 +42,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             artifacts: vec!["prompts/**/*.prompt.yaml".into(), "**/*.prompt.yml".into()],
+            github_models_artifacts: vec!["**/*.prompt.yaml".into()],
             providers: BTreeMap::new(),
             pricing: BTreeMap::new(),
             judge: None,
@@ -114,6 +119,11 @@ pub struct Price {
 pub struct JudgeConfig {
     pub provider: String,
     pub model: String,
+    /// GitHub Models evaluators' `modelId`s (`openai/gpt-4o`) to the model names the
+    /// judge provider knows; a `modelId` not listed is sent as written (right for the
+    /// `github-models` provider).
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -64,6 +64,9 @@ pub struct Snapshot<'t> {
     /// Problems with the config; when there are any, defaults stand in for it.
     pub config_problems: Diagnostics,
     globs: GlobSet,
+    github_globs: GlobSet,
+    /// Whether each file `github_globs` matched reads as a GitHub Models file.
+    sniffed: Mutex<BTreeMap<String, bool>>,
     suites: Mutex<BTreeMap<String, SuiteCell>>,
 }
 
@@ -102,19 +105,43 @@ impl<'t> Snapshot<'t> {
             },
         };
         let globs = cached_globs(&config.artifacts);
+        let github_globs = cached_globs(&config.github_models_artifacts);
         Snapshot {
             tree,
             config,
             config_path: path,
             config_problems: problems,
             globs,
+            github_globs,
+            sniffed: Mutex::new(BTreeMap::new()),
             suites: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Whether `path` is an artifact file by the config's globs.
+    /// Whether `path` is an artifact file: by the config's `artifacts` globs, or by its
+    /// `github_models_artifacts` globs and its content.
     pub fn is_artifact(&self, path: &str) -> bool {
         self.globs.is_match(path)
+            || (self.github_globs.is_match(path) && self.reads_as_github_models(path))
+    }
+
+    /// Whether `path` holds a GitHub Models prompt file: a mapping whose `model` is a
+    /// string and which has `messages`. A file that cannot be read or parsed is not one.
+    fn reads_as_github_models(&self, path: &str) -> bool {
+        if let Ok(sniffed) = self.sniffed.lock()
+            && let Some(&known) = sniffed.get(path)
+        {
+            return known;
+        }
+        let is = format::read_text(self.tree, path)
+            .and_then(|text| format::parse_yaml(path, &text))
+            .is_ok_and(|node| {
+                node.get("model").and_then(Node::as_str).is_some() && node.get("messages").is_some()
+            });
+        if let Ok(mut sniffed) = self.sniffed.lock() {
+            sniffed.insert(path.to_string(), is);
+        }
+        is
     }
 
     /// Every artifact file in the tree.
@@ -209,18 +236,21 @@ fn salvage(path: &str, node: &Node) -> Config {
 }
 
 /// The compiled artifact globs, built once for the patterns both sides of a pull
-/// request usually share.
+/// request usually share (the last few lists are kept).
 fn cached_globs(patterns: &[String]) -> GlobSet {
-    static LAST: Mutex<Option<(Vec<String>, GlobSet)>> = Mutex::new(None);
+    const KEPT: usize = 4;
+    static LAST: Mutex<Vec<(Vec<String>, GlobSet)>> = Mutex::new(Vec::new());
     if let Ok(last) = LAST.lock()
-        && let Some((p, set)) = last.as_ref()
-        && p == patterns
+        && let Some((_, set)) = last.iter().find(|(p, _)| p == patterns)
     {
         return set.clone();
     }
     let set = build_globs(patterns).unwrap_or_else(|_| GlobSet::empty());
     if let Ok(mut last) = LAST.lock() {
-        *last = Some((patterns.to_vec(), set.clone()));
+        if last.len() == KEPT {
+            last.remove(0);
+        }
+        last.push((patterns.to_vec(), set.clone()));
     }
     set
 }
@@ -261,6 +291,14 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
             path,
             pos,
             format!("invalid glob in `artifacts`: {}", e.kind()),
+        );
+    }
+    if let Some((i, e)) = invalid_glob(&config.github_models_artifacts) {
+        config.github_models_artifacts = Config::default().github_models_artifacts;
+        problems.push(
+            path,
+            node.item_pos_at(&["github_models_artifacts"], i),
+            format!("invalid glob in `github_models_artifacts`: {}", e.kind()),
         );
     }
     if let Some((i, e)) = invalid_glob(&config.gate.critical_segments) {
@@ -351,6 +389,35 @@ mod tests {
         assert!(snap.is_artifact(".github/prompts/a.prompt.yml"));
         assert!(!snap.is_artifact("other/refund.prompt.yaml"));
         assert!(!snap.is_artifact("prompts/refund.eval.yaml"));
+    }
+
+    /// A `.prompt.yaml` outside `prompts/` is an artifact when it is a GitHub Models
+    /// file, and left alone when it is another tool's (or a native one there).
+    #[test]
+    fn github_models_files_are_found_anywhere_and_nothing_else_is() {
+        let tree = MemTree::new()
+            .with(
+                ".github/prompts/summarize.prompt.yaml",
+                "model: openai/gpt-4o-mini\nmessages: [{role: user, content: hi}]\n",
+            )
+            .with(
+                "sk/plugins/story.prompt.yaml",
+                "name: story\ntemplate: Tell a story about {{$topic}}\n",
+            )
+            .with(
+                "other/refund.prompt.yaml",
+                "version: 1\nmodel: {provider: openai, name: m}\nmessages: []\n",
+            )
+            .with("bad/broken.prompt.yaml", "model: [unclosed\n");
+        let snap = Snapshot::open(&tree, None);
+        assert!(snap.is_artifact(".github/prompts/summarize.prompt.yaml"));
+        assert!(!snap.is_artifact("sk/plugins/story.prompt.yaml"));
+        assert!(!snap.is_artifact("other/refund.prompt.yaml"));
+        assert!(!snap.is_artifact("bad/broken.prompt.yaml"));
+        assert_eq!(
+            snap.artifact_paths().ok(),
+            Some(vec![".github/prompts/summarize.prompt.yaml".to_string()])
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::artifact::assertion::Check;
 use crate::artifact::suite::EvalSet;
-use crate::artifact::{Artifact, template};
+use crate::artifact::{Artifact, ArtifactFormat, template};
+use crate::config::JudgeConfig;
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::repo::Snapshot;
 
@@ -92,6 +93,7 @@ pub fn validate(snapshot: &Snapshot) -> anyhow::Result<Report> {
         }
         check_variables(a, &set, &mut problems);
         check_tools(a, &set, &mut problems);
+        check_judge(&set, snapshot.config.judge.as_ref(), &mut problems);
         check_segment_sizes(
             a,
             &set,
@@ -162,8 +164,13 @@ pub fn check_segment_sizes(
 }
 
 /// Every variable a message template reads must come from each case or its defaults,
-/// and the template must render with them (an unknown filter only shows then).
+/// and the template must render with them (an unknown filter only shows then). A
+/// GitHub Models message is no template (its loader warns about the placeholders it
+/// leaves as written).
 pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
+    if artifact.format == ArtifactFormat::GithubModels {
+        return;
+    }
     for (i, message) in artifact.messages.iter().enumerate() {
         let Ok(needed) = template::variables(&message.content) else {
             continue;
@@ -220,6 +227,47 @@ pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagno
                     "template variable `{var}` in `messages[{i}].content` is provided neither by the suite defaults nor by {who} {named}"
                 ),
             );
+        }
+    }
+}
+
+/// A GitHub Models model-graded evaluator needs the judge: without one its cases
+/// cannot be judged (errors, never passes). A judge other than the `github-models`
+/// provider may not know a `modelId` as GitHub names it: `judge.models` maps it.
+fn check_judge(set: &EvalSet, judge: Option<&JudgeConfig>, problems: &mut Diagnostics) {
+    let mut seen = BTreeSet::new();
+    for case in &set.cases {
+        for a in &case.assertions {
+            let Check::ModelGraded(g) = &a.check else {
+                continue;
+            };
+            if !seen.insert((case.file.as_str(), a.pos)) {
+                continue;
+            }
+            match (judge, &g.model_id) {
+                (None, _) => problems.warn(
+                    &case.file,
+                    a.pos,
+                    format!(
+                        "evaluator `{}` is model-graded and no `judge:` is configured: its cases cannot be judged (errors, never passes)",
+                        a.name
+                    ),
+                ),
+                (Some(j), Some(id))
+                    if j.provider != crate::artifact::github_models::PROVIDER
+                        && !j.models.contains_key(id) =>
+                {
+                    problems.warn(
+                        &case.file,
+                        a.pos,
+                        format!(
+                            "evaluator `{}`: `modelId` `{id}` is not in `judge.models`, so judge provider `{}` is asked for `{id}` as written",
+                            a.name, j.provider
+                        ),
+                    );
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -979,3 +979,227 @@ fn an_errored_case_counts_every_request_it_sent() {
     );
     assert!(table.contains("9 request(s), 7 retried"), "{table}");
 }
+
+/// A GitHub Models file whose every evaluator kind is run against the stub, the judge
+/// included: `{{completion}}` is the answer, `{{name}}` the row's.
+const GITHUB_MODELS_FILE: &str = r#"name: Echo
+model: openai/gpt-4o-mini
+modelParameters: {maxCompletionTokens: 50, temperature: 0}
+messages:
+  - role: system
+    content: "Token ${{ secrets.TOKEN }} stays; {{ spaced }} too."
+  - role: user
+    content: "{{input}}"
+testData:
+  - input: "  hello WORLD  "
+    expected: world
+  - input: goodbye
+    expected: world
+evaluators:
+  - name: says hello
+    string: {contains: HELLO}
+  - name: ends with expected
+    string: {endsWith: "{{expected}}"}
+  - name: graded
+    llm:
+      modelId: openai/gpt-4o
+      systemPrompt: You grade.
+      prompt: "Q: {{input}} A: {{completion}} E: {{expected}} -- JUDGE"
+      choices: [{choice: great, score: 1}, {choice: poor, score: 0}]
+  - name: fluent
+    uses: github/fluency
+"#;
+
+impl Project {
+    /// The project with only [`GITHUB_MODELS_FILE`], its provider `github-models` the
+    /// stub, and `judge` after.
+    fn github_models(server: &Server, judge: &str) -> Project {
+        let project = Project::openai(server);
+        std::fs::remove_file(project.dir.path().join("prompts/refund.prompt.yaml")).expect("rm");
+        std::fs::create_dir_all(project.dir.path().join(".github/prompts")).expect("mkdir");
+        project.write(".github/prompts/echo.prompt.yml", GITHUB_MODELS_FILE);
+        project.write(
+            ".promptgate.yaml",
+            &format!(
+                "providers:\n  github-models: {{kind: openai, base_url: \"{}\", api_key_env: STUB_KEY}}\n{judge}",
+                server.stub.base_url()
+            ),
+        );
+        project
+    }
+}
+
+fn row(result: &Value, n: usize) -> &Value {
+    let prefix = format!("row-{n}-");
+    result["runs"][0]["cases"]
+        .as_array()
+        .and_then(|cases| {
+            cases
+                .iter()
+                .find(|c| c["id"].as_str().is_some_and(|id| id.starts_with(&prefix)))
+        })
+        .unwrap_or_else(|| panic!("no row {n} in {result:#}"))
+}
+
+/// Conformance with gh models eval (github/gh-models `cmd/eval/eval.go`,
+/// `pkg/prompt/prompt.go`): messages filled in by `TemplateString` (only `{{name}}` of
+/// the row; `${{ … }}` and `{{ spaced }}` as written), the answer trimmed, `contains`
+/// and `endsWith` ignoring case, and `llm` and built-in evaluators sent to the judge
+/// with `{{completion}}` filled in, the first choice its answer contains scoring it.
+#[test]
+fn github_models_files_are_judged_as_gh_models_eval_judges_them() {
+    let server = Server::start(StubConfig {
+        rules: vec![
+            common::rule("A: hello WORLD E: world", Reply::Text("Great.".into())),
+            common::rule("-- JUDGE", Reply::Text("poor".into())),
+            common::rule("ANSWER: hello WORLD", Reply::Text("4".into())),
+            common::rule("Rating (1-5)", Reply::Text("1".into())),
+        ],
+        ..StubConfig::default()
+    });
+    let project = Project::github_models(
+        &server,
+        "judge: {provider: github-models, model: judge-default, models: {openai/gpt-4o: stub-judge}}\n",
+    );
+    let (code, result, stderr) = project.eval(&[]);
+    assert_eq!(code, 4, "{stderr}");
+
+    // The prompt, as GitHub sends it.
+    let bodies = server.bodies();
+    let first = bodies
+        .iter()
+        .find(|b| {
+            b["model"] == "openai/gpt-4o-mini" && b["messages"][1]["content"] == "  hello WORLD  "
+        })
+        .expect("row 1 was asked");
+    assert_eq!(
+        first["messages"][0]["content"],
+        "Token ${{ secrets.TOKEN }} stays; {{ spaced }} too."
+    );
+    assert_eq!(first["max_completion_tokens"], 50);
+    assert_eq!(first["temperature"], 0.0);
+    assert!(first.get("max_tokens").is_none(), "{first}");
+
+    // The judge, field by field: the mapped model, the system prompt, the prompt with
+    // the row's variables and the trimmed answer, no response format.
+    let judged = bodies
+        .iter()
+        .find(|b| {
+            b["model"] == "stub-judge"
+                && b["messages"][0]["content"] == "You grade."
+                && b["messages"][1]["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("hello"))
+        })
+        .expect("the judge was asked");
+    assert_eq!(
+        judged["messages"],
+        json!([
+            {"role": "system", "content": "You grade."},
+            {"role": "user", "content": "Q:   hello WORLD   A: hello WORLD E: world -- JUDGE"}
+        ])
+    );
+    assert_eq!(judged["temperature"], 0.0);
+    assert!(judged.get("response_format").is_none(), "{judged}");
+    let fluency = bodies
+        .iter()
+        .find(|b| {
+            b["model"] == "stub-judge"
+                && b["messages"][1]["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("ANSWER: hello WORLD\n"))
+        })
+        .expect("the built-in was asked");
+    assert!(
+        fluency["messages"][0]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("single digit from 1 to 5")),
+        "{fluency}"
+    );
+
+    // Row 1 passes everything; its judge picks score 1 and 0.75.
+    let one = row(&result, 1);
+    assert_eq!(one["outcome"], "pass", "{one:#}");
+    assert_eq!(one["line"], 10);
+    let scores: Vec<&Value> = one["samples"][0]["assertions"]
+        .as_array()
+        .expect("assertions")
+        .iter()
+        .map(|a| &a["score"])
+        .collect();
+    assert_eq!(
+        scores,
+        [&Value::Null, &Value::Null, &json!(1.0), &json!(0.75)]
+    );
+    // Row 2 fails each, each failure named after its evaluator.
+    let two = row(&result, 2);
+    assert_eq!(two["outcome"], "fail");
+    assert_eq!(two["line"], 12);
+    let reasons: Vec<&str> = two["samples"][0]["assertions"]
+        .as_array()
+        .expect("assertions")
+        .iter()
+        .filter_map(|a| a["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "says hello: expected text containing `HELLO` (any case), got `goodbye`",
+            "ends with expected: expected text ending with `world` (any case), got `goodbye`",
+            "graded: the judge chose `poor`, score 0 (above 0 passes)",
+            "fluent: the judge chose `1`, score 0 (above 0 passes)",
+        ]
+    );
+}
+
+/// Without a judge, a model-graded evaluator is unjudged: a case that passes every
+/// `string` evaluator is an error, never a pass; one that fails one is a fail.
+#[test]
+fn github_models_graded_evaluators_without_a_judge_are_never_a_pass() {
+    let server = Server::start(StubConfig::default());
+    let project = Project::github_models(&server, "");
+    let (code, result, _) = project.eval(&[]);
+    assert_eq!(code, 5);
+    let one = row(&result, 1);
+    assert_eq!(one["outcome"], "error");
+    assert!(
+        one["samples"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("graded: model-graded, and no judge is configured")),
+        "{one:#}"
+    );
+    assert_eq!(row(&result, 2)["outcome"], "fail");
+    // Only the prompt was asked: nothing graded without a judge.
+    assert!(
+        server
+            .bodies()
+            .iter()
+            .all(|b| b["model"] == "openai/gpt-4o-mini")
+    );
+}
+
+/// One invalid artifact among several: the valid ones are still evaluated and written,
+/// the invalid one is reported, and the exit code says the run was not complete.
+#[test]
+fn an_invalid_artifact_is_reported_and_the_valid_ones_still_run() {
+    let server = Server::start(StubConfig {
+        rules: refund_rules(),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    std::fs::create_dir_all(project.dir.path().join(".github/prompts")).expect("mkdir");
+    project.write(
+        ".github/prompts/broken.prompt.yml",
+        "model: openai/gpt-4o-mini\nmessages: []\n",
+    );
+    let (code, result, stderr) = project.eval(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(
+        stderr.lines().next(),
+        Some(".github/prompts/broken.prompt.yml:2:11: `messages` needs at least 1 item(s)")
+    );
+    let runs = result["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["artifact"]["id"], "support.refund", "{result:#}");
+    assert_eq!(case(&result, "greets")["outcome"], "pass");
+}

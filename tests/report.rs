@@ -59,6 +59,7 @@ fn sample(s: &Side1) -> Sample {
         sample.assertions = vec![Judged {
             name: "not-refusal".into(),
             weight: 1.0,
+            score: None,
             verdict: Judgement::Pass,
         }];
     }
@@ -66,6 +67,7 @@ fn sample(s: &Side1) -> Sample {
         sample.assertions = vec![Judged {
             name: "not-refusal".into(),
             weight: 1.0,
+            score: None,
             verdict: Judgement::Fail {
                 // As assertions word it: the type first.
                 reason: "not-refusal: the answer refuses".into(),

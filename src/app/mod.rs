@@ -271,17 +271,28 @@ fn eval(
 ) -> anyhow::Result<Exit> {
     let tree = WorkTree::new(root)?;
     let snapshot = Snapshot::open(&tree, config);
-    let plans = match crate::eval::select(&snapshot, selection)? {
-        Ok(plans) => plans,
-        Err(problems) => {
-            eprintln!("{problems}");
-            return Ok(Exit::Invalid);
-        }
-    };
+    let selected = crate::eval::select(&snapshot, selection)?;
+    let invalid = !selected.problems.is_empty();
+    if invalid {
+        eprintln!("{}", selected.problems);
+    }
+    if selected.plans.is_empty() && invalid {
+        return Ok(Exit::Invalid);
+    }
     let options = run_options(run, env)?;
-    let runs = crate::eval::run(&snapshot.config, &env.secrets, root, &options, plans)?;
+    let runs = crate::eval::run(
+        &snapshot.config,
+        &env.secrets,
+        root,
+        &options,
+        selected.plans,
+    )?;
     let report = EvalReport::new(runs);
     write_eval(&report, format, output)?;
+    // The valid artifacts were evaluated; the run still says some could not be.
+    if invalid {
+        return Ok(Exit::Invalid);
+    }
     Ok(Exit::of_eval(&report))
 }
 

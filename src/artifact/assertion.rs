@@ -112,6 +112,50 @@ pub enum Check {
     LlmRubric {
         rubric: String,
     },
+    /// A GitHub Models `string` evaluator, judged as `gh models eval` judges it: on the
+    /// answer with its surrounding whitespace trimmed, `equals` exactly, the others
+    /// ignoring case.
+    GithubString {
+        op: StringOp,
+        value: String,
+    },
+    /// A GitHub Models model-graded evaluator (`llm:`, or a built-in `uses: github/…`):
+    /// the judge picks one of the choices, and its score above 0 passes.
+    ModelGraded(std::sync::Arc<ModelGraded>),
+}
+
+/// Which test of a GitHub Models `string` evaluator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StringOp {
+    Equals,
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+/// What a model-graded evaluator asks the judge, and how its answer is scored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelGraded {
+    /// The evaluator's `modelId`, mapped through `judge.models` when it is asked; `None`
+    /// asks the judge's own `model`.
+    pub model_id: Option<String>,
+    pub system_prompt: Option<String>,
+    /// The judge's prompt, its `{{completion}}` and the row's `{{variables}}` filled in
+    /// when it is asked.
+    pub prompt: String,
+    /// In order: the first whose text the judge's answer contains (any case) is its pick.
+    pub choices: Vec<Choice>,
+    /// `github/similarity`… for a built-in evaluator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
+}
+
+/// One answer the judge may give, and what it scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Choice {
+    pub choice: String,
+    pub score: f64,
 }
 
 /// Every assertion type, as written.

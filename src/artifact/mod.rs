@@ -6,6 +6,7 @@
 
 pub mod assertion;
 pub mod fingerprint;
+pub mod github_builtins;
 pub mod github_models;
 pub mod native;
 pub mod suite;
@@ -46,6 +47,10 @@ pub struct ModelSpec {
     pub temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Sent as `max_completion_tokens`, which newer OpenAI models take instead of
+    /// `max_tokens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,10 +184,15 @@ impl Artifact {
     }
 }
 
-/// Whether `path` is in GitHub Models format: `.prompt.yml`, or a `model:` given as a
-/// plain string (GitHub Models allows `.prompt.yaml` too).
+/// Whether `path` is in GitHub Models format: `.prompt.yml`, or any other file without
+/// what marks a native artifact, a `version` or a `model` mapping (GitHub Models allows
+/// `.prompt.yaml` too, and a native artifact requires both).
 fn is_github_models(path: &str, node: &Node) -> bool {
-    path.ends_with(".prompt.yml") || node.get("model").and_then(Node::as_str).is_some()
+    let native = node.get("version").is_some()
+        || node
+            .get("model")
+            .is_some_and(|m| matches!(m.kind, format::yaml::Kind::Map(_)));
+    path.ends_with(".prompt.yml") || !native
 }
 
 /// The artifact id a file gets when it sets none: its path without the extension.
@@ -227,11 +237,15 @@ pub fn load(tree: &dyn Tree, path: &str, config: &Config) -> Result<Artifact, Di
 }
 
 /// Problems that leave the file readable: a provider that does not exist, a message
-/// template that does not compile.
+/// template that does not compile. A GitHub Models message is no template: only its
+/// `{{name}}` parts are filled in ([`github_models::substitute`]).
 fn semantic_checks(path: &str, node: &Node, config: &Config, github: bool) -> Diagnostics {
     let mut problems = Diagnostics::default();
+    if github {
+        return problems;
+    }
     let provider = node.get("model").and_then(|m| m.get("provider"));
-    if let (false, Some(provider_node)) = (github, provider)
+    if let Some(provider_node) = provider
         && let Some(name) = provider_node.as_str()
         && !config.has_provider(name)
     {

@@ -63,6 +63,12 @@ pub fn diff(base: &Artifact, head: &Artifact) -> Vec<FieldChange> {
     c.field("model.family", &m0.family, &m1.family, true);
     c.field("model.temperature", &m0.temperature, &m1.temperature, true);
     c.field("model.max_tokens", &m0.max_tokens, &m1.max_tokens, true);
+    c.field(
+        "model.max_completion_tokens",
+        &m0.max_completion_tokens,
+        &m1.max_completion_tokens,
+        true,
+    );
     c.field("model.top_p", &m0.top_p, &m1.top_p, true);
     c.field("model.seed", &m0.seed, &m1.seed, true);
     c.field("model.stop", &m0.stop, &m1.stop, true);

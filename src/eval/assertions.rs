@@ -4,7 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::artifact::assertion::{Assertion, Check};
+use crate::artifact::assertion::{Assertion, Check, StringOp};
+use crate::artifact::github_models;
 
 /// A tool call the model made, with its arguments.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -349,7 +350,23 @@ pub fn judge(assertion: &Assertion, answer: &Answer) -> Judgement {
             format!("at most {limit} output tokens"),
             Some(answer.output_tokens.to_string()),
         ),
-        Check::LlmRubric { .. } => return unjudged("graded by the judge provider".into()),
+        Check::GithubString { op, value } => {
+            let shown = short(value, 60);
+            let expected = match op {
+                StringOp::Equals => format!("exactly `{shown}`"),
+                StringOp::Contains => format!("text containing `{shown}` (any case)"),
+                StringOp::StartsWith => format!("text starting with `{shown}` (any case)"),
+                StringOp::EndsWith => format!("text ending with `{shown}` (any case)"),
+            };
+            (
+                github_models::string_holds(*op, text, value),
+                expected,
+                None,
+            )
+        }
+        Check::LlmRubric { .. } | Check::ModelGraded(_) => {
+            return unjudged("graded by the judge provider".into());
+        }
     };
     if held != assertion.negate {
         return Judgement::Pass;

@@ -19,4 +19,4 @@ mod conversation;
 mod judge;
 mod lane;
 
-pub use plan::{RunOptions, Selection, run, select};
+pub use plan::{RunOptions, Selected, Selection, run, select};

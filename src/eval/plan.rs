@@ -46,12 +46,19 @@ pub struct Selection<'a> {
     pub repeats: Option<u32>,
 }
 
+/// What [`select`] found to run, and what it could not.
+pub struct Selected {
+    /// A plan for every selected artifact that is valid, with its suites.
+    pub plans: Vec<Plan>,
+    /// The errors of the config, and of every selected artifact left out for them (its
+    /// file, or one of its suites): never run on part of its cases.
+    pub problems: Diagnostics,
+}
+
 /// The plans for `selection`: the named artifacts (or all) with their cases, filtered.
-/// Problems in the artifacts or their suites come back as diagnostics.
-pub fn select(
-    snapshot: &Snapshot,
-    selection: &Selection,
-) -> anyhow::Result<Result<Vec<Plan>, Diagnostics>> {
+/// An artifact with errors of its own or in its suites is left out, its problems
+/// returned beside the others' plans; errors in the config leave out every plan.
+pub fn select(snapshot: &Snapshot, selection: &Selection) -> anyhow::Result<Selected> {
     let Selection {
         artifacts: wanted,
         segments,
@@ -88,13 +95,26 @@ pub fn select(
         chosen = artifacts;
     }
     let repeats = repeats.unwrap_or(snapshot.config.gate.repeats);
+    let errors = |d: &Diagnostics| -> Diagnostics {
+        Diagnostics(
+            d.0.iter()
+                .filter(|p| p.severity == Severity::Error)
+                .cloned()
+                .collect(),
+        )
+    };
     let mut plans = Vec::new();
     for artifact in chosen {
-        let mut eval = snapshot.eval_set(&artifact).0;
+        let (mut eval, merged) = snapshot.eval_set(&artifact);
+        let mut own = errors(&artifact.problems);
+        own.extend(errors(&merged));
         for file in &artifact.evals {
-            problems.extend(snapshot.suite(file).1.clone());
+            own.extend(errors(&snapshot.suite(file).1));
         }
-        problems.extend(snapshot.eval_set(&artifact).1);
+        if !own.is_empty() {
+            problems.extend(own);
+            continue;
+        }
         if !segments.is_empty() {
             eval.cases
                 .retain(|c| c.segments.iter().any(|s| globs.is_match(s)));
@@ -107,7 +127,17 @@ pub fn select(
             first_sample: 0,
         });
     }
-    if !segments.is_empty() && plans.iter().all(|p| p.eval.cases.is_empty()) {
+    problems.0.retain(|d| d.severity == Severity::Error);
+    problems.0.sort();
+    problems.0.dedup();
+    if problems.0.iter().any(|d| d.file == snapshot.config_path) {
+        plans.clear();
+    }
+    // With every artifact invalid, that is what is said, not the segments.
+    if !segments.is_empty()
+        && (problems.is_empty() || !plans.is_empty())
+        && plans.iter().all(|p| p.eval.cases.is_empty())
+    {
         anyhow::bail!(
             "no case is in a segment matching {}",
             segments
@@ -117,12 +147,7 @@ pub fn select(
                 .join(" or ")
         );
     }
-    problems.0.retain(|d| d.severity == Severity::Error);
-    Ok(if problems.is_empty() {
-        Ok(plans)
-    } else {
-        Err(problems)
-    })
+    Ok(Selected { plans, problems })
 }
 
 /// Run `plans` on a tokio runtime with the engine `options` describe.

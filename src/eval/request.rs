@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::artifact::fingerprint::canonical_digest;
 use crate::artifact::suite::Case;
 use crate::artifact::template::{Compiled, TemplateError};
-use crate::artifact::{Artifact, ResponseFormat, Role};
+use crate::artifact::{Artifact, ArtifactFormat, ResponseFormat, Role, github_models};
 
 /// Sampling parameters, as the artifact sets them (unset ones are not sent).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -17,6 +17,8 @@ pub struct Params {
     pub temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,13 +111,17 @@ pub struct ChatRequest {
 const KEY_VERSION: &str = "promptgate-request/1";
 
 impl ChatRequest {
-    /// The artifact's message templates, compiled once for all its cases.
+    /// The artifact's message templates, compiled once for all its cases. A GitHub
+    /// Models artifact has none: its messages are filled in as GitHub fills them.
     pub fn templates(artifact: &Artifact) -> Result<Compiled, String> {
-        let sources: Vec<&str> = artifact
-            .messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect();
+        let sources: Vec<&str> = match artifact.format {
+            ArtifactFormat::GithubModels => Vec::new(),
+            ArtifactFormat::Native => artifact
+                .messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect(),
+        };
         Compiled::new(&sources).map_err(|(i, e)| template_error(artifact, i, &e))
     }
 
@@ -131,9 +137,15 @@ impl ChatRequest {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let content = templates
-                    .render(i, &case.vars)
-                    .map_err(|e| template_error(artifact, i, &e))?;
+                let content = match artifact.format {
+                    ArtifactFormat::GithubModels => {
+                        github_models::substitute(&m.content, &case.vars)
+                            .map_err(|e| format!("message {} of {}: {e}", i + 1, artifact.path))?
+                    }
+                    ArtifactFormat::Native => templates
+                        .render(i, &case.vars)
+                        .map_err(|e| template_error(artifact, i, &e))?,
+                };
                 Ok(match m.role {
                     Role::System => Turn::System { content },
                     Role::User => Turn::User { content },
@@ -150,6 +162,7 @@ impl ChatRequest {
             params: Params {
                 temperature: model.temperature,
                 max_tokens: model.max_tokens,
+                max_completion_tokens: model.max_completion_tokens,
                 top_p: model.top_p,
                 seed: model.seed,
                 stop: model.stop.clone(),

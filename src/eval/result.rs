@@ -39,6 +39,9 @@ pub struct Judged {
     pub weight: f64,
     #[serde(flatten)]
     pub verdict: Judgement,
+    /// A model-graded evaluator's score: that of the choice the judge picked, 0 for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 #[cfg(test)]
@@ -49,6 +52,7 @@ impl Judged {
         Judged {
             name: "contains".into(),
             weight: 1.0,
+            score: None,
             verdict: if outcome == Outcome::Pass {
                 Judgement::Pass
             } else {

@@ -78,6 +78,8 @@ pub struct Engine {
     lanes: HashMap<String, Arc<Lane>>,
     /// The judge's lane and model.
     pub(super) judge: Option<(Arc<Lane>, String)>,
+    /// `judge.models`: GitHub Models `modelId`s to the judge provider's model names.
+    pub(super) judge_models: std::collections::BTreeMap<String, String>,
     cache: Option<Cache>,
     record: Option<PathBuf>,
     pricing: std::collections::BTreeMap<String, Price>,
@@ -124,7 +126,7 @@ impl Engine {
             p.eval.cases.iter().any(|c| {
                 c.assertions
                     .iter()
-                    .any(|a| matches!(a.check, Check::LlmRubric { .. }))
+                    .any(|a| matches!(a.check, Check::LlmRubric { .. } | Check::ModelGraded(_)))
             })
         });
         // An offline override (a replay provider) answers the judge too, so an offline
@@ -147,6 +149,11 @@ impl Engine {
         Ok(Engine {
             lanes,
             judge,
+            judge_models: config
+                .judge
+                .as_ref()
+                .map(|j| j.models.clone())
+                .unwrap_or_default(),
             cache: options.cache.map(Cache::new),
             record: options.record,
             pricing: config.pricing.clone(),

@@ -87,7 +87,11 @@ pub fn body(request: &ChatRequest) -> (Value, Vec<&'static str>) {
     let p = &request.params;
     body.insert(
         "max_tokens".into(),
-        json!(p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
+        json!(
+            p.max_tokens
+                .or(p.max_completion_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS)
+        ),
     );
     let system: Vec<&str> = request
         .messages

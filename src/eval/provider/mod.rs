@@ -211,13 +211,22 @@ pub struct Settings {
 
 impl Settings {
     /// The API key, or an error naming the variable it should come from when the
-    /// provider names one that is not set.
+    /// provider names one that is not set (and, for the workflow's token, how a
+    /// workflow passes it).
     pub fn required_key(&self) -> anyhow::Result<Option<Secret>> {
         match (&self.api_key, &self.api_key_env) {
-            (None, Some(var)) => anyhow::bail!(
-                "provider `{}` needs an API key in the environment variable {var}, which is not set",
-                self.name
-            ),
+            (None, Some(var)) => {
+                let hint = if var == "GITHUB_TOKEN" {
+                    " (in a workflow: `permissions: models: read` for the job, and \
+                     `env: {GITHUB_TOKEN: ${{ github.token }}}` on the promptgate step)"
+                } else {
+                    ""
+                };
+                anyhow::bail!(
+                    "provider `{}` needs an API key in the environment variable {var}, which is not set{hint}",
+                    self.name
+                )
+            }
             (key, _) => Ok(key.clone()),
         }
     }
@@ -505,6 +514,25 @@ mod tests {
         assert_eq!(
             error.scrubbed(&keys).to_string(),
             "answer unreadable: expected value in `[redacted]`"
+        );
+    }
+
+    /// The `github-models` preset: GitHub's inference endpoint and the workflow's
+    /// token, and a missing token says how a workflow passes it.
+    #[test]
+    fn github_models_is_githubs_endpoint_with_the_workflow_token() {
+        let settings =
+            Settings::resolve("github-models", None, &Secrets::default()).expect("a built-in");
+        assert_eq!(settings.kind, ProviderKind::Openai);
+        assert_eq!(settings.base_url, "https://models.github.ai/inference");
+        assert_eq!(settings.api_key_env.as_deref(), Some("GITHUB_TOKEN"));
+        let missing = settings.required_key().expect_err("no token").to_string();
+        assert!(
+            missing.ends_with(
+                "(in a workflow: `permissions: models: read` for the job, and \
+                 `env: {GITHUB_TOKEN: ${{ github.token }}}` on the promptgate step)"
+            ),
+            "{missing}"
         );
     }
 }

@@ -78,6 +78,10 @@ pub fn body(request: &ChatRequest) -> Value {
     let params = [
         ("temperature", p.temperature.map(|v| json!(v))),
         ("max_tokens", p.max_tokens.map(|v| json!(v))),
+        (
+            "max_completion_tokens",
+            p.max_completion_tokens.map(|v| json!(v)),
+        ),
         ("top_p", p.top_p.map(|v| json!(v))),
         ("seed", p.seed.map(|v| json!(v))),
         ("stop", p.stop.as_ref().map(|v| json!(v))),
