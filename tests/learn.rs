@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{Repo, Server, seed_support};
@@ -235,46 +234,24 @@ fn a_new_cases_file_is_created_without_a_previous_copy() {
     assert_eq!(audit_lines(&repo).len(), 1);
 }
 
-/// Makes a file at a path.
-type Make = fn(&Path);
-
 /// An incidents file that is missing, or anything but a text file, is bad input like a
 /// bad line (exit 3), said at the file, without waiting on it; nothing is written.
 #[cfg(unix)]
 #[test]
 fn an_unreadable_incidents_file_is_bad_input() {
-    let files: [(&str, Make, &str); 5] = [
-        ("missing", |_| {}, "1:1: file not found"),
-        (
-            "a directory",
-            |p| std::fs::create_dir(p).expect("mkdir"),
-            "1:1: cannot read: is a directory, not a file",
-        ),
-        (
-            "a named pipe",
-            |p| {
-                let made = std::process::Command::new("mkfifo").arg(p).status();
-                assert!(made.is_ok_and(|s| s.success()), "mkfifo");
-            },
-            "1:1: cannot read: is a named pipe (FIFO), not a file",
-        ),
-        (
-            "a symlink to /dev/zero",
-            |p| std::os::unix::fs::symlink("/dev/zero", p).expect("symlink"),
-            "1:1: cannot read: is a character device, not a file",
-        ),
-        (
-            "Latin-1 text",
-            |p| {
-                std::fs::write(
-                    p,
-                    b"{\"kind\": \"unexpected-refusal\", \"vars\": {\"q\": \"caf\xe9\"}}\n",
-                )
-                .expect("write")
-            },
-            "1:50: file is not valid UTF-8 (byte 0xE9); save it as UTF-8",
-        ),
-    ];
+    let mut files = common::unreadable_files();
+    files.push(("missing", |_| {}, "1:1: file not found"));
+    files.push((
+        "Latin-1 text",
+        |p| {
+            std::fs::write(
+                p,
+                b"{\"kind\": \"unexpected-refusal\", \"vars\": {\"q\": \"caf\xe9\"}}\n",
+            )
+            .expect("write")
+        },
+        "1:50: file is not valid UTF-8 (byte 0xE9); save it as UTF-8",
+    ));
     for (what, make, problem) in files {
         let repo = Repo::new();
         make(&repo.path().join("incidents.jsonl"));

@@ -283,43 +283,17 @@ fn a_broken_runtime_file_is_refused_with_its_place() {
     );
 }
 
-/// What a file is instead of a text file, how to make it at a path, and the problem said
-/// after `PATH:`.
-type Unreadable = (&'static str, fn(&Path), &'static str);
-
-/// What a file promptgate reads whole can be instead of a text file.
+/// What a runtime config can be instead of a YAML file: anything but a file, or
+/// Latin-1.
 #[cfg(unix)]
-fn unreadable_files() -> Vec<Unreadable> {
-    vec![
-        (
-            "a directory",
-            |p| std::fs::create_dir(p).expect("mkdir"),
-            "1:1: cannot read: is a directory, not a file",
-        ),
-        (
-            "a named pipe nothing writes to",
-            |p| {
-                let made = std::process::Command::new("mkfifo").arg(p).status();
-                assert!(made.is_ok_and(|s| s.success()), "mkfifo");
-            },
-            "1:1: cannot read: is a named pipe (FIFO), not a file",
-        ),
-        (
-            "a symlink to /dev/zero",
-            |p| std::os::unix::fs::symlink("/dev/zero", p).expect("symlink"),
-            "1:1: cannot read: is a character device, not a file",
-        ),
-        (
-            "a symlink to itself",
-            |p| std::os::unix::fs::symlink(p.file_name().expect("name"), p).expect("symlink"),
-            "1:1: cannot read: is a symlink loop (or a chain of too many symlinks)",
-        ),
-        (
-            "Latin-1 text",
-            |p| std::fs::write(p, b"format: promptgate.runtime/v1\n# caf\xe9\n").expect("write"),
-            "2:6: file is not valid UTF-8 (byte 0xE9); save it as UTF-8",
-        ),
-    ]
+fn unreadable_files() -> Vec<common::Unreadable> {
+    let mut files = common::unreadable_files();
+    files.push((
+        "Latin-1 text",
+        |p| std::fs::write(p, b"format: promptgate.runtime/v1\n# caf\xe9\n").expect("write"),
+        "2:6: file is not valid UTF-8 (byte 0xE9); save it as UTF-8",
+    ));
+    files
 }
 
 /// Whatever the runtime config is instead of a YAML file, every release command says so

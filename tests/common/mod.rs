@@ -287,3 +287,37 @@ pub fn outside_code(text: &str) -> Result<String, String> {
         None => Ok(out),
     }
 }
+
+/// What a file is instead of a text file, how to make it at a path, and the problem said
+/// after `PATH:`.
+pub type Unreadable = (&'static str, fn(&Path), &'static str);
+
+/// What a file promptgate reads whole can be instead of a text file.
+#[cfg(unix)]
+pub fn unreadable_files() -> Vec<Unreadable> {
+    vec![
+        (
+            "a directory",
+            |p| std::fs::create_dir(p).expect("mkdir"),
+            "1:1: cannot read: is a directory, not a file",
+        ),
+        (
+            "a named pipe nothing writes to",
+            |p| {
+                let made = std::process::Command::new("mkfifo").arg(p).status();
+                assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+            },
+            "1:1: cannot read: is a named pipe (FIFO), not a file",
+        ),
+        (
+            "a symlink to /dev/zero",
+            |p| std::os::unix::fs::symlink("/dev/zero", p).expect("symlink"),
+            "1:1: cannot read: is a character device, not a file",
+        ),
+        (
+            "a symlink to itself",
+            |p| std::os::unix::fs::symlink(p.file_name().expect("name"), p).expect("symlink"),
+            "1:1: cannot read: is a symlink loop (or a chain of too many symlinks)",
+        ),
+    ]
+}
