@@ -3,14 +3,14 @@
 //! set, and assembles the [`Evidence`]; comparison, policy and report are pure steps
 //! over it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context;
 use globset::GlobSet;
 
 use crate::artifact::Artifact;
-use crate::artifact::suite::EvalSet;
+use crate::artifact::suite::{Case, EvalSet, Segment};
 use crate::changes::{self, ArtifactChange, ChangeKind, Refs};
 use crate::diag::{Diagnostic, Severity};
 use crate::env::Secrets;
@@ -141,16 +141,19 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
         let job = plan_change(change, &base_snap, &head_snap, repeats, &mut plans);
         jobs.push(job);
     }
+    // The plans carry their cases: the suites both sides loaded would be a second and
+    // third copy of them while they run (380 MB with 100,000 cases on each side).
+    base_snap.forget_suites();
+    head_snap.forget_suites();
 
-    // What a confirmation round needs of each plan, kept before the plans are run; with
-    // the round off, nothing.
+    // What a confirmation round needs of each plan, kept before the plans are run: its
+    // artifact; with the round off, nothing. The cases to confirm are read again from
+    // the head's suites, and only when some flipped: a copy of every case of both sides,
+    // kept for the few that flip, was 150 MB for 100,000 cases.
     let confirm = policy.gate.confirm_samples;
-    let versions: Vec<(Artifact, EvalSet)> = match confirm {
+    let versions: Vec<Artifact> = match confirm {
         0 => Vec::new(),
-        _ => plans
-            .iter()
-            .map(|p| (p.artifact.clone(), p.eval.clone()))
-            .collect(),
+        _ => plans.iter().map(|p| p.artifact.clone()).collect(),
     };
     let mut runs = if plans.is_empty() {
         Vec::new()
@@ -162,7 +165,8 @@ pub fn run(root: &Path, secrets: &Secrets, req: &Request) -> anyhow::Result<Evid
         .filter(|j| !j.same_behaviour)
         .filter_map(|j| j.base_plan.zip(j.head_plan))
         .collect();
-    let second = confirmation_plans(&runs, &versions, &pairs, repeats, confirm);
+    let head_cases = |head: &Artifact| head_snap.eval_set(head).0;
+    let second = confirmation_plans(&runs, &versions, &head_cases, &pairs, repeats, confirm);
     if !second.is_empty() {
         let Confirmation { plans, targets } = second;
         let fresh = crate::eval::run(&engine_config, secrets, root, req.run, plans)?;
@@ -271,10 +275,14 @@ fn attach_confirmations(runs: &mut [ArtifactRun], targets: &[usize], fresh: Vec<
     }
 }
 
-/// The plans that confirm the flips of each (base run, head run) pair in `pairs`.
+/// The plans that confirm the flips of each (base run, head run) pair in `pairs`, run
+/// by the artifacts `versions` (by plan), on cases of the head's eval set (`head_cases`
+/// of the head artifact): both sides ran the head's cases, and a case only the base
+/// has cannot flip.
 fn confirmation_plans(
     runs: &[ArtifactRun],
-    versions: &[(Artifact, EvalSet)],
+    versions: &[Artifact],
+    head_cases: &dyn Fn(&Artifact) -> EvalSet,
     pairs: &[(usize, usize)],
     repeats: u32,
     confirm: u32,
@@ -301,11 +309,11 @@ fn confirmation_plans(
         if flipped.is_empty() {
             continue;
         }
+        let head = head_cases(&versions[h]);
         for side in [b, h] {
-            let (artifact, eval) = &versions[side];
             let eval = EvalSet {
-                segments: eval.segments.clone(),
-                cases: eval
+                segments: head.segments.clone(),
+                cases: head
                     .cases
                     .iter()
                     .filter(|c| flipped.contains(c.id.as_str()))
@@ -314,7 +322,7 @@ fn confirmation_plans(
                 files: Vec::new(),
             };
             round.plans.push(Plan {
-                artifact: artifact.clone(),
+                artifact: versions[side].clone(),
                 eval,
                 repeats: confirm,
                 shard: None,
@@ -324,6 +332,41 @@ fn confirmation_plans(
         }
     }
     round
+}
+
+/// What the gate needs of the base version's eval set: the id of every case, the cases
+/// the head no longer has, and the segments; read from the base's suites as they are
+/// loaded, so that the cases both sides share are not copied once more (100 MB with
+/// 100,000 cases). Merged as [`Snapshot::eval_set`] merges: the first case of an id
+/// counts, a segment is critical if any suite says so.
+fn base_cases(
+    snapshot: &Snapshot,
+    base: &Artifact,
+    head_ids: &HashSet<&str>,
+) -> (Vec<String>, Vec<Case>, BTreeMap<String, Segment>) {
+    let suites: Vec<_> = base.evals.iter().map(|p| snapshot.suite(p)).collect();
+    let (mut ids, mut deleted) = (Vec::new(), Vec::new());
+    let mut segments: BTreeMap<String, Segment> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for set in base.inline_evals.iter().chain(suites.iter().map(|s| &s.0)) {
+        for (name, segment) in &set.segments {
+            let entry = segments.entry(name.clone()).or_default();
+            entry.critical |= segment.critical;
+            if entry.description.is_none() {
+                entry.description.clone_from(&segment.description);
+            }
+        }
+        for case in &set.cases {
+            if !seen.insert(case.id.as_str()) {
+                continue;
+            }
+            ids.push(case.id.clone());
+            if !head_ids.contains(case.id.as_str()) {
+                deleted.push(case.clone());
+            }
+        }
+    }
+    (ids, deleted, segments)
 }
 
 /// Decide what to run for one change, and add its plans.
@@ -380,13 +423,8 @@ fn plan_change(
     let head_ids: HashSet<&str> = head_set.cases.iter().map(|c| c.id.as_str()).collect();
     let mut base_plan = None;
     if let Some(base) = base {
-        let base_set = base_snap.eval_set(&base).0;
-        job.base_case_ids = base_set.cases.iter().map(|c| c.id.clone()).collect();
-        let deleted: Vec<_> = base_set
-            .cases
-            .into_iter()
-            .filter(|c| !head_ids.contains(c.id.as_str()))
-            .collect();
+        let (base_ids, deleted, base_segments) = base_cases(base_snap, &base, &head_ids);
+        job.base_case_ids = base_ids;
         job.same_behaviour = !change.behaviour_changed;
         let mut cases = if job.same_behaviour {
             Vec::new()
@@ -395,7 +433,7 @@ fn plan_change(
         };
         cases.extend(deleted);
         let mut segments = head_set.segments.clone();
-        for (name, s) in base_set.segments {
+        for (name, s) in base_segments {
             segments.entry(name).or_insert(s);
         }
         base_plan = Some(Plan {

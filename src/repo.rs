@@ -169,6 +169,15 @@ impl<'t> Snapshot<'t> {
             .clone()
     }
 
+    /// Let go of the suites loaded so far: a later [`Snapshot::suite`] reads its file
+    /// again. For a caller done with them that goes on to hold other things (a gate
+    /// running its plans, which carry their own cases).
+    pub fn forget_suites(&self) {
+        if let Ok(mut cache) = self.suites.lock() {
+            cache.clear();
+        }
+    }
+
     /// The artifact's eval set: its inline test data and all its suites, merged. The
     /// problems are those of the merge (duplicate case ids across suites); each suite's
     /// own problems come from [`Snapshot::suite`].

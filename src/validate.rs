@@ -164,28 +164,44 @@ pub fn check_segment_sizes(
 }
 
 /// Every variable a message template reads must come from each case or its defaults,
-/// and the template must render with them (an unknown filter only shows then). A
-/// GitHub Models message is no template (its loader warns about the placeholders it
-/// leaves as written).
+/// and the template must render with them (an unknown filter only shows then), to no
+/// more than [`template::MAX_PROMPT_BYTES`] for all messages of a case together. The
+/// renderings are measured, not made.
 pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
     if artifact.format == ArtifactFormat::GithubModels {
         return;
     }
+    // What each case's messages rendered to so far.
+    let mut prompt = vec![0usize; set.cases.len()];
+    // The first message where a case went over, and how many cases did.
+    let mut over: Option<(usize, usize)> = None;
+    let mut too_long = 0;
     for (i, message) in artifact.messages.iter().enumerate() {
-        let Ok(needed) = template::variables(&message.content) else {
+        let (Ok(needed), Ok(compiled)) = (
+            template::variables(&message.content),
+            template::Compiled::new(&[message.content.as_str()]),
+        ) else {
             continue;
         };
-        let complete = set
-            .cases
-            .iter()
-            .filter(|c| needed.iter().all(|v| c.vars.contains_key(v)));
-        let failures: Vec<_> = complete
-            .filter_map(|c| {
-                template::render(&message.content, &c.vars)
-                    .err()
-                    .map(|e| (c, e))
-            })
-            .collect();
+        let mut failures = Vec::new();
+        for (c, case) in set.cases.iter().enumerate() {
+            if !needed.iter().all(|v| case.vars.contains_key(v))
+                || prompt[c] > template::MAX_PROMPT_BYTES
+            {
+                continue;
+            }
+            let left = template::MAX_PROMPT_BYTES - prompt[c];
+            match compiled.rendered_len(0, &case.vars, left) {
+                Ok(len) => {
+                    prompt[c] += len;
+                    if prompt[c] > template::MAX_PROMPT_BYTES {
+                        too_long += 1;
+                        over = over.or(Some((c, i)));
+                    }
+                }
+                Err(e) => failures.push((case, e)),
+            }
+        }
         if let Some((case, error)) = failures.first() {
             let more = match failures.len() {
                 1 => String::new(),
@@ -228,6 +244,24 @@ pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagno
                 ),
             );
         }
+    }
+    if let Some((c, i)) = over {
+        let case = &set.cases[c];
+        let more = match too_long {
+            1 => String::new(),
+            n => format!(" (and {} more cases)", n - 1),
+        };
+        problems.push(
+            &artifact.path,
+            artifact.message_pos(i),
+            format!(
+                "the messages render to more than {} MiB for case `{}` ({}:{}){more}, the most one prompt may hold; make the variables or the templates smaller",
+                template::MAX_PROMPT_BYTES >> 20,
+                case.id,
+                case.file,
+                case.pos.line
+            ),
+        );
     }
 }
 

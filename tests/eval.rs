@@ -716,6 +716,49 @@ fn concurrency_per_provider_is_bounded() {
     }
 }
 
+/// Rendered prompts held at once are bounded in bytes for the whole process (16 MiB),
+/// whatever the concurrency: a sample measures its prompt and makes it only when there
+/// is room, so two 9 MB prompts never go out together, and one over 16 MiB is an error
+/// before it is made.
+#[test]
+fn large_prompts_go_out_one_at_a_time() {
+    let server = Server::start(StubConfig {
+        latency: Duration::from_millis(1000),
+        default_reply: Reply::Text("ok".into()),
+        ..StubConfig::default()
+    });
+    let project = Project::openai(&server);
+    project.stub_provider(&server, "concurrency: 8", "");
+    project.write(
+        "prompts/refund.prompt.yaml",
+        "id: support.refund\nversion: 1\nmodel: {provider: stub, name: stub-model}\nmessages:\n  \
+         - {role: user, content: \"{{ text * times }}\"}\nevals: [../evals/refund.eval.yaml]\n",
+    );
+    let line = |id: &str, times: u32| {
+        format!(
+            "  - {{id: {id}, vars: {{text: '{id}123456789', times: {times}}}, \
+             assert: [{{type: equals, value: ok}}]}}\n"
+        )
+    };
+    let suite = ["a", "b", "c"].map(|id| line(id, 900_000)).concat() + &line("huge", 1_700_000);
+    project.write("evals/refund.eval.yaml", &format!("cases:\n{suite}"));
+    let (code, result, stderr) = project.eval(&[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert_eq!(result["runs"][0]["summary"]["passed"], 3, "{stderr}");
+    assert!(
+        case(&result, "huge")["samples"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("render to more than 16 MiB")),
+        "{stderr}"
+    );
+    let arrivals: Vec<_> = server.stub.requests().iter().map(|r| r.at).collect();
+    assert_eq!(arrivals.len(), 3);
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(gap >= Duration::from_millis(950), "{gap:?}");
+    }
+}
+
 #[test]
 fn requests_per_minute_spaces_requests() {
     let server = Server::start(StubConfig::default());

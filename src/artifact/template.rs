@@ -14,6 +14,47 @@ const BUILTINS: [&str; 6] = ["range", "dict", "namespace", "debug", "loop", "sel
 /// in each other, or `'x' * 90000000`, run for hours or fill the memory.
 pub const TEMPLATE_FUEL: u64 = 1_000_000;
 
+/// Most text the messages of one case may render to, all together. A prompt is held
+/// several times over while its request is out (request, wire body, cache key), and the
+/// fuel alone lets each message make 64 MB.
+pub const MAX_PROMPT_BYTES: usize = 16 << 20;
+
+/// A sink that counts what a rendering writes and stops it once past `limit`, so a
+/// prompt is measured before it is made, and a runaway one never is.
+struct Meter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for Meter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written = self.written.saturating_add(buf.len());
+        if self.written > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of `template` rendered with `vars`; past `limit`, the rendering stops and
+/// the length returned is over `limit`.
+fn measure(
+    template: &minijinja::Template<'_, '_>,
+    vars: &BTreeMap<String, Value>,
+    limit: usize,
+) -> Result<usize, TemplateError> {
+    let mut meter = Meter { written: 0, limit };
+    match template.render_captured_to(minijinja::value::Serde(vars), &mut meter) {
+        Ok(_) => Ok(meter.written),
+        Err(_) if meter.written > limit => Ok(meter.written),
+        Err(e) => Err(to_error(&e)),
+    }
+}
+
 /// A strict environment with the fuel budget.
 fn strict() -> Environment<'static> {
     let mut env = Environment::new();
@@ -134,6 +175,21 @@ impl Compiled {
             .and_then(|t| t.render(minijinja::value::Serde(vars)))
             .map_err(|e| to_error(&e))
     }
+
+    /// [`Compiled::render`]'s length, without making the text: past `limit` the
+    /// rendering stops and the length returned is over `limit`.
+    pub fn rendered_len(
+        &self,
+        index: usize,
+        vars: &BTreeMap<String, Value>,
+        limit: usize,
+    ) -> Result<usize, TemplateError> {
+        let template = self
+            .0
+            .get_template(&index.to_string())
+            .map_err(|e| to_error(&e))?;
+        measure(&template, vars, limit)
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +244,28 @@ mod tests {
         let mut vars = BTreeMap::new();
         vars.insert("doc".to_string(), Value::from("word ".repeat(2_000_000)));
         assert_eq!(render("{{ doc }}", &vars).map(|t| t.len()), Ok(10_000_000));
+    }
+
+    #[test]
+    fn measures_without_making_the_text() -> Result<(), TemplateError> {
+        let mut vars = BTreeMap::new();
+        vars.insert("doc".to_string(), Value::from("word ".repeat(1000)));
+        let source = "Read: {{ doc }}{% for i in range(3) %}!{% endfor %}";
+        let runaway = "{{ 'x' * 60000000 }}";
+        let compiled = Compiled::new(&[source, runaway, "{{ nobody }}"]).map_err(|(_, e)| e)?;
+        assert_eq!(render(source, &vars).map(|t| t.len()), Ok(5_009));
+        assert_eq!(compiled.rendered_len(0, &vars, 10_000), Ok(5_009));
+        // Past the limit it stops, over the limit, rather than making 60 MB.
+        assert!(compiled.rendered_len(1, &vars, 1000)? > 1000);
+        // Errors are the rendering's own.
+        assert_eq!(
+            compiled.rendered_len(2, &vars, 10).map_err(|e| e.message),
+            compiled
+                .render(2, &vars)
+                .map(|t| t.len())
+                .map_err(|e| e.message)
+        );
+        Ok(())
     }
 
     #[test]

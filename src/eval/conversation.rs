@@ -3,6 +3,7 @@
 //! [`MAX_TOOL_STEPS`] run out; with the tokens, latency, requests and retries it took.
 
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use super::assertions::{Answer, ToolCall};
 use super::provider::json_string;
@@ -10,9 +11,16 @@ use super::request::{Call, ChatRequest, Turn, estimate_tokens};
 use super::result::{Sample, Source, cost};
 use super::runner::{Engine, Prepared};
 use crate::artifact::suite::{Case, ToolResult};
+use crate::artifact::template::MAX_PROMPT_BYTES;
 
 /// Steps of the tool loop before a conversation is cut off (and the case fails).
 pub const MAX_TOOL_STEPS: usize = 8;
+
+/// Bytes of rendered prompts held at once by the whole process, every lane and sample
+/// together: a sample measures its prompt, waits for that many, and makes it only then,
+/// so many large prompts in flight never hold more than this (several times over:
+/// request, wire body, cache key). One prompt of the largest size runs alone.
+static PROMPTS_IN_FLIGHT: Semaphore = Semaphore::const_new(MAX_PROMPT_BYTES);
 
 /// A conversation that ran to its end, or was cut off.
 pub(super) struct Conversation {
@@ -36,14 +44,19 @@ impl Engine {
         case: &Case,
         sample: u32,
     ) -> Result<Conversation, Sample> {
-        let request = match &prep.templates {
-            Ok(templates) => ChatRequest::for_case(&prep.artifact, templates, case),
-            Err(e) => Err(e.clone()),
-        };
-        let mut request = match request {
-            Ok(r) => r,
-            Err(e) => return Err(Sample::error(e.to_string())),
-        };
+        let templates = prep
+            .templates
+            .as_ref()
+            .map_err(|e| Sample::error(e.clone()))?;
+        let size =
+            ChatRequest::prompt_len(&prep.artifact, templates, case).map_err(Sample::error)?;
+        // At most MAX_PROMPT_BYTES, which fits a u32; the semaphore is never closed.
+        let _held = PROMPTS_IN_FLIGHT
+            .acquire_many(u32::try_from(size).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| Sample::error(format!("internal error: {e}")))?;
+        let mut request =
+            ChatRequest::for_case(&prep.artifact, templates, case).map_err(Sample::error)?;
         let mut calls = Vec::new();
         let (mut latency, mut input, mut output) = (0.0, 0u64, 0u64);
         let (mut estimated, mut requests, mut retries) = (false, 0u32, 0u32);

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::artifact::fingerprint::canonical_digest;
 use crate::artifact::suite::Case;
-use crate::artifact::template::{Compiled, TemplateError};
+use crate::artifact::template::{Compiled, MAX_PROMPT_BYTES, TemplateError};
 use crate::artifact::{Artifact, ArtifactFormat, ResponseFormat, Role, github_models};
 
 /// Sampling parameters, as the artifact sets them (unset ones are not sent).
@@ -125,6 +125,32 @@ impl ChatRequest {
         Compiled::new(&sources).map_err(|(i, e)| template_error(artifact, i, &e))
     }
 
+    /// How long the messages for `case` render, measured without making them; an error
+    /// when they are over [`MAX_PROMPT_BYTES`] together.
+    pub fn prompt_len(
+        artifact: &Artifact,
+        templates: &Compiled,
+        case: &Case,
+    ) -> Result<usize, String> {
+        let mut total = 0;
+        for (i, m) in artifact.messages.iter().enumerate() {
+            let left = MAX_PROMPT_BYTES - total;
+            total += match artifact.format {
+                // Filled in as GitHub fills it, which its own cap bounds; no template.
+                ArtifactFormat::GithubModels => github_models::substitute(&m.content, &case.vars)
+                    .map_err(|e| format!("message {} of {}: {e}", i + 1, artifact.path))?
+                    .len(),
+                ArtifactFormat::Native => templates
+                    .rendered_len(i, &case.vars, left)
+                    .map_err(|e| template_error(artifact, i, &e))?,
+            };
+            if total > MAX_PROMPT_BYTES {
+                return Err(prompt_too_long(artifact));
+            }
+        }
+        Ok(total)
+    }
+
     /// The first request for `case`: the artifact's messages (compiled as `templates`,
     /// see [`ChatRequest::templates`]) rendered with the case's variables.
     pub fn for_case(
@@ -227,6 +253,15 @@ impl ChatRequest {
 }
 
 /// Where message `index` of `artifact` failed as a template, and why.
+/// The messages of a case render to more than one prompt may hold.
+fn prompt_too_long(artifact: &Artifact) -> String {
+    format!(
+        "the messages of {} render to more than {} MiB for this case, the most one prompt may hold",
+        artifact.path,
+        MAX_PROMPT_BYTES >> 20
+    )
+}
+
 fn template_error(artifact: &Artifact, index: usize, e: &TemplateError) -> String {
     format!(
         "message {} of {}, template line {}: {}",

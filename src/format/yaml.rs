@@ -850,6 +850,51 @@ mod tests {
         }
     }
 
+    /// The first collection event of `text`, and how many characters the scanner had
+    /// read when it handed that event out.
+    fn first_collection(text: &str) -> Option<(Event, usize)> {
+        let read = std::cell::Cell::new(0);
+        let chars = text.chars().inspect(|_| read.set(read.get() + 1));
+        let mut parser = Parser::new(chars);
+        loop {
+            match parser.next_token().ok()? {
+                (e @ (Event::SequenceStart(..) | Event::MappingStart(..)), _) => {
+                    return Some((e, read.get()));
+                }
+                (Event::StreamEnd, _) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// A `[` or `{` where a key may stand could be a key until the scanner knows what
+    /// follows it; yaml-rust2 held every token up to the closing bracket, ~90 bytes per
+    /// byte of a document written as one flow collection (crates/yaml-rust2/PATCHED.md).
+    #[test]
+    fn the_scanner_reads_a_flow_collection_as_it_goes() {
+        let items = "  {a: [1, 2]},\n".repeat(20_000);
+        for text in [
+            format!("[\n{items}]\n"),
+            format!("- {{\n  k: [\n{items}]}}\n"),
+            format!("[[{}]]\n", "1, ".repeat(20_000)),
+        ] {
+            let read = first_collection(&text).map(|(_, read)| read);
+            assert!(
+                read < Some(4096),
+                "read {read:?} of {} characters",
+                text.len()
+            );
+            assert!(parse(&text).is_ok());
+        }
+        // A key is still a key: on one line in the block context, over lines inside a
+        // flow mapping.
+        let first = first_collection("[a, b]: c\n").map(|(event, _)| event);
+        assert!(matches!(first, Some(Event::MappingStart(..))), "{first:?}");
+        assert!(parse("x: {\"k\"\n  : v}\n").is_ok_and(|n| n.pos_at(&["x", "k"]).line == 2));
+        // A key in the block context is one line (YAML 1.2, 7.4.2 and 8.2.2).
+        assert!(parse("[a,\n b]: c\n").is_err());
+    }
+
     #[test]
     fn expands_aliases() {
         let node = parse("base: &b {x: 1}\nother: *b\n").expect("parses");

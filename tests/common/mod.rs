@@ -10,7 +10,21 @@ use assert_cmd::cargo::cargo_bin_cmd;
 /// The promptgate binary, with an environment that does not depend on where the test
 /// runs: no runner variables, no CI flag, no log or color settings from the caller.
 pub fn promptgate() -> assert_cmd::Command {
-    let mut cmd = cargo_bin_cmd!("promptgate");
+    clean(cargo_bin_cmd!("promptgate"))
+}
+
+/// [`promptgate`] run by `prlimit` (util-linux, on every Debian) with at most `bytes` of
+/// address space: an allocation past it fails, and the process aborts unless it
+/// bounded its memory first.
+pub fn promptgate_within(bytes: u64) -> assert_cmd::Command {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--as={bytes}"))
+        .arg("--")
+        .arg(assert_cmd::cargo::cargo_bin!("promptgate"));
+    clean(assert_cmd::Command::from_std(cmd))
+}
+
+fn clean(mut cmd: assert_cmd::Command) -> assert_cmd::Command {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if key.starts_with("GITHUB_")
