@@ -767,11 +767,15 @@ fn requests_per_minute_spaces_requests() {
     project.eval(&["--segment", "intent/*", "--repeats", "2"]);
     let arrivals: Vec<_> = server.stub.requests().iter().map(|r| r.at).collect();
     assert_eq!(arrivals.len(), 4);
-    // 300 a minute is one every 200 ms.
+    // 300 a minute is one every 200 ms. Requests are spaced when sent; on a loaded
+    // machine one can reach the stub late and shorten the gap after it, never the
+    // span of all of them.
     for pair in arrivals.windows(2) {
         let gap = pair[1].duration_since(pair[0]);
-        assert!(gap >= Duration::from_millis(190), "{gap:?}");
+        assert!(gap >= Duration::from_millis(120), "{gap:?}");
     }
+    let span = arrivals[3].duration_since(arrivals[0]);
+    assert!(span >= Duration::from_millis(540), "{span:?}");
 }
 
 #[test]
