@@ -1,6 +1,7 @@
 //! A repository at one point in time: its files, its config, its artifacts and suites.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -68,6 +69,8 @@ pub struct Snapshot<'t> {
     /// Whether each file `github_globs` matched reads as a GitHub Models file.
     sniffed: Mutex<BTreeMap<String, bool>>,
     suites: Mutex<BTreeMap<String, SuiteCell>>,
+    /// Cases of the suites held, against [`suite::MAX_CASES_HELD`].
+    cases_held: AtomicUsize,
 }
 
 impl<'t> Snapshot<'t> {
@@ -115,6 +118,7 @@ impl<'t> Snapshot<'t> {
             github_globs,
             sniffed: Mutex::new(BTreeMap::new()),
             suites: Mutex::new(BTreeMap::new()),
+            cases_held: AtomicUsize::new(0),
         }
     }
 
@@ -165,8 +169,31 @@ impl<'t> Snapshot<'t> {
             Ok(mut cache) => cache.entry(path.to_string()).or_default().clone(),
             Err(_) => Arc::default(),
         };
-        cell.get_or_init(|| Arc::new(suite::load(self.tree, path)))
+        cell.get_or_init(|| Arc::new(self.held(path, suite::load(self.tree, path))))
             .clone()
+    }
+
+    /// `loaded`, unless its cases would take the suites held past
+    /// [`suite::MAX_CASES_HELD`]: then a problem of the suite, and none of its cases. The
+    /// limit per suite bounds one file; this bounds a pull request committing many.
+    fn held(&self, path: &str, loaded: (EvalSet, Diagnostics)) -> (EvalSet, Diagnostics) {
+        let (mut set, mut problems) = loaded;
+        let count = set.cases.len();
+        let before = self.cases_held.fetch_add(count, Ordering::Relaxed);
+        if before + count > suite::MAX_CASES_HELD {
+            self.cases_held.fetch_sub(count, Ordering::Relaxed);
+            set.cases = Vec::new();
+            problems.push(
+                path,
+                Pos::START,
+                format!(
+                    "its {count} cases would take the suites read in one run over {} cases \
+                     together ({before} before it); none of them is read: evaluate a sample",
+                    suite::MAX_CASES_HELD
+                ),
+            );
+        }
+        (set, problems)
     }
 
     /// Let go of the suites loaded so far: a later [`Snapshot::suite`] reads its file
@@ -175,6 +202,7 @@ impl<'t> Snapshot<'t> {
     pub fn forget_suites(&self) {
         if let Ok(mut cache) = self.suites.lock() {
             cache.clear();
+            self.cases_held.store(0, Ordering::Relaxed);
         }
     }
 
@@ -387,6 +415,42 @@ fn check_config(path: &str, node: &Node, config: &mut Config, problems: &mut Dia
 mod tests {
     use super::*;
     use crate::source::mem::MemTree;
+
+    /// A pull request that commits many suites, each within the limit of one, cannot
+    /// make a run hold more than [`suite::MAX_CASES_HELD`] cases: the suite that would
+    /// cross it is a problem and holds none.
+    #[test]
+    fn the_suites_of_a_run_hold_a_bounded_number_of_cases() {
+        let cases = |prefix: &str, n: usize| -> String {
+            (0..n)
+                .map(|i| format!("{{\"id\": \"{prefix}{i}\"}}\n"))
+                .collect()
+        };
+        let half = suite::MAX_CASES_HELD / 2 + 1;
+        let tree = MemTree::new()
+            .with("evals/a.eval.yaml", "cases_file: a.cases.jsonl\n")
+            .with("evals/a.cases.jsonl", cases("a", half))
+            .with("evals/b.eval.yaml", "cases_file: b.cases.jsonl\n")
+            .with("evals/b.cases.jsonl", cases("b", half))
+            .with("evals/c.eval.yaml", "cases: [{id: c}]\n");
+        let snap = Snapshot::open(&tree, None);
+        assert_eq!(snap.suite("evals/a.eval.yaml").0.cases.len(), half);
+        let crossing = snap.suite("evals/b.eval.yaml");
+        assert!(crossing.0.cases.is_empty());
+        assert_eq!(
+            crossing.1.0[0].to_string(),
+            format!(
+                "evals/b.eval.yaml:1:1: its {half} cases would take the suites read in one run \
+                 over {} cases together ({half} before it); none of them is read: evaluate a \
+                 sample",
+                suite::MAX_CASES_HELD
+            )
+        );
+        // What is left under the limit is still read; forgetting the suites frees it.
+        assert_eq!(snap.suite("evals/c.eval.yaml").0.cases.len(), 1);
+        snap.forget_suites();
+        assert_eq!(snap.suite("evals/b.eval.yaml").0.cases.len(), half);
+    }
 
     #[test]
     fn default_globs_match_like_the_spec_says() {

@@ -16,6 +16,10 @@ use crate::source::{Tree, resolve_ref};
 /// Cases one eval set may hold.
 pub const MAX_CASES: usize = 100_000;
 
+/// Most cases the suites read in one run may hold together (one side of a pull request):
+/// what keeps memory within its ceiling however many suites a pull request commits.
+pub const MAX_CASES_HELD: usize = 100_000;
+
 /// Segment of cases that name none.
 pub const DEFAULT_SEGMENT: &str = "all";
 
@@ -302,7 +306,7 @@ pub fn load(tree: &dyn Tree, path: &str) -> (EvalSet, Diagnostics) {
             node.pos_at(&["cases_file"]),
             format!(
                 "{} cases with those of `cases_file`, over the limit of {MAX_CASES} per suite: \
-                 split them over several suites",
+                 evaluate a sample of them",
                 specs.len()
             ),
         );
@@ -509,8 +513,8 @@ pub fn json_line(line_no: usize, line: &str, each: &str) -> Result<Value, (Pos, 
 /// The problem at the first case over [`MAX_CASES`].
 fn too_many_cases() -> String {
     format!(
-        "more than {MAX_CASES} cases in one suite; the rest of the file is not read: split \
-         them over several suites"
+        "more than {MAX_CASES} cases in one suite; the rest of the file is not read: \
+         evaluate a sample of them"
     )
 }
 
