@@ -847,6 +847,69 @@ fn a_failure_after_success_turns_the_status_to_error() {
     assert!(comment.contains("✅ @bob"), "{comment}");
 }
 
+/// A run in a job of its own: a new container, whose home (and the cache under it)
+/// starts empty; only the `cache-dir` input carries answers over.
+fn run_in_new_job(f: &Fixture, job: &str, event: &Value) -> String {
+    let home = f.path(job).display().to_string();
+    ok(f.action_with_env(
+        "pull_request",
+        event,
+        &[("cache-dir", ".promptgate-cache")],
+        &[("PROMPTGATE_CACHE_DIR", &home)],
+    ))
+}
+
+#[test]
+fn a_cache_dir_outlives_the_job_and_the_base_side_is_shared_across_pull_requests() {
+    let mut f = Fixture::new("STRICT Be brief.");
+    let stdout = run_in_new_job(&f, "job-1", &f.event("opened", json!({})));
+    let first = f.llm_requests();
+    assert!(first > 0);
+    assert!(
+        stdout.contains("promptgate: answer cache: 4 entries"),
+        "{stdout}"
+    );
+    assert!(f.repo.path().join(".promptgate-cache/v1").is_dir());
+
+    // The same head again, in a new job: every answer comes from the cache.
+    run_in_new_job(&f, "job-2", &f.event("synchronize", json!({})));
+    assert_eq!(f.llm_requests(), first, "no provider call on a cached head");
+    assert_eq!(f.last_status().0, "pending");
+
+    // Another pull request against the same base: only its head is asked.
+    f.repo.git(&["checkout", "-q", &f.base]);
+    f.repo.branch("other");
+    f.repo
+        .write("prompts/refund.prompt.yaml", &artifact(2, "VERBOSE"));
+    f.head = f.repo.commit("verbose refunds");
+    f.gh.open_pr(
+        REPO,
+        PrSpec {
+            number: 8,
+            author: "dana".into(),
+            head_sha: f.head.clone(),
+            head_ref: "other".into(),
+            base_sha: f.base.clone(),
+            base_ref: "main".into(),
+            fork: false,
+            draft: false,
+        },
+    );
+    let mut event = f.event("opened", json!({"number": 8}));
+    event["pull_request"]["number"] = json!(8);
+    event["pull_request"]["head"]["ref"] = json!("other");
+    run_in_new_job(&f, "job-3", &event);
+    let asked: Vec<String> = f.llm.bodies()[first..]
+        .iter()
+        .map(|b| b["messages"][0]["content"].to_string())
+        .collect();
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|system| system.contains("VERBOSE")),
+        "the base side was asked again: {asked:?}"
+    );
+}
+
 #[test]
 fn label_names_match_in_any_case() {
     // GitHub treats label names case-insensitively: `Prompt-Approved/Product` is the

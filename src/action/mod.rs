@@ -557,7 +557,7 @@ impl Action<'_> {
             provider: self.runner.inputs.provider.clone(),
             repeats: None,
             record: None,
-            cache: self.env.cache_dir.clone(),
+            cache: self.cache_dir().or_else(|| self.env.cache_dir.clone()),
             progress: Some(self.progress),
             retry_base: self.runner.retry_base,
         };
@@ -568,7 +568,26 @@ impl Action<'_> {
             run: &run,
             providers_from_base: fork,
         };
-        crate::gate::run(&root, &self.env.secrets, &request)
+        let evidence = crate::gate::run(&root, &self.env.secrets, &request);
+        if let Some(dir) = self.cache_dir() {
+            // Kept for the next job by `actions/cache`: keep it within its cap.
+            let max = self.runner.inputs.cache_max_bytes;
+            let p = crate::eval::cache::prune(&dir, max);
+            println!(
+                "promptgate: answer cache: {} entries, {:.1} MB; {} pruned (cap {} MB)",
+                p.kept,
+                p.kept_bytes as f64 / 1e6,
+                p.removed,
+                max / (1024 * 1024)
+            );
+        }
+        evidence
+    }
+
+    /// The `cache-dir` input, in the workspace.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        let dir = self.runner.inputs.cache_dir.as_ref()?;
+        Some(self.runner.workspace.join(dir))
     }
 
     fn render(&self, evidence: &Evidence, room: usize) -> Result<String> {

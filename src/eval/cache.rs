@@ -15,6 +15,68 @@ use crate::artifact::fingerprint::canonical_digest;
 /// Bumped when the entry format changes; old entries are then ignored.
 const LAYOUT: &str = "v1";
 
+/// What [`prune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Entries and bytes left.
+    pub kept: u64,
+    pub kept_bytes: u64,
+    /// Entries and bytes removed.
+    pub removed: u64,
+    pub removed_bytes: u64,
+}
+
+/// Keep the cache under `dir` (as given to [`Cache::new`]) within `max_bytes`: while it
+/// holds more, remove the entry used longest ago (a hit touches its entry, so the
+/// base side every pull request shares stays). Entries of older layouts, and
+/// temporary files a killed writer left, go first. Files it cannot stat or remove
+/// are skipped: a cache that cannot be pruned is still a cache.
+pub fn prune(dir: &std::path::Path, max_bytes: u64) -> Pruned {
+    let mut entries = Vec::new();
+    let mut stale = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(list) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in list.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            let path = e.path();
+            if meta.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let current = path.strip_prefix(dir).is_ok_and(|p| p.starts_with(LAYOUT))
+                && path.extension().is_some_and(|x| x == "json")
+                && !e.file_name().to_string_lossy().starts_with('.');
+            let when = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            if current {
+                entries.push((when, meta.len(), path));
+            } else {
+                stale.push((when, meta.len(), path));
+            }
+        }
+    }
+    // Oldest first; stale files before any entry.
+    entries.sort();
+    stale.sort();
+    let mut total: u64 = entries.iter().chain(&stale).map(|(_, len, _)| len).sum();
+    let mut done = Pruned::default();
+    for (_, len, path) in stale.iter().chain(&entries) {
+        if total <= max_bytes {
+            break;
+        }
+        if std::fs::remove_file(path).is_ok() {
+            total -= len;
+            done.removed += 1;
+            done.removed_bytes += len;
+        }
+    }
+    done.kept_bytes = total;
+    done.kept = (entries.len() + stale.len()) as u64 - done.removed;
+    done
+}
+
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
@@ -46,7 +108,11 @@ impl Cache {
         let path = self.path(identity, request, sample);
         let file = path.clone();
         let bytes = tokio::task::spawn_blocking(move || {
-            crate::read::file(&file, crate::read::MAX_FILE_BYTES)
+            let bytes = crate::read::file(&file, crate::read::MAX_FILE_BYTES);
+            if bytes.is_ok() {
+                touch(&file);
+            }
+            bytes
         })
         .await
         .ok()?
@@ -74,6 +140,13 @@ impl Cache {
     ) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(completion).map_err(std::io::Error::other)?;
         crate::atomic::write_creating_dir(&self.path(identity, request, sample), bytes).await
+    }
+}
+
+/// Mark an entry used now, for [`prune`]; best effort.
+fn touch(path: &std::path::Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -205,5 +278,73 @@ mod tests {
                 .expect("read dir")
                 .count();
         assert_eq!(leftovers, 1);
+    }
+
+    /// Files under `dir` with their mtime set `age_s` seconds ago.
+    fn aged(dir: &std::path::Path, name: &str, len: usize, age_s: u64) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, vec![b'x'; len]).expect("write");
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(when))
+            .expect("set mtime");
+        path
+    }
+
+    #[test]
+    fn pruning_removes_the_least_recently_used_entries_down_to_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = aged(dir.path(), "v1/aa/aa01.json", 400, 300);
+        let older = aged(dir.path(), "v1/bb/bb01.json", 400, 400);
+        let recent = aged(dir.path(), "v1/aa/aa02.json", 400, 10);
+        let left = aged(dir.path(), "v1/aa/.aa03.json.1.2.tmp", 100, 1);
+        let layout = aged(dir.path(), "v0/cc/cc01.json", 100, 1);
+        // Under the cap: nothing goes.
+        assert_eq!(prune(dir.path(), 10_000).removed, 0);
+        let done = prune(dir.path(), 500);
+        assert!(!left.exists() && !layout.exists(), "stale files first");
+        assert!(!older.exists() && !old.exists(), "then the oldest entries");
+        assert!(recent.exists());
+        assert_eq!(
+            done,
+            Pruned {
+                kept: 1,
+                kept_bytes: 400,
+                removed: 4,
+                removed_bytes: 1_000
+            }
+        );
+        // A missing directory is an empty cache.
+        assert_eq!(prune(&dir.path().join("none"), 0), Pruned::default());
+    }
+
+    #[tokio::test]
+    async fn a_hit_marks_its_entry_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let answer = Completion {
+            text: "hello".into(),
+            ..Completion::default()
+        };
+        cache
+            .put("p", &request("hi"), 0, &answer)
+            .await
+            .expect("put");
+        let path = cache.path("p", &request("hi"), 0);
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(long_ago))
+            .expect("set mtime");
+        assert!(cache.get("p", &request("hi"), 0).await.is_some());
+        let mtime = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let fresh = mtime > long_ago + std::time::Duration::from_secs(60);
+        assert!(fresh, "the hit did not touch its entry");
     }
 }
