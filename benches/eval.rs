@@ -3,6 +3,9 @@
 //! flight). Prints figures; asserts nothing about time.
 //!
 //! Run: `cargo bench --bench eval` (options: `-- --cases N --concurrency C --latency-ms L`).
+//! With `--cache-runs R` it instead runs `eval --no-cache` and `eval` with an empty
+//! answer cache (a cold cache: every answer is written to it) R times each, in turns,
+//! and prints the median wall and CPU time of each and their ratio.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,6 +18,7 @@ struct Options {
     cases: usize,
     concurrency: usize,
     latency_ms: u64,
+    cache_runs: usize,
 }
 
 fn options() -> Options {
@@ -22,6 +26,7 @@ fn options() -> Options {
         cases: 10_000,
         concurrency: 64,
         latency_ms: 50,
+        cache_runs: 0,
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -30,6 +35,7 @@ fn options() -> Options {
             ("--cases", Some(n)) => o.cases = n,
             ("--concurrency", Some(n)) => o.concurrency = n,
             ("--latency-ms", Some(n)) => o.latency_ms = n as u64,
+            ("--cache-runs", Some(n)) => o.cache_runs = n,
             _ => {}
         }
     }
@@ -89,6 +95,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     generate(dir.path(), &stub.base_url(), &o);
     let binary = env!("CARGO_BIN_EXE_promptgate");
+    if o.cache_runs > 0 {
+        return compare_cache(binary, dir.path(), &o);
+    }
 
     let started = Instant::now();
     let output = Command::new(binary)
@@ -137,4 +146,86 @@ fn main() {
         "  CPU time per case    {:>10.1} µs   (user + system, promptgate process)",
         cpu.as_secs_f64() * 1e6 / o.cases as f64
     );
+}
+
+/// CPU time (user + system) of the children waited for so far.
+fn children_cpu() -> Duration {
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let t = usage.user_time() + usage.system_time();
+    Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+}
+
+/// One `eval` run, with the cache in `cache` (an empty directory) or none; its wall
+/// and CPU time.
+fn timed_eval(binary: &str, dir: &Path, cache: Option<&Path>) -> (Duration, Duration) {
+    let mut cmd = Command::new(binary);
+    cmd.args(["-C"]).arg(dir).arg("eval");
+    match cache {
+        Some(c) => cmd.env("PROMPTGATE_CACHE_DIR", c),
+        None => cmd.arg("--no-cache"),
+    };
+    cmd.args(["--format", "json", "--output"])
+        .arg(dir.join("result.json"))
+        .env("CI", "true");
+    let cpu_before = children_cpu();
+    let started = Instant::now();
+    let output = cmd.output().expect("promptgate runs");
+    let wall = started.elapsed();
+    assert!(
+        output.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (wall, children_cpu() - cpu_before)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn compare_cache(binary: &str, dir: &Path, o: &Options) {
+    let (mut off, mut cold) = (Vec::new(), Vec::new());
+    for _ in 0..o.cache_runs {
+        off.push(timed_eval(binary, dir, None));
+        let cache = tempfile::tempdir_in(dir).expect("cache dir");
+        cold.push(timed_eval(binary, dir, Some(cache.path())));
+        let entries = walk(cache.path());
+        assert_eq!(entries, o.cases, "every answer cached");
+    }
+    let wall = |v: &[(Duration, Duration)]| median(v.iter().map(|r| r.0).collect());
+    let cpu = |v: &[(Duration, Duration)]| median(v.iter().map(|r| r.1).collect());
+    println!(
+        "eval, cold cache vs --no-cache: {} cases, concurrency {}, stub latency {} ms, median of {} runs each",
+        o.cases, o.concurrency, o.latency_ms, o.cache_runs
+    );
+    println!(
+        "  --no-cache     wall {:>7.3} s   CPU {:>7.3} s",
+        wall(&off).as_secs_f64(),
+        cpu(&off).as_secs_f64()
+    );
+    println!(
+        "  cold cache     wall {:>7.3} s   CPU {:>7.3} s",
+        wall(&cold).as_secs_f64(),
+        cpu(&cold).as_secs_f64()
+    );
+    println!(
+        "  ratio          wall {:>7.3}     CPU {:>7.3}",
+        wall(&cold).as_secs_f64() / wall(&off).as_secs_f64(),
+        cpu(&cold).as_secs_f64() / cpu(&off).as_secs_f64()
+    );
+}
+
+/// The number of files under `dir`.
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|list| {
+            list.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() { walk(&p) } else { 1 }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

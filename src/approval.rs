@@ -113,9 +113,13 @@ const ROLES: [Role; 3] = [Role::Product, Role::Technical, Role::Tradeoff];
 
 /// The event that currently applies `label`: the latest `labeled` with no later
 /// `unlabeled`. Events are in the order GitHub lists them (oldest first); equal
-/// timestamps keep that order.
+/// timestamps keep that order. Names compare as GitHub compares them, ignoring case:
+/// `Prompt-Approved/Product` is the label `prompt-approved/product`.
 pub fn current<'e>(events: &'e [LabelEvent], label: &str) -> Option<&'e LabelEvent> {
-    let last = events.iter().rev().find(|e| e.label == label)?;
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.label.to_lowercase() == label.to_lowercase())?;
     last.applied.then_some(last)
 }
 

@@ -336,6 +336,11 @@ fn one_comment_and_a_status_that_follows_the_approvals() {
     let report =
         std::fs::read_to_string(f.path("runner-temp/promptgate/report.md")).expect("report");
     assert!(report.contains("support.refund"), "{report}");
+    // The header names the branches (commit ids beside them), as the local gate does.
+    assert!(
+        report.contains(&format!("`pr` at `{}` against `main`", &f.head[..12])),
+        "{report}"
+    );
     assert!(
         std::fs::read_to_string(f.path("summary.md"))
             .expect("summary")
@@ -693,6 +698,26 @@ fn a_fork_pull_request_waits_for_a_maintainer() {
 }
 
 #[test]
+fn a_fork_whose_token_cannot_post_the_status_says_no_status() {
+    let f = Fixture::new("FRIENDLY");
+    let event = f.event(
+        "opened",
+        json!({"pull_request": f.pull_request("eve/prompts", PUSHED)}),
+    );
+    // A fork's read-only token: GitHub refuses the status.
+    f.gh.fail_next("POST", "/statuses/", 1, Fault::Status(403));
+    ok(f.action("pull_request", &event, &[]));
+    assert!(f.statuses().is_empty());
+    // The `status` output is what the commit shows: nothing.
+    assert!(
+        f.outputs().contains("verdict=not-evaluated\n"),
+        "{}",
+        f.outputs()
+    );
+    assert!(f.outputs().contains("status=\n"), "{}", f.outputs());
+}
+
+#[test]
 fn github_failures_are_retried_or_fail_closed() {
     let f = Fixture::new("STRICT Be brief.");
     // Failures GitHub asks to come back from at once (`Retry-After: 0`), so the binary
@@ -787,20 +812,139 @@ fn a_failure_after_success_turns_the_status_to_error() {
     // (Refused for a rate limit with `Retry-After: 0` until the attempts run out, so
     // the binary does not wait in real time; 502s are retried in the same way, which
     // `github::tests` asserts with the waits.)
+    // Four refusals: every attempt the client makes (`github::tests`), and no more,
+    // so the run after it finds GitHub answering again.
     f.gh.fail_next(
         "GET",
         "/issues/7/events",
-        10,
+        4,
         Fault::SecondaryRateLimit { retry_after_s: 0 },
     );
-    let (code, ..) = f.action("pull_request", &f.event("unlabeled", json!({})), &[]);
-    assert_ne!(code, 0);
+    let (code, _, stderr) = f.action("pull_request", &f.event("unlabeled", json!({})), &[]);
+    // The status is `error`: exit 5, as for any error the gate itself finds.
+    assert_eq!(code, 5, "{stderr}");
     let (state, description) = f.last_status();
     assert_eq!(state, "error");
     assert!(
         description.starts_with("promptgate failed:"),
         "{description}"
     );
+    assert!(
+        f.outputs()
+            .ends_with("status=error\nregressions=0\nreport-path=\nevidence-path=\njunit-path=\n"),
+        "{}",
+        f.outputs()
+    );
+    // The comment says the run failed, and no longer shows the approvals as given.
+    let comment = f.our_comments().pop().expect("comment");
+    assert!(comment.contains("**This run failed**"), "{comment}");
+    assert!(!comment.contains("✅ @"), "{comment}");
+
+    // The next run that succeeds takes the notice away again.
+    ok(f.action("pull_request", &f.event("labeled", json!({})), &[]));
+    let comment = f.our_comments().pop().expect("comment");
+    assert!(!comment.contains("This run failed"), "{comment}");
+    assert!(comment.contains("✅ @bob"), "{comment}");
+}
+
+/// A run in a job of its own: a new container, whose home (and the cache under it)
+/// starts empty; only the `cache-dir` input carries answers over.
+fn run_in_new_job(f: &Fixture, job: &str, event: &Value) -> String {
+    let home = f.path(job).display().to_string();
+    ok(f.action_with_env(
+        "pull_request",
+        event,
+        &[("cache-dir", ".promptgate-cache")],
+        &[("PROMPTGATE_CACHE_DIR", &home)],
+    ))
+}
+
+#[test]
+fn a_cache_dir_outlives_the_job_and_the_base_side_is_shared_across_pull_requests() {
+    let mut f = Fixture::new("STRICT Be brief.");
+    let stdout = run_in_new_job(&f, "job-1", &f.event("opened", json!({})));
+    let first = f.llm_requests();
+    assert!(first > 0);
+    assert!(
+        stdout.contains("promptgate: answer cache: 4 entries"),
+        "{stdout}"
+    );
+    assert!(f.repo.path().join(".promptgate-cache/v1").is_dir());
+
+    // The same head again, in a new job: every answer comes from the cache.
+    run_in_new_job(&f, "job-2", &f.event("synchronize", json!({})));
+    assert_eq!(f.llm_requests(), first, "no provider call on a cached head");
+    assert_eq!(f.last_status().0, "pending");
+
+    // Another pull request against the same base: only its head is asked.
+    f.repo.git(&["checkout", "-q", &f.base]);
+    f.repo.branch("other");
+    f.repo
+        .write("prompts/refund.prompt.yaml", &artifact(2, "VERBOSE"));
+    f.head = f.repo.commit("verbose refunds");
+    f.gh.open_pr(
+        REPO,
+        PrSpec {
+            number: 8,
+            author: "dana".into(),
+            head_sha: f.head.clone(),
+            head_ref: "other".into(),
+            base_sha: f.base.clone(),
+            base_ref: "main".into(),
+            fork: false,
+            draft: false,
+        },
+    );
+    let mut event = f.event("opened", json!({"number": 8}));
+    event["pull_request"]["number"] = json!(8);
+    event["pull_request"]["head"]["ref"] = json!("other");
+    run_in_new_job(&f, "job-3", &event);
+    let asked: Vec<String> = f.llm.bodies()[first..]
+        .iter()
+        .map(|b| b["messages"][0]["content"].to_string())
+        .collect();
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|system| system.contains("VERBOSE")),
+        "the base side was asked again: {asked:?}"
+    );
+}
+
+#[test]
+fn label_names_match_in_any_case() {
+    // GitHub treats label names case-insensitively: `Prompt-Approved/Product` is the
+    // configured `prompt-approved/product`.
+    let f = Fixture::new("STRICT Be brief.");
+    ok(f.action("pull_request", &f.event("opened", json!({})), &[]));
+    f.gh.label(
+        REPO,
+        7,
+        "Prompt-Approved/Product",
+        "alice",
+        "2026-01-06T11:00:00Z",
+    );
+    f.gh.label(
+        REPO,
+        7,
+        &TECHNICAL.to_uppercase(),
+        "bob",
+        "2026-01-06T11:05:00Z",
+    );
+    ok(f.action("pull_request", &f.event("labeled", json!({})), &[]));
+    assert_eq!(
+        f.last_status(),
+        ("success".into(), "evaluation passed; approved".into())
+    );
+    // And removing it in yet another spelling removes it.
+    f.gh.unlabel(
+        REPO,
+        7,
+        "PROMPT-approved/product",
+        "alice",
+        "2026-01-06T11:10:00Z",
+    );
+    ok(f.action("pull_request", &f.event("unlabeled", json!({})), &[]));
+    assert_eq!(f.last_status().0, "pending");
 }
 
 #[test]
@@ -927,7 +1071,8 @@ fn a_shallow_checkout_is_deepened_or_the_fix_is_named() {
         &[],
         &[],
     );
-    assert_eq!(code, 1, "{stderr}");
+    // The status it set is `error`: exit 5.
+    assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("fetch-depth: 0"), "{stderr}");
     assert_eq!(f.last_status().0, "error");
 }
@@ -1059,10 +1204,16 @@ fn a_comment_github_refuses_fails_closed_without_a_blind_retry() {
         stderr.contains("cannot update the report comment"),
         "{stderr}"
     );
-    assert_eq!(f.requests("PATCH", "/issues/comments/").len(), 1);
+    // The refused body is not sent again; the next PATCH is the notice that the run
+    // failed, on the comment as it was.
+    let patches = f.requests("PATCH", "/issues/comments/");
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert_eq!(patches[0].status, 422);
     let (state, description) = f.last_status();
     assert_eq!(state, "error");
     assert!(description.contains("Body is too long"), "{description}");
+    let comment = f.our_comments().pop().expect("comment");
+    assert!(comment.contains("**This run failed**"), "{comment}");
 }
 
 #[test]

@@ -266,3 +266,19 @@ jobs:
 "#;
     assert_eq!(problems("good.yml", good), Vec::<String>::new());
 }
+
+/// The README's `.promptgate.yaml` says "a missing file means the defaults shown": the
+/// approvals it shows are the ones a repository without the section gets.
+#[test]
+fn the_readme_shows_the_real_approval_defaults() {
+    let readme = read(&root().join("README.md"));
+    let start = readme
+        .find("### `.promptgate.yaml`")
+        .and_then(|at| readme[at..].find("```yaml\n").map(|i| at + i + 8))
+        .expect("the config block");
+    let end = start + readme[start..].find("```").expect("its end");
+    let shown: Value = serde_yaml::from_str(&readme[start..end]).expect("YAML");
+    let defaults =
+        serde_yaml::to_value(promptgate::config::ApprovalsConfig::default()).expect("serializes");
+    assert_eq!(shown["approvals"], defaults);
+}

@@ -96,6 +96,47 @@ pub fn record(body: &str) -> Option<Record> {
     (record.schema == SCHEMA).then_some(record)
 }
 
+/// Around the notice a failed run puts at the top of the comment.
+const FAILED_START: &str = "<!-- promptgate:failed -->";
+const FAILED_END: &str = "<!-- /promptgate:failed -->";
+
+/// `body` after a run that failed with `why`: a notice under the marker says so (once,
+/// however many runs failed), and the approvals section, if there is one, no longer
+/// shows approvals this run could not check. The report below is left as it was: it
+/// says what the last evaluation found, and the notice says it may be stale.
+pub fn mark_failed(body: &str, why: &str, run_url: Option<&str>) -> String {
+    let body = clear_failed(body);
+    let log = match run_url {
+        Some(url) => format!("[the workflow run]({url})"),
+        None => "the workflow run".to_string(),
+    };
+    let notice = format!(
+        "{FAILED_START}\n> [!CAUTION]\n> **This run failed**, and the status is `error`: {}. The log is in {log}; what follows is from the last evaluation and may be stale.\n{FAILED_END}\n",
+        crate::markup::markdown::text(why.trim_end_matches('.'))
+    );
+    let section = format!(
+        "{APPROVALS_START}\n\n⚠️ Approvals not checked: this run failed.\n\n{APPROVALS_END}"
+    );
+    let body = replace_approvals(&body, &section).unwrap_or(body);
+    match body.strip_prefix(MARKER) {
+        Some(rest) => format!("{MARKER}\n{notice}{}", rest.trim_start_matches('\n')),
+        None => format!("{notice}{body}"),
+    }
+}
+
+/// `body` without the notice of a failed run ([`mark_failed`]).
+pub fn clear_failed(body: &str) -> String {
+    let Some(start) = body.find(FAILED_START) else {
+        return body.to_string();
+    };
+    let Some(len) = body[start..].find(FAILED_END) else {
+        return body.to_string();
+    };
+    let end = start + len + FAILED_END.len();
+    let end = end + usize::from(body[end..].starts_with('\n'));
+    format!("{}{}", &body[..start], &body[end..])
+}
+
 /// `body` with its approvals section replaced by `section` (markers included), or
 /// `None` if the body has no such section (a custom template without it).
 pub fn replace_approvals(body: &str, section: &str) -> Option<String> {
@@ -187,5 +228,33 @@ mod tests {
             Some(format!("head\n{APPROVALS_START}\nnew\n{APPROVALS_END}\ntail\n").as_str())
         );
         assert_eq!(replace_approvals("no section", "x"), None);
+    }
+
+    #[test]
+    fn a_failed_run_says_so_once_and_drops_the_approvals_it_did_not_check() {
+        let body = compose(
+            &format!("## report\n{APPROVALS_START}\n| product | ✅ @alice |\n{APPROVALS_END}\n"),
+            &record(),
+        );
+        let failed = mark_failed(&body, "promptgate failed: GitHub 502: <b>@bob</b>", None);
+        assert!(failed.starts_with(MARKER), "{failed}");
+        assert!(failed.contains("**This run failed**"), "{failed}");
+        assert!(!failed.contains("✅ @"), "{failed}");
+        assert!(
+            !failed.contains("<b>") && !failed.contains("@bob"),
+            "{failed}"
+        );
+        assert_eq!(super::record(&failed), Some(record()));
+        // Failing again keeps one notice; clearing it gives the body back.
+        let twice = mark_failed(&failed, "again", Some("https://github.example/run"));
+        assert_eq!(twice.matches(FAILED_START).count(), 1, "{twice}");
+        assert!(twice.contains("(https://github.example/run)"));
+        let cleared = clear_failed(&twice);
+        assert!(!cleared.contains("This run failed"), "{cleared}");
+        assert!(
+            cleared.starts_with(&format!("{MARKER}\n## report")),
+            "{cleared}"
+        );
+        assert_eq!(clear_failed(&body), body);
     }
 }

@@ -13,6 +13,9 @@ pub struct PrTarget {
     pub number: u64,
     pub head_sha: String,
     pub base_sha: String,
+    /// The branches, for people to read (the report's header): `head.ref`, `base.ref`.
+    pub head_branch: Option<String>,
+    pub base_branch: Option<String>,
     pub author: String,
     /// The head lives in another repository: a fork, without our secrets.
     pub fork: bool,
@@ -82,6 +85,8 @@ pub async fn task(runner: &Runner, gh: &GitHub) -> Result<Task> {
                             }),
                             head_sha: found.head.sha,
                             base_sha: found.base.sha,
+                            head_branch: found.head.name,
+                            base_branch: found.base.name,
                             author: found.user.map(|u| u.login).unwrap_or_default(),
                             updated_at: found.updated_at,
                         })
@@ -115,6 +120,8 @@ fn pull_request_of(v: &serde_json::Value, repository: &str) -> Option<PrTarget> 
         number: v["number"].as_u64()?,
         head_sha: v["head"]["sha"].as_str()?.to_string(),
         base_sha: v["base"]["sha"].as_str()?.to_string(),
+        head_branch: v["head"]["ref"].as_str().map(str::to_string),
+        base_branch: v["base"]["ref"].as_str().map(str::to_string),
         author: v["user"]["login"].as_str().unwrap_or("").to_string(),
         // A deleted fork has no head repository: still not ours.
         fork: head_repo.is_none_or(|r| !r.eq_ignore_ascii_case(repository)),
@@ -132,8 +139,8 @@ mod tests {
         let payload = |head_repo: serde_json::Value| {
             json!({
                 "number": 7,
-                "head": {"sha": "h", "repo": head_repo},
-                "base": {"sha": "b"},
+                "head": {"sha": "h", "ref": "feature", "repo": head_repo},
+                "base": {"sha": "b", "ref": "main"},
                 "user": {"login": "ann"},
                 "updated_at": "2026-01-02T03:04:05Z",
             })
@@ -142,6 +149,8 @@ mod tests {
             .expect("a pull request");
         assert!(!ours.fork, "the same repository, whatever the case");
         assert_eq!((ours.number, ours.author.as_str()), (7, "ann"));
+        assert_eq!(ours.head_branch.as_deref(), Some("feature"));
+        assert_eq!(ours.base_branch.as_deref(), Some("main"));
         assert_eq!(
             ours.updated_at,
             Some("2026-01-02T03:04:05Z".parse().expect("time"))

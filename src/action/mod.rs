@@ -56,11 +56,14 @@ const APPROVALS_ROOM: usize = 2_000;
 /// shows, in UTF-16 units few enough that the UTF-8 fits the summary's byte cap.
 const FULL_ROOM: usize = output::SUMMARY_LIMIT / 3;
 
-/// How a run of the action ended: nothing to do, or the status it set on the commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a run of the action ended: nothing to do, the status it set on the commit, or
+/// a failure after which it set the status to `error` (an error like any other, but
+/// the commit says so: exit 5, not 1).
+#[derive(Debug)]
 pub enum Ran {
     Skipped,
     Status(StatusState),
+    Failed(anyhow::Error),
 }
 
 /// Run the action in the runner's environment; `progress` is how evaluations show
@@ -103,10 +106,11 @@ pub fn run(env: &Env, progress: Style) -> Result<Ran> {
         rt: &rt,
         env,
         identity: std::cell::OnceCell::new(),
+        status_set: std::cell::Cell::new(None),
         resume,
         progress,
     };
-    match job {
+    let ran = match job {
         Task::Skip(why) => {
             println!("promptgate: nothing to do: {}", terminal_text(why));
             Ok(Ran::Skipped)
@@ -115,6 +119,25 @@ pub fn run(env: &Env, progress: Style) -> Result<Ran> {
         Task::Gate(pr) => action.gate_pr(&pr),
         Task::Approvals(pr) => action.approvals_only(&pr),
         Task::Commit { base, head } => action.gate_commit(&base, &head),
+    };
+    match ran {
+        Ok(ran) => Ok(ran),
+        Err(e) => {
+            // The outputs say what the commit now shows, also when the run failed.
+            let _ = action.write_outputs(&Finished {
+                state: StatusState::Error,
+                description: failed(&e),
+                verdict: Some(State::Error),
+                regressions: 0,
+                report_path: None,
+                evidence_path: None,
+                junit_path: None,
+            });
+            match action.status_set.get() {
+                Some(StatusState::Error) => Ok(Ran::Failed(e)),
+                _ => Err(e),
+            }
+        }
     }
 }
 
@@ -125,6 +148,9 @@ struct Action<'a> {
     env: &'a Env,
     /// The account the action writes as, learnt from the first status it posts.
     identity: std::cell::OnceCell<String>,
+    /// The last status this run set on the commit, if any: what the `status` output
+    /// says and what decides the exit code of a failed run.
+    status_set: std::cell::Cell<Option<StatusState>>,
     /// Workflow commands are off while anything else is printed (see [`run`]); this
     /// turns them back on.
     resume: String,
@@ -139,6 +165,14 @@ struct Finished {
     regressions: usize,
     report_path: Option<PathBuf>,
     evidence_path: Option<PathBuf>,
+    junit_path: Option<PathBuf>,
+}
+
+/// Where a run wrote its files (see [`Action::write_files`]).
+struct Files {
+    report: PathBuf,
+    evidence: PathBuf,
+    junit: PathBuf,
 }
 
 impl Action<'_> {
@@ -175,25 +209,50 @@ impl Action<'_> {
             .rt
             .block_on(self.gh.set_status(sha, state, context, &description, url.as_deref()))
             .with_context(|| format!("cannot set the `{context}` status on {sha}: the pull request is left without a verdict"))?;
+        self.status_set.set(Some(state));
         if let Some(creator) = status.creator {
             let _ = self.identity.set(creator.login);
         }
         Ok(())
     }
 
-    /// Run `job`; if it fails, the status says so (fail closed) before the error is
-    /// returned.
+    /// Run `job` on pull request `pr`; if it fails, the status says so (fail closed)
+    /// and so does our comment, before the error is returned.
     fn fail_closed(
         &self,
-        sha: &str,
+        pr: &PrTarget,
         context: &str,
         job: impl FnOnce() -> Result<Ran>,
     ) -> Result<Ran> {
         job().inspect_err(|e| {
-            if let Err(e2) = self.set_status(sha, context, StatusState::Error, &failed(e)) {
+            let why = failed(e);
+            if let Err(e2) = self.set_status(&pr.head_sha, context, StatusState::Error, &why) {
+                eprintln!("promptgate: {}", terminal_text(format!("{e2:#}")));
+            }
+            if self.runner.inputs.comment
+                && let Err(e2) = self.mark_comment_failed(pr, &why)
+            {
                 eprintln!("promptgate: {}", terminal_text(format!("{e2:#}")));
             }
         })
+    }
+
+    /// Our comment, if there is one, after a failed run: it says the run failed, and
+    /// shows no approvals this run could not check.
+    fn mark_comment_failed(&self, pr: &PrTarget, why: &str) -> Result<()> {
+        let identity = self.identity()?;
+        let comments = self.rt.block_on(self.gh.comments(pr.number))?;
+        let Some(ours) = comment::find_ours(&comments, &identity) else {
+            return Ok(());
+        };
+        let body = ours.body.clone().unwrap_or_default();
+        let updated = comment::mark_failed(&body, why, self.runner.run_url().as_deref());
+        if updated != body {
+            self.rt
+                .block_on(self.gh.update_comment(ours.id, &updated))
+                .context("cannot say in the comment that the run failed")?;
+        }
+        Ok(())
     }
 
     /// Print annotations: the only workflow commands the action lets through.
@@ -264,6 +323,7 @@ impl Action<'_> {
             regressions: 0,
             report_path: None,
             evidence_path: None,
+            junit_path: None,
         })?;
         Ok(Ran::Status(StatusState::Pending))
     }
@@ -320,7 +380,7 @@ impl Action<'_> {
             return self.evaluate_pr(pr, &self.base_of(pr), &context);
         };
         let ours = ours.clone();
-        self.fail_closed(&pr.head_sha, &context, || {
+        self.fail_closed(pr, &context, || {
             let approvals = self.approvals(pr, &record.approval_rules, record.head_arrived_at)?;
             let (state, description) = approval::status(&record.verdict, &approvals);
             self.set_status(&pr.head_sha, &context, state, &description)?;
@@ -328,7 +388,7 @@ impl Action<'_> {
                 .render_approvals(&approvals.role_states())
                 .map_err(|e| anyhow::anyhow!("cannot render the approvals: {e:#}"))?;
             let body = ours.body.clone().unwrap_or_default();
-            if let Some(updated) = comment::replace_approvals(&body, &section)
+            if let Some(updated) = comment::replace_approvals(&comment::clear_failed(&body), &section)
                 && self.runner.inputs.comment
                 && updated != body
             {
@@ -350,6 +410,7 @@ impl Action<'_> {
                 regressions: record.regressions,
                 report_path: None,
                 evidence_path: None,
+                junit_path: None,
             };
             self.write_outputs(&outcome)?;
             self.say(&outcome);
@@ -400,7 +461,7 @@ impl Action<'_> {
             StatusState::Pending,
             "evaluating the prompt changes…",
         )?;
-        self.fail_closed(&pr.head_sha, context, || {
+        self.fail_closed(pr, context, || {
             let identity = self.identity()?;
             let comments = self.rt.block_on(self.gh.comments(pr.number))?;
             let previous = comment::find_ours(&comments, &identity)
@@ -408,6 +469,14 @@ impl Action<'_> {
                 .and_then(comment::record)
                 .filter(|r| r.head_sha == pr.head_sha);
             let mut evidence = self.evaluate(base, &pr.head_sha, pr.fork)?;
+            // The header names branches, as the local `gate` does, not commit ids
+            // (which it shows beside them); a `base-ref` input is named as given.
+            if let (None, Some(name)) = (&self.runner.inputs.base_ref, &pr.base_branch) {
+                evidence.base.clone_from(name);
+            }
+            if let Some(name) = &pr.head_branch {
+                evidence.head.clone_from(name);
+            }
             let arrived = match previous {
                 Some(r) => r.head_arrived_at,
                 None => self.head_arrived_at(pr, context)?,
@@ -431,8 +500,9 @@ impl Action<'_> {
                 description,
                 verdict: Some(evidence.verdict.state),
                 regressions,
-                report_path: Some(files.0),
-                evidence_path: Some(files.1),
+                report_path: Some(files.report),
+                evidence_path: Some(files.evidence),
+                junit_path: Some(files.junit),
             };
             self.finish(&evidence, &report, &outcome)
         })
@@ -473,8 +543,9 @@ impl Action<'_> {
             description,
             verdict: Some(evidence.verdict.state),
             regressions: regressions(&evidence),
-            report_path: Some(files.0),
-            evidence_path: Some(files.1),
+            report_path: Some(files.report),
+            evidence_path: Some(files.evidence),
+            junit_path: Some(files.junit),
         };
         self.finish(&evidence, &report, &outcome)
     }
@@ -486,7 +557,7 @@ impl Action<'_> {
             provider: self.runner.inputs.provider.clone(),
             repeats: None,
             record: None,
-            cache: self.env.cache_dir.clone(),
+            cache: self.cache_dir().or_else(|| self.env.cache_dir.clone()),
             progress: Some(self.progress),
             retry_base: self.runner.retry_base,
         };
@@ -497,7 +568,26 @@ impl Action<'_> {
             run: &run,
             providers_from_base: fork,
         };
-        crate::gate::run(&root, &self.env.secrets, &request)
+        let evidence = crate::gate::run(&root, &self.env.secrets, &request);
+        if let Some(dir) = self.cache_dir() {
+            // Kept for the next job by `actions/cache`: keep it within its cap.
+            let max = self.runner.inputs.cache_max_bytes;
+            let p = crate::eval::cache::prune(&dir, max);
+            println!(
+                "promptgate: answer cache: {} entries, {:.1} MB; {} pruned (cap {} MB)",
+                p.kept,
+                p.kept_bytes as f64 / 1e6,
+                p.removed,
+                max / (1024 * 1024)
+            );
+        }
+        evidence
+    }
+
+    /// The `cache-dir` input, in the workspace.
+    fn cache_dir(&self) -> Option<PathBuf> {
+        let dir = self.runner.inputs.cache_dir.as_ref()?;
+        Some(self.runner.workspace.join(dir))
     }
 
     fn render(&self, evidence: &Evidence, room: usize) -> Result<String> {
@@ -529,7 +619,7 @@ impl Action<'_> {
     }
 
     /// The report, evidence bundle and JUnit XML under the runner's temp directory.
-    fn write_files(&self, evidence: &Evidence, report: &str) -> Result<(PathBuf, PathBuf)> {
+    fn write_files(&self, evidence: &Evidence, report: &str) -> Result<Files> {
         let dir = self.runner.temp.join("promptgate");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -540,11 +630,13 @@ impl Action<'_> {
             &evidence_path,
             &(serde_json::to_string_pretty(evidence)? + "\n"),
         )?;
-        crate::gate::write_file(
-            &dir.join("junit.xml"),
-            &crate::report::junit::junit(evidence),
-        )?;
-        Ok((report_path, evidence_path))
+        let junit = dir.join("junit.xml");
+        crate::gate::write_file(&junit, &crate::report::junit::junit(evidence))?;
+        Ok(Files {
+            report: report_path,
+            evidence: evidence_path,
+            junit,
+        })
     }
 
     /// Create the sticky comment or update it in place.
@@ -682,10 +774,12 @@ impl Action<'_> {
                     "verdict",
                     o.verdict.map_or("not-evaluated", state_word).to_string(),
                 ),
-                ("status", word(o.state).to_string()),
+                // What the commit shows: nothing when no status could be set.
+                ("status", self.status_set.get().map_or("", word).to_string()),
                 ("regressions", o.regressions.to_string()),
                 ("report-path", path_text(&o.report_path)),
                 ("evidence-path", path_text(&o.evidence_path)),
+                ("junit-path", path_text(&o.junit_path)),
             ],
         )
     }

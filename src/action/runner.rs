@@ -28,6 +28,30 @@ pub struct Inputs {
     pub pull_request: Option<u64>,
     /// The login the action's comments are written by, when the token cannot say.
     pub comment_author: Option<String>,
+    /// The answer cache, relative to the workspace (so `actions/cache` can keep it).
+    pub cache_dir: Option<PathBuf>,
+    /// The most the cache may hold after a run, in bytes.
+    pub cache_max_bytes: u64,
+}
+
+/// `cache-max-mb` when the input is not given.
+pub const DEFAULT_CACHE_MAX_MB: u64 = 500;
+
+/// `value` of input `name` as a path inside the workspace: relative, with no `..`.
+fn workspace_relative(name: &str, value: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(value);
+    let inside = path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside {
+        bail!(
+            "input `{name}`: `{value}` is not a path inside the workspace; give one relative to it, such as `.promptgate-cache`"
+        );
+    }
+    Ok(path)
 }
 
 /// The runner's variables.
@@ -151,6 +175,16 @@ impl Runner {
                 provider: input("provider"),
                 pull_request,
                 comment_author: input("comment-author"),
+                cache_dir: input("cache-dir")
+                    .map(|d| workspace_relative("cache-dir", &d))
+                    .transpose()?,
+                cache_max_bytes: match input("cache-max-mb") {
+                    None => DEFAULT_CACHE_MAX_MB,
+                    Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("input `cache-max-mb`: `{v}` is not a positive whole number of megabytes")
+                    })?,
+                } * 1024
+                    * 1024,
             },
             workspace,
         })
@@ -170,5 +204,23 @@ impl Runner {
     /// `event.action`, for `pull_request` and `pull_request_review` events.
     pub fn action(&self) -> &str {
         self.event["action"].as_str().unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_dir_stays_inside_the_workspace() {
+        assert_eq!(
+            workspace_relative("cache-dir", ".promptgate-cache").expect("inside"),
+            PathBuf::from(".promptgate-cache")
+        );
+        assert!(workspace_relative("cache-dir", "./a/b").is_ok());
+        for outside in ["/var/cache", "../cache", "a/../../b"] {
+            let e = workspace_relative("cache-dir", outside).expect_err(outside);
+            assert!(e.to_string().contains("input `cache-dir`"), "{e}");
+        }
     }
 }

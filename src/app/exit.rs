@@ -64,12 +64,13 @@ impl Exit {
         }
     }
 
-    /// `action`: the status it set. Pending (waiting for approvals) is not a failure.
-    pub fn of_action(ran: Ran) -> Exit {
+    /// `action`: the status it set. Pending (waiting for approvals) is not a failure;
+    /// `error` is 5 whether the gate decided it or a failure after the first status did.
+    pub fn of_action(ran: &Ran) -> Exit {
         match ran {
             Ran::Skipped | Ran::Status(StatusState::Success | StatusState::Pending) => Exit::Ok,
             Ran::Status(StatusState::Failure) => Exit::Failed,
-            Ran::Status(StatusState::Error) => Exit::Undecided,
+            Ran::Status(StatusState::Error) | Ran::Failed(_) => Exit::Undecided,
         }
     }
 }
@@ -105,14 +106,21 @@ mod tests {
         assert_eq!(Exit::of_verdict(State::NeedsTradeoff), Exit::Ok);
         assert_eq!(Exit::of_verdict(State::Blocked), Exit::Failed);
         assert_eq!(Exit::of_verdict(State::Error), Exit::Undecided);
-        assert_eq!(Exit::of_action(Ran::Skipped), Exit::Ok);
-        assert_eq!(Exit::of_action(Ran::Status(StatusState::Pending)), Exit::Ok);
+        assert_eq!(Exit::of_action(&Ran::Skipped), Exit::Ok);
         assert_eq!(
-            Exit::of_action(Ran::Status(StatusState::Failure)),
+            Exit::of_action(&Ran::Status(StatusState::Pending)),
+            Exit::Ok
+        );
+        assert_eq!(
+            Exit::of_action(&Ran::Status(StatusState::Failure)),
             Exit::Failed
         );
         assert_eq!(
-            Exit::of_action(Ran::Status(StatusState::Error)),
+            Exit::of_action(&Ran::Status(StatusState::Error)),
+            Exit::Undecided
+        );
+        assert_eq!(
+            Exit::of_action(&Ran::Failed(anyhow::anyhow!("GitHub 502"))),
             Exit::Undecided
         );
         assert_eq!(Exit::of_release(End::Frozen), Exit::Frozen);

@@ -445,7 +445,10 @@ fn learn(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::R
 
 fn action(env: &Env) -> anyhow::Result<Exit> {
     let ran = crate::action::run(env, progress_style(env))?;
-    Ok(Exit::of_action(ran))
+    if let crate::action::Ran::Failed(e) = &ran {
+        eprintln!("error: {}", crate::diag::terminal_text(format!("{e:#}")));
+    }
+    Ok(Exit::of_action(&ran))
 }
 
 /// Write `report` in `format` to `path`, or to stdout. JSON is streamed: a large run's

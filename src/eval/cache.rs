@@ -2,7 +2,10 @@
 //! (provider, endpoint, model, parameters, conversation, tools, sample number), so a
 //! re-run of an unchanged side makes no provider calls. Only answers are stored, never
 //! errors. Writes are atomic (a temporary file renamed into place), so concurrent runs
-//! can share a cache: the worst case is the same answer written twice.
+//! can share a cache: the worst case is the same answer written twice. An entry is not
+//! flushed to disk on its own (an fsync per answer made a cold-cache run 27% slower):
+//! after a crash it may be empty or cut short, which reads as a miss, and the run's
+//! entries are flushed together, once, when the last handle on the cache is dropped.
 
 use std::path::PathBuf;
 
@@ -15,15 +18,99 @@ use crate::artifact::fingerprint::canonical_digest;
 /// Bumped when the entry format changes; old entries are then ignored.
 const LAYOUT: &str = "v1";
 
+/// What [`prune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Entries and bytes left.
+    pub kept: u64,
+    pub kept_bytes: u64,
+    /// Entries and bytes removed.
+    pub removed: u64,
+    pub removed_bytes: u64,
+}
+
+/// Keep the cache under `dir` (as given to [`Cache::new`]) within `max_bytes`: while it
+/// holds more, remove the entry used longest ago (a hit touches its entry, so the
+/// base side every pull request shares stays). Entries of older layouts, and
+/// temporary files a killed writer left, go first. Files it cannot stat or remove
+/// are skipped: a cache that cannot be pruned is still a cache.
+pub fn prune(dir: &std::path::Path, max_bytes: u64) -> Pruned {
+    let mut entries = Vec::new();
+    let mut stale = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(list) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in list.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            let path = e.path();
+            if meta.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let current = path.strip_prefix(dir).is_ok_and(|p| p.starts_with(LAYOUT))
+                && path.extension().is_some_and(|x| x == "json")
+                && !e.file_name().to_string_lossy().starts_with('.');
+            let when = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            if current {
+                entries.push((when, meta.len(), path));
+            } else {
+                stale.push((when, meta.len(), path));
+            }
+        }
+    }
+    // Oldest first; stale files before any entry.
+    entries.sort();
+    stale.sort();
+    let mut total: u64 = entries.iter().chain(&stale).map(|(_, len, _)| len).sum();
+    let mut done = Pruned::default();
+    for (_, len, path) in stale.iter().chain(&entries) {
+        if total <= max_bytes {
+            break;
+        }
+        if std::fs::remove_file(path).is_ok() {
+            total -= len;
+            done.removed += 1;
+            done.removed_bytes += len;
+        }
+    }
+    done.kept_bytes = total;
+    done.kept = (entries.len() + stale.len()) as u64 - done.removed;
+    done
+}
+
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    flush: std::sync::Arc<Flush>,
+}
+
+/// Flushes the cache's filesystem when the last [`Cache`] handle goes, if anything was
+/// written.
+#[derive(Debug)]
+struct Flush {
+    dir: PathBuf,
+    wrote: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        if self.wrote.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::atomic::sync_filesystem(&self.dir);
+        }
+    }
 }
 
 impl Cache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into().join(LAYOUT);
         Cache {
-            dir: dir.into().join(LAYOUT),
+            flush: std::sync::Arc::new(Flush {
+                dir: dir.clone(),
+                wrote: false.into(),
+            }),
+            dir,
         }
     }
 
@@ -46,7 +133,11 @@ impl Cache {
         let path = self.path(identity, request, sample);
         let file = path.clone();
         let bytes = tokio::task::spawn_blocking(move || {
-            crate::read::file(&file, crate::read::MAX_FILE_BYTES)
+            let bytes = crate::read::file(&file, crate::read::MAX_FILE_BYTES);
+            if bytes.is_ok() {
+                touch(&file);
+            }
+            bytes
         })
         .await
         .ok()?
@@ -73,7 +164,22 @@ impl Cache {
         completion: &Completion,
     ) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(completion).map_err(std::io::Error::other)?;
-        crate::atomic::write_creating_dir(&self.path(identity, request, sample), bytes).await
+        self.flush
+            .wrote
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        crate::atomic::write_creating_dir(
+            &self.path(identity, request, sample),
+            bytes,
+            crate::atomic::Durability::Unsynced,
+        )
+        .await
+    }
+}
+
+/// Mark an entry used now, for [`prune`]; best effort.
+fn touch(path: &std::path::Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
@@ -119,10 +225,45 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Cache::new(dir.path());
         let path = cache.path("p", &request("hi"), 0);
-        crate::atomic::write_creating_dir(&path, b"{trunc".to_vec())
-            .await
-            .expect("write");
+        crate::atomic::write_creating_dir(
+            &path,
+            b"{trunc".to_vec(),
+            crate::atomic::Durability::Synced,
+        )
+        .await
+        .expect("write");
         assert_eq!(cache.get("p", &request("hi"), 0).await, None);
+    }
+
+    /// Entries are not synced one by one: after a crash one may be empty or cut
+    /// anywhere. Each of those reads as a miss, never as another answer.
+    #[tokio::test]
+    async fn an_entry_a_crash_cut_short_anywhere_is_a_miss() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let answer = Completion {
+            text: "hello".into(),
+            latency_ms: Some(12.0),
+            ..Completion::default()
+        };
+        cache
+            .put("p", &request("hi"), 0, &answer)
+            .await
+            .expect("put");
+        let path = cache.path("p", &request("hi"), 0);
+        let whole = std::fs::read(&path).expect("read");
+        for cut in 0..whole.len() {
+            std::fs::write(&path, &whole[..cut]).expect("write");
+            assert_eq!(
+                cache.get("p", &request("hi"), 0).await,
+                None,
+                "cut at {cut}"
+            );
+        }
+        std::fs::write(&path, vec![0u8; whole.len()]).expect("write");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, None, "zeroed");
+        std::fs::write(&path, &whole).expect("write");
+        assert_eq!(cache.get("p", &request("hi"), 0).await, Some(answer));
     }
 
     #[cfg(unix)]
@@ -166,6 +307,7 @@ mod tests {
         crate::atomic::write_creating_dir(
             &path,
             br#"{"text":"","usage":null,"finish_reason":"stop"}"#.to_vec(),
+            crate::atomic::Durability::Synced,
         )
         .await
         .expect("write");
@@ -205,5 +347,73 @@ mod tests {
                 .expect("read dir")
                 .count();
         assert_eq!(leftovers, 1);
+    }
+
+    /// Files under `dir` with their mtime set `age_s` seconds ago.
+    fn aged(dir: &std::path::Path, name: &str, len: usize, age_s: u64) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, vec![b'x'; len]).expect("write");
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_s);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(when))
+            .expect("set mtime");
+        path
+    }
+
+    #[test]
+    fn pruning_removes_the_least_recently_used_entries_down_to_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = aged(dir.path(), "v1/aa/aa01.json", 400, 300);
+        let older = aged(dir.path(), "v1/bb/bb01.json", 400, 400);
+        let recent = aged(dir.path(), "v1/aa/aa02.json", 400, 10);
+        let left = aged(dir.path(), "v1/aa/.aa03.json.1.2.tmp", 100, 1);
+        let layout = aged(dir.path(), "v0/cc/cc01.json", 100, 1);
+        // Under the cap: nothing goes.
+        assert_eq!(prune(dir.path(), 10_000).removed, 0);
+        let done = prune(dir.path(), 500);
+        assert!(!left.exists() && !layout.exists(), "stale files first");
+        assert!(!older.exists() && !old.exists(), "then the oldest entries");
+        assert!(recent.exists());
+        assert_eq!(
+            done,
+            Pruned {
+                kept: 1,
+                kept_bytes: 400,
+                removed: 4,
+                removed_bytes: 1_000
+            }
+        );
+        // A missing directory is an empty cache.
+        assert_eq!(prune(&dir.path().join("none"), 0), Pruned::default());
+    }
+
+    #[tokio::test]
+    async fn a_hit_marks_its_entry_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path());
+        let answer = Completion {
+            text: "hello".into(),
+            ..Completion::default()
+        };
+        cache
+            .put("p", &request("hi"), 0, &answer)
+            .await
+            .expect("put");
+        let path = cache.path("p", &request("hi"), 0);
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(long_ago))
+            .expect("set mtime");
+        assert!(cache.get("p", &request("hi"), 0).await.is_some());
+        let mtime = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let fresh = mtime > long_ago + std::time::Duration::from_secs(60);
+        assert!(fresh, "the hit did not touch its entry");
     }
 }

@@ -63,6 +63,9 @@ pub struct Pull {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Branch {
     pub sha: String,
+    /// The branch name (`ref`).
+    #[serde(rename = "ref")]
+    pub name: Option<String>,
     /// Missing when the fork was deleted.
     pub repo: Option<Repository>,
 }

@@ -42,7 +42,12 @@ pub async fn record(
         completion: completion.clone(),
     };
     let text = serde_json::to_vec_pretty(&recording).map_err(std::io::Error::other)?;
-    crate::atomic::write_creating_dir(&path_of(dir, request, sample), text).await
+    crate::atomic::write_creating_dir(
+        &path_of(dir, request, sample),
+        text,
+        crate::atomic::Durability::Synced,
+    )
+    .await
 }
 
 pub struct Replay {
