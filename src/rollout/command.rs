@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::metrics::{self, Decision};
-use super::{FORMAT, Pinned, Runtime};
+use super::{FORMAT, Pinned, Runtime, Stage, Step};
 use crate::artifact::native::Version;
 use crate::diag::{Diagnostics, Pos};
 use crate::format;
@@ -82,18 +82,34 @@ pub fn change(
     actor: &Actor,
     apply: impl FnOnce(&mut Runtime) -> Result<String>,
 ) -> Result<String> {
+    change_if(path, actor, |rt| Ok(Step::Changed(apply(rt)?)))
+}
+
+/// [`change`] for a transition that may find nothing to do: then nothing is written or
+/// audited, and the words say so.
+pub fn change_if(
+    path: &Path,
+    actor: &Actor,
+    apply: impl FnOnce(&mut Runtime) -> Result<Step>,
+) -> Result<String> {
+    let mut unchanged = None;
     let what = store::update(path, &store::audit_path(path), actor, |current| {
         let mut runtime = match current {
             Some(text) => parse(path, text)?,
             None => Runtime::default(),
         };
-        let what = apply(&mut runtime)?;
-        Ok(Some(Change {
-            content: render(&runtime)?,
-            what,
-        }))
+        Ok(match apply(&mut runtime)? {
+            Step::Changed(what) => Some(Change {
+                content: render(&runtime)?,
+                what,
+            }),
+            Step::Unchanged(words) => {
+                unchanged = Some(words);
+                None
+            }
+        })
     })?;
-    Ok(what.unwrap_or_default())
+    Ok(what.or(unchanged).unwrap_or_default())
 }
 
 /// A version from the command line: `4` is a number, anything else text.
@@ -229,10 +245,14 @@ pub enum ReleaseRequest<'a> {
         /// Gate evidence that must cover the version and not have blocked.
         evidence: Option<&'a Path>,
     },
-    /// Move the canary to the next stage; with metrics, only if it is healthy.
+    /// Move the canary from stage `from` to the next; with metrics, only if it is
+    /// healthy; without, only as an override (`force`, the reason required).
     Advance {
         artifact: &'a str,
+        from: Stage,
         metrics: Option<&'a Path>,
+        /// Advance without metrics, and why: audited as an override.
+        force: Option<&'a str>,
     },
     /// Every artifact's (or one's) stable version, canary, stage and state.
     Status {
@@ -245,8 +265,9 @@ pub enum ReleaseRequest<'a> {
         metrics: &'a Path,
         format: Listing,
     },
-    /// End a rollout in progress, or restore the previous stable version.
-    Rollback { artifact: &'a str },
+    /// End the rollout of version `from`, or, `from` being stable, restore the previous
+    /// stable version.
+    Rollback { artifact: &'a str, from: &'a str },
 }
 
 /// How a request ended, besides what it printed.
@@ -305,30 +326,56 @@ pub fn run(
             output.push_str(&line(&what));
             End::Done
         }
-        ReleaseRequest::Advance { artifact, metrics } => {
-            let why = reason.map_or_else(|| format!("rollout advance {artifact}"), str::to_string);
+        ReleaseRequest::Advance {
+            artifact,
+            from,
+            metrics,
+            force,
+        } => {
+            let mut why = reason.map_or_else(
+                || format!("rollout advance {artifact} --from {}", from.word()),
+                str::to_string,
+            );
             let mut end = None;
-            if let Some(m) = metrics {
-                let (_, decision, bad) = decide(path, artifact, m)?;
-                output.push_str(&say(artifact, &decision));
-                let bad_metrics = !bad.is_empty();
-                problems = bad;
-                match decision {
-                    Decision::Breach { reasons, .. } => {
-                        output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
-                        end = Some(End::Frozen);
+            match (metrics, force) {
+                (Some(m), _) => {
+                    let (release, decision, bad) = decide(path, artifact, m)?;
+                    // A frozen rollout does not advance, whatever its metrics say now.
+                    if release.frozen {
+                        return Err(super::Refused::Frozen {
+                            artifact: artifact.into(),
+                            why: release
+                                .frozen_because
+                                .unwrap_or_else(|| "frozen by hand".into()),
+                        }
+                        .into());
                     }
-                    // A corrupt metrics file is no reason to move on.
-                    _ if bad_metrics => end = Some(End::BadMetrics),
-                    Decision::Hold { .. } => end = Some(End::Done),
-                    Decision::Healthy { .. } => {}
+                    output.push_str(&say(artifact, &decision));
+                    let bad_metrics = !bad.is_empty();
+                    problems = bad;
+                    match decision {
+                        Decision::Breach { reasons, .. } => {
+                            output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
+                            end = Some(End::Frozen);
+                        }
+                        // A corrupt metrics file is no reason to move on.
+                        _ if bad_metrics => end = Some(End::BadMetrics),
+                        Decision::Hold { .. } => end = Some(End::Done),
+                        Decision::Healthy { .. } => {}
+                    }
                 }
+                (None, Some(override_why)) => {
+                    why = format!("OVERRIDE without metrics (--force): {override_why}");
+                }
+                (None, None) => bail!(
+                    "`rollout advance` needs `--metrics FILE`, or `--force --why TEXT` to advance without evidence (audited as an override)"
+                ),
             }
             match end {
                 Some(end) => end,
                 None => {
                     let what = change(path, &Actor::new(env, &why), |rt| {
-                        Ok(super::advance(rt, artifact, &now)?)
+                        Ok(super::advance(rt, artifact, from, &now)?)
                     })?;
                     output.push_str(&line(&what));
                     End::Done
@@ -377,10 +424,13 @@ pub fn run(
                 _ => End::Done,
             }
         }
-        ReleaseRequest::Rollback { artifact } => {
-            let why = reason.map_or_else(|| format!("rollback {artifact}"), str::to_string);
-            let what = change(path, &Actor::new(env, &why), |rt| {
-                Ok(super::rollback(rt, artifact)?)
+        ReleaseRequest::Rollback { artifact, from } => {
+            let why = reason.map_or_else(
+                || format!("rollback {artifact} --from {from}"),
+                str::to_string,
+            );
+            let what = change_if(path, &Actor::new(env, &why), |rt| {
+                Ok(super::rollback(rt, artifact, &version(from))?)
             })?;
             output.push_str(&line(&what));
             End::Done

@@ -112,6 +112,11 @@ impl Stage {
         Stage::ORDER.get(i + 1).copied()
     }
 
+    /// The stage a word names (`internal`, `low-risk`, `cohort`, `all`).
+    pub fn from_word(word: &str) -> Option<Stage> {
+        Stage::ORDER.into_iter().find(|s| s.word() == word)
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Stage::Internal => "internal",
@@ -261,6 +266,22 @@ pub enum Refused {
     AlreadyStable { artifact: String, version: String },
     #[error("`{0}` has no earlier stable version to roll back to")]
     NoHistory(String),
+    #[error(
+        "`{artifact}` is at stage {now}, not {from}: someone else moved it; nothing changed (see `promptgate rollout status`)"
+    )]
+    Moved {
+        artifact: String,
+        from: &'static str,
+        now: &'static str,
+    },
+}
+
+/// What a transition did: changed the release (the words for the audit log), or found
+/// it already in the state asked for (the words for the user; nothing is written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Changed(String),
+    Unchanged(String),
 }
 
 /// Start rolling out `version` of `artifact` at the first stage.
@@ -321,8 +342,15 @@ pub fn start(
     ))
 }
 
-/// Move the canary to the next stage, or, from the last one, make it stable.
-pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Refused> {
+/// Move the canary from stage `from` to the next one, or, from the last, make it
+/// stable. Compare-and-set: a canary no longer at `from` (someone advanced or rolled it
+/// back meanwhile) is refused, so two advances never move two steps.
+pub fn advance(
+    rt: &mut Runtime,
+    artifact: &str,
+    from: Stage,
+    now: &str,
+) -> Result<String, Refused> {
     let release = rt
         .artifacts
         .get_mut(artifact)
@@ -340,6 +368,13 @@ pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Re
         .canary
         .as_mut()
         .ok_or_else(|| Refused::NoCanary(artifact.into()))?;
+    if canary.stage != from {
+        return Err(Refused::Moved {
+            artifact: artifact.into(),
+            from: from.word(),
+            now: canary.stage.word(),
+        });
+    }
     match canary.stage.next() {
         Some(stage) => {
             let plan = release.stages.get(stage).clone();
@@ -348,8 +383,9 @@ pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Re
             canary.percent = plan.percent;
             canary.since = now.to_string();
             Ok(format!(
-                "{artifact}: version {} advanced to stage {} ({}% of {})",
+                "{artifact}: version {} advanced from stage {} to stage {} ({}% of {})",
                 canary.version.text(),
+                from.word(),
                 stage.word(),
                 plan.percent,
                 plan.segments.join(", ")
@@ -364,7 +400,7 @@ pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Re
             release.history.push(old);
             release.canary = None;
             Ok(format!(
-                "{artifact}: version {} is now stable for everyone",
+                "{artifact}: version {} advanced from stage all and is now stable for everyone",
                 release.stable.version.text()
             ))
         }
@@ -385,32 +421,53 @@ pub fn freeze(rt: &mut Runtime, artifact: &str, why: &str) -> Result<String, Ref
     ))
 }
 
-/// Roll back: a rollout in progress (frozen or not) ends and everyone gets stable; with
-/// none in progress, the previous stable version becomes stable again.
-pub fn rollback(rt: &mut Runtime, artifact: &str) -> Result<String, Refused> {
+/// Roll back from version `from`: a rollout of `from` in progress (frozen or not) ends
+/// and everyone gets stable; with none in progress and `from` stable, the previous
+/// stable version becomes stable again. Compare-and-set: when `from` is neither the
+/// canary nor stable (a second identical rollback, or one racing it), nothing changes
+/// and the step says so — two rollbacks never go two versions back.
+pub fn rollback(rt: &mut Runtime, artifact: &str, from: &Version) -> Result<Step, Refused> {
     let release = rt
         .artifacts
         .get_mut(artifact)
         .ok_or_else(|| Refused::Unknown(artifact.into()))?;
-    release.frozen = false;
-    release.frozen_because = None;
-    if let Some(c) = release.canary.take() {
-        return Ok(format!(
-            "{artifact}: rollout of version {} ended, stable version {} for everyone",
-            c.version.text(),
+    let from = from.text();
+    if release
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.version.text() == from)
+    {
+        release.frozen = false;
+        release.frozen_because = None;
+        release.canary = None;
+        return Ok(Step::Changed(format!(
+            "{artifact}: rolled back from version {from}: its rollout ended, stable version {} for everyone",
             release.stable.version.text()
-        ));
+        )));
+    }
+    if release.canary.is_some() || release.stable.version.text() != from {
+        let now = match &release.canary {
+            Some(c) => format!(
+                "stable version {}, rolling out version {}",
+                release.stable.version.text(),
+                c.version.text()
+            ),
+            None => format!("stable version {}", release.stable.version.text()),
+        };
+        return Ok(Step::Unchanged(format!(
+            "{artifact}: nothing to roll back from version {from}: it serves {now}; nothing changed"
+        )));
     }
     let previous = release
         .history
         .pop()
         .ok_or_else(|| Refused::NoHistory(artifact.into()))?;
-    let from = std::mem::replace(&mut release.stable, previous);
-    Ok(format!(
+    let old = std::mem::replace(&mut release.stable, previous);
+    Ok(Step::Changed(format!(
         "{artifact}: rolled back from version {} to version {}",
-        from.version.text(),
+        old.version.text(),
         release.stable.version.text()
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -437,19 +494,25 @@ mod tests {
         let stage = |rt: &Runtime| rt.artifacts["support"].canary.as_ref().map(|c| c.stage);
         assert_eq!(stage(&rt), Some(Stage::Internal));
         for expected in [Stage::LowRisk, Stage::Cohort, Stage::All] {
-            advance(&mut rt, "support", "t1").expect("advances");
+            let from = stage(&rt).expect("rolling out");
+            advance(&mut rt, "support", from, "t1").expect("advances");
             assert_eq!(stage(&rt), Some(expected));
         }
-        advance(&mut rt, "support", "t2").expect("promotes");
+        advance(&mut rt, "support", Stage::All, "t2").expect("promotes");
         let r = &rt.artifacts["support"];
         assert_eq!(r.stable.version.text(), "4");
         assert_eq!(r.history, vec![pinned("3")]);
         assert!(r.canary.is_none());
         // And back.
-        rollback(&mut rt, "support").expect("rolls back");
+        let four = Version::Number(4);
+        let three = Version::Number(3);
+        assert!(matches!(
+            rollback(&mut rt, "support", &four),
+            Ok(Step::Changed(_))
+        ));
         assert_eq!(rt.artifacts["support"].stable.version.text(), "3");
         assert_eq!(
-            rollback(&mut rt, "support"),
+            rollback(&mut rt, "support", &three),
             Err(Refused::NoHistory("support".into()))
         );
     }
@@ -467,12 +530,12 @@ mod tests {
         );
         freeze(&mut rt, "support", "fallback rate 9% > 5%").expect("freezes");
         assert!(matches!(
-            advance(&mut rt, "support", "t"),
+            advance(&mut rt, "support", Stage::Internal, "t"),
             Err(Refused::Frozen { .. })
         ));
-        rollback(&mut rt, "support").expect("ends the rollout");
+        rollback(&mut rt, "support", &Version::Text("4".into())).expect("ends the rollout");
         assert_eq!(
-            advance(&mut rt, "support", "t"),
+            advance(&mut rt, "support", Stage::Internal, "t"),
             Err(Refused::NoCanary("support".into()))
         );
         assert!(matches!(
@@ -501,12 +564,37 @@ mod tests {
         assert_eq!(rt.resolve("unknown", "internal", "u1"), None);
     }
 
+    #[test]
+    fn advance_and_rollback_act_only_on_the_state_they_name() {
+        let mut rt = runtime();
+        advance(&mut rt, "support", Stage::Internal, "t").expect("advances");
+        // A second advance from the same stage: someone already moved it.
+        assert!(matches!(
+            advance(&mut rt, "support", Stage::Internal, "t"),
+            Err(Refused::Moved { .. })
+        ));
+        assert_eq!(
+            rt.artifacts["support"].canary.as_ref().map(|c| c.stage),
+            Some(Stage::LowRisk)
+        );
+        let before = {
+            rollback(&mut rt, "support", &Version::Number(4)).expect("ends it");
+            rt.clone()
+        };
+        // The same rollback again: nothing to do, and nothing done.
+        assert!(matches!(
+            rollback(&mut rt, "support", &Version::Number(4)),
+            Ok(Step::Unchanged(_))
+        ));
+        assert_eq!(rt, before);
+    }
+
     proptest! {
         #[test]
         fn the_same_key_always_gets_the_same_version(key in ".{0,40}", segment in "[a-z/]{1,20}") {
             let mut rt = runtime();
-            for _ in 0..2 {
-                advance(&mut rt, "support", "t").expect("advances");
+            for from in [Stage::Internal, Stage::LowRisk] {
+                advance(&mut rt, "support", from, "t").expect("advances");
             }
             let first = rt.resolve("support", &segment, &key);
             prop_assert_eq!(first, rt.resolve("support", &segment, &key));
