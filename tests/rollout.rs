@@ -883,3 +883,43 @@ fn advance_with_metrics_on_a_frozen_rollout_is_refused() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("is frozen"), "{err}");
 }
+
+/// Hand edits the schema cannot catch: each is said at its place, and no command
+/// writes on such a file. Before, every one was accepted (`max_fallback_rate: 5` judged
+/// 90% fallbacks healthy; `geo/[eu` silently never matched).
+#[test]
+fn invalid_thresholds_and_stages_are_refused_at_their_place() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    let text = "format: promptgate.runtime/v1
+artifacts:
+  support:
+    stable: {version: 3}
+    thresholds:
+      max_fallback_rate: 5
+      max_escalation_rate: -0.1
+      max_manual_correction_rate: 1.5
+      min_samples: {internal: 0, low-risk: 200, cohort: 500, all: 1000}
+    stages:
+      internal: {segments: [], percent: 100}
+      low-risk: {segments: ['*'], percent: 50}
+      cohort: {segments: ['geo/[eu'], percent: 10}
+      all: {segments: ['*'], percent: 150}
+";
+    std::fs::write(d.runtime(), text).expect("write");
+    let (code, _, err) = d.run(&START[..5]);
+    assert_eq!(code, 3, "{err}");
+    for expected in [
+        "prompts.runtime.yaml:6:26: `support`: `max_fallback_rate` is a fraction between 0 and 1, found 5 (did you mean 0.05?)",
+        "prompts.runtime.yaml:7:28: `support`: `max_escalation_rate` is a fraction between 0 and 1, found -0.1",
+        "prompts.runtime.yaml:8:35: `support`: `max_manual_correction_rate` is a fraction between 0 and 1, found 1.5 (did you mean 0.015?)",
+        "prompts.runtime.yaml:9:31: `support`: `min_samples.internal` must be at least 1",
+        "prompts.runtime.yaml:11:28: `support`: stage internal: `segments` is empty",
+        "prompts.runtime.yaml:13:26: `support`: stage cohort: segment `geo/[eu` is not a valid glob",
+        "prompts.runtime.yaml:13:48: `support`: stage cohort: `percent` 10 must be more than stage low-risk's 50",
+        "prompts.runtime.yaml:14:39: `support`: stage all: `percent` must be more than 0 and at most 100, found 150",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    assert_eq!(std::fs::read_to_string(d.runtime()).expect("read"), text);
+}

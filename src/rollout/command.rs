@@ -64,6 +64,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
         );
         return Err(d.into());
     }
+    let mut d = Diagnostics::default();
+    for (id, release) in &runtime.artifacts {
+        for problem in release.problems() {
+            let mut keys = vec!["artifacts", id.as_str()];
+            keys.extend(&problem.at);
+            d.push(
+                &name,
+                node.pos_at(&keys),
+                format!("`{id}`: {}", problem.message),
+            );
+        }
+    }
+    if !d.is_empty() {
+        return Err(d.into());
+    }
     Ok(runtime)
 }
 

@@ -216,17 +216,118 @@ pub fn bucket(artifact: &str, request_key: &str) -> u64 {
     u64::from_be_bytes(first) % 10_000
 }
 
-/// Whether `segment` is one of `patterns` (`*` matches any run of characters).
+/// The one glob dialect of stage segments (docs/release.md, "Segment globs"): `*` any
+/// run of characters (`/` too), `?` one character, `[abc]`, `[a-z]`, `[!a]`/`[^a]`,
+/// `{a,b}` alternatives, `\\` escapes the next character; case-sensitive, whole segment.
+pub fn segment_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .case_insensitive(false)
+        .empty_alternates(false)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.kind().to_string())
+}
+
+/// Whether `segment` is one of `patterns` ([`segment_glob`]). A pattern that is not a
+/// valid glob matches nothing; reading the runtime config refuses one ([`Release::problems`]).
 pub fn segment_matches(patterns: &[String], segment: &str) -> bool {
-    patterns.iter().any(|p| {
-        if p == "*" {
-            true
-        } else if !p.contains(['*', '?', '[', '{']) {
-            p == segment
-        } else {
-            globset::Glob::new(p).is_ok_and(|g| g.compile_matcher().is_match(segment))
+    patterns
+        .iter()
+        .any(|p| segment_glob(p).is_ok_and(|g| g.is_match(segment)))
+}
+
+/// A problem in a release, at the keys (below the artifact) where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub at: Vec<&'static str>,
+    pub message: String,
+}
+
+impl Release {
+    /// What a hand edit can get wrong that the schema cannot say: rates that are not
+    /// fractions, sample minimums of zero, stages that do not widen, empty or invalid
+    /// segment lists.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut push = |at: Vec<&'static str>, message: String| out.push(Problem { at, message });
+        let t = &self.thresholds;
+        for (key, value) in [
+            ("max_fallback_rate", t.max_fallback_rate),
+            ("max_escalation_rate", t.max_escalation_rate),
+            ("max_manual_correction_rate", t.max_manual_correction_rate),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                let hint = if value > 1.0 && value <= 100.0 {
+                    format!(" (did you mean {}?)", value / 100.0)
+                } else {
+                    String::new()
+                };
+                push(
+                    vec!["thresholds", key],
+                    format!("`{key}` is a fraction between 0 and 1, found {value}{hint}"),
+                );
+            }
         }
-    })
+        for stage in Stage::ORDER {
+            if *t.min_samples.get(stage) == 0 {
+                push(
+                    vec!["thresholds", "min_samples", stage.word()],
+                    format!(
+                        "`min_samples.{}` must be at least 1: a stage never advances on no data",
+                        stage.word()
+                    ),
+                );
+            }
+        }
+        let mut previous: Option<(Stage, f64)> = None;
+        for stage in Stage::ORDER {
+            let plan = self.stages.get(stage);
+            let word = stage.word();
+            if !(plan.percent > 0.0 && plan.percent <= 100.0) {
+                push(
+                    vec!["stages", word, "percent"],
+                    format!(
+                        "stage {word}: `percent` must be more than 0 and at most 100, found {}",
+                        plan.percent
+                    ),
+                );
+            }
+            if plan.segments.is_empty() {
+                push(
+                    vec!["stages", word, "segments"],
+                    format!("stage {word}: `segments` is empty, so the stage serves nobody"),
+                );
+            }
+            for p in &plan.segments {
+                if let Err(e) = segment_glob(p) {
+                    push(
+                        vec!["stages", word, "segments"],
+                        format!("stage {word}: segment `{p}` is not a valid glob: {e}"),
+                    );
+                }
+            }
+            // Internal users are a population of their own; from low-risk on, each stage
+            // serves a larger share than the one before.
+            if stage != Stage::Internal {
+                if let Some((before, percent)) = previous
+                    && plan.percent <= percent
+                {
+                    push(
+                        vec!["stages", word, "percent"],
+                        format!(
+                            "stage {word}: `percent` {} must be more than stage {}'s {percent}: stages only widen",
+                            plan.percent,
+                            before.word()
+                        ),
+                    );
+                }
+                previous = Some((stage, plan.percent));
+            }
+        }
+        out
+    }
 }
 
 impl Runtime {
