@@ -97,12 +97,18 @@ fn forced_advance(from: &str) -> Vec<&str> {
     args
 }
 
+/// Now, as metrics rows write it: rows written after a stage began count in it.
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 fn metrics_lines(version: &str, segment: &str, requests: usize, fallbacks: usize) -> String {
+    let at = now();
     (0..requests)
         .map(|i| {
             format!(
                 "{}\n",
-                json!({"version": version, "segment": segment, "fallback": i < fallbacks})
+                json!({"at": at, "version": version, "segment": segment, "fallback": i < fallbacks})
             )
         })
         .collect()
@@ -175,16 +181,22 @@ fn a_breach_freezes_and_everyone_goes_back_to_stable() {
         &(metrics_lines("4", "intent/refund", 100, 12)
             + &metrics_lines("3", "intent/refund", 1000, 0)),
     );
-    let (code, out, _) = d.run(&[
+    let check = [
         "rollout",
         "check",
         "support",
         "--metrics",
         m.to_str().expect("utf8"),
-    ]);
+    ];
+    // One breaching check is counted; the second in a row freezes (failure_limit 1).
+    let (code, out, _) = d.run(&check);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("breach 1 in a row"), "{out}");
+    assert_eq!(d.release("support")["canary"]["breaches"], 1);
+    let (code, out, _) = d.run(&check);
     assert_eq!(code, 6, "{out}");
     assert!(
-        out.contains("BREACH: fallback rate 12.0% (12 of 100) over 5.0%"),
+        out.contains("BREACH: fallback rate 12.0% (12 of 100) over 5.0% (p = 0.004), stable 0.0% (0 of 1000) (p = 0.000)"),
         "{out}"
     );
     let r = d.release("support");
@@ -203,7 +215,11 @@ fn a_breach_freezes_and_everyone_goes_back_to_stable() {
 fn too_few_samples_hold_and_advance_waits() {
     let d = Dir::new();
     d.start();
-    let m = d.write("few.csv", "version,segment,fallback,escalated,corrected\n4,internal,false,false,false\n4,internal,false,false,false\n");
+    let at = now();
+    let m = d.write(
+        "few.csv",
+        &format!("at,version,segment,fallback,escalated,corrected\n{at},4,internal,false,false,false\n{at},4,internal,false,false,false\n"),
+    );
     let m = m.to_str().expect("utf8");
     let out = d.ok(&["rollout", "check", "support", "--metrics", m]);
     assert!(out.contains("hold: 2 of the 50 canary requests"), "{out}");
@@ -222,8 +238,10 @@ fn too_few_samples_hold_and_advance_waits() {
     // Enough healthy samples (as counts): it advances.
     let counts = d.write(
         "counts.jsonl",
-        r#"{"version": "4", "segment": "internal", "requests": 80, "fallbacks": 1, "escalations": 2, "corrections": 0}
-"#,
+        &format!(
+            "{}\n",
+            json!({"at": now(), "version": "4", "segment": "internal", "requests": 80, "fallbacks": 1, "escalations": 2, "corrections": 0})
+        ),
     );
     d.ok(&[
         "rollout",
@@ -862,13 +880,15 @@ fn advance_with_metrics_on_a_frozen_rollout_is_refused() {
     let d = Dir::new();
     d.start();
     let bad = d.write("bad.jsonl", &metrics_lines("4", "internal", 60, 30));
-    let (code, _, _) = d.run(&[
+    let check = [
         "rollout",
         "check",
         "support",
         "--metrics",
         bad.to_str().expect("utf8"),
-    ]);
+    ];
+    d.run(&check);
+    let (code, _, _) = d.run(&check);
     assert_eq!(code, 6);
     let few = d.write("few.jsonl", &metrics_lines("4", "internal", 2, 0));
     let (code, out, err) = d.run(&[
@@ -922,4 +942,22 @@ artifacts:
         assert!(err.contains(expected), "{expected}\n{err}");
     }
     assert_eq!(std::fs::read_to_string(d.runtime()).expect("read"), text);
+}
+
+/// 1 fallback in 1 request was `BREACH 100%` and froze the rollout.
+#[test]
+fn one_fallback_in_one_request_holds() {
+    let d = Dir::new();
+    d.start();
+    let m = d.write("one.jsonl", &metrics_lines("4", "internal", 1, 1));
+    let m = m.to_str().expect("utf8");
+    for _ in 0..3 {
+        let (code, out, err) = d.run(&["rollout", "check", "support", "--metrics", m]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("hold: fallback rate 100.0% (1 of 1) over 5.0%, not yet evidence"),
+            "{out}"
+        );
+    }
+    assert_eq!(d.release("support")["frozen"], false);
 }

@@ -221,14 +221,22 @@ pub fn status_table(runtime: &Runtime, only: Option<&str>) -> String {
 /// A decision as a line of text.
 pub fn say(artifact: &str, d: &Decision) -> String {
     let line = match d {
-        Decision::Healthy { counts } => format!(
+        Decision::Healthy { counts, .. } => format!(
             "{artifact}: healthy: {} canary requests within every threshold; it may advance\n",
             counts.requests
         ),
-        Decision::Hold { counts, needed } => format!(
+        Decision::Hold {
+            counts,
+            needed,
+            watching,
+            ..
+        } if watching.is_empty() => format!(
             "{artifact}: hold: {} of the {needed} canary requests this stage needs; within the thresholds so far\n",
             counts.requests
         ),
+        Decision::Hold { watching, .. } => {
+            format!("{artifact}: hold: {}\n", watching.join("; "))
+        }
         Decision::Breach { reasons, .. } => {
             format!("{artifact}: BREACH: {}\n", reasons.join("; "))
         }
@@ -368,11 +376,12 @@ pub fn run(
                     output.push_str(&say(artifact, &decision));
                     let bad_metrics = !bad.is_empty();
                     problems = bad;
+                    let (words, froze) = judge(path, env, artifact, &release, &decision)?;
+                    output.push_str(&words);
                     match decision {
-                        Decision::Breach { reasons, .. } => {
-                            output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
-                            end = Some(End::Frozen);
-                        }
+                        _ if froze => end = Some(End::Frozen),
+                        // Never advance on a breach, counted or not yet freezing.
+                        Decision::Breach { .. } => end = Some(End::Done),
                         // A corrupt metrics file is no reason to move on.
                         _ if bad_metrics => end = Some(End::BadMetrics),
                         Decision::Hold { .. } => end = Some(End::Done),
@@ -429,14 +438,18 @@ pub fn run(
             }
             let bad_metrics = !bad.is_empty();
             problems = bad;
-            match decision {
-                Decision::Breach { reasons, .. } if !release.frozen => {
-                    output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
-                    End::Frozen
+            if release.frozen {
+                End::Frozen
+            } else {
+                let (words, froze) = judge(path, env, artifact, &release, &decision)?;
+                if format == Listing::Table {
+                    output.push_str(&words);
                 }
-                Decision::Breach { .. } => End::Frozen,
-                _ if bad_metrics => End::BadMetrics,
-                _ => End::Done,
+                match decision {
+                    _ if froze => End::Frozen,
+                    _ if bad_metrics => End::BadMetrics,
+                    _ => End::Done,
+                }
             }
         }
         ReleaseRequest::Rollback { artifact, from } => {
@@ -469,19 +482,53 @@ fn decide(
         .artifacts
         .remove(artifact)
         .ok_or_else(|| super::Refused::Unknown(artifact.to_string()))?;
-    let (table, problems) = read_metrics(metrics_file)?;
-    let decision = metrics::check(&release, &table)
+    let (table, mut problems) = read_metrics(metrics_file)?;
+    let checked = metrics::check(&release, &table)
         .ok_or_else(|| super::Refused::NoCanary(artifact.to_string()))?;
-    Ok((release, decision, problems))
+    let name = metrics_file.display().to_string();
+    for (line, message) in checked.problems {
+        problems.push(&name, Pos::new(line, 1), message);
+    }
+    Ok((release, checked.decision, problems))
 }
 
-/// Freeze after a breach: everyone back on stable, in one write. Returns what changed,
-/// as a line.
-fn freeze(path: &Path, env: &crate::env::Env, artifact: &str, why: &str) -> Result<String> {
-    let what = change(
-        path,
-        &Actor::new(env, &format!("canary breach: {why}")),
-        |rt| Ok(super::freeze(rt, artifact, why)?),
-    )?;
-    Ok(line(&what))
+/// What a check's decision does to the rollout: a breach counts one more in a row and,
+/// past `failure_limit`, freezes; anything else starts the count again. Returns the
+/// words, and whether it froze.
+fn judge(
+    path: &Path,
+    env: &crate::env::Env,
+    artifact: &str,
+    release: &super::Release,
+    decision: &Decision,
+) -> Result<(String, bool)> {
+    let Some(canary) = &release.canary else {
+        return Ok((String::new(), false));
+    };
+    match decision {
+        Decision::Breach { reasons, .. } => {
+            let why = reasons.join("; ");
+            let mut froze = false;
+            let what = change_if(
+                path,
+                &Actor::new(env, &format!("canary breach: {why}")),
+                |rt| {
+                    let (step, f) =
+                        super::breached(rt, artifact, &canary.version.text(), canary.stage, &why)?;
+                    froze = f;
+                    Ok(step)
+                },
+            )?;
+            Ok((line(&what), froze))
+        }
+        _ if canary.breaches > 0 => {
+            let what = change_if(
+                path,
+                &Actor::new(env, "canary check without a breach"),
+                |rt| Ok(super::not_breached(rt, artifact)),
+            )?;
+            Ok((line(&what), false))
+        }
+        _ => Ok((String::new(), false)),
+    }
 }

@@ -84,8 +84,16 @@ pub struct Canary {
     pub segments: Vec<String>,
     /// Share of those segments' requests it serves, 0–100.
     pub percent: f64,
-    /// When this stage started (RFC 3339).
+    /// When this stage started (RFC 3339); only metrics since then count.
     pub since: String,
+    /// Consecutive checks that found a breach; reset by a check that does not. The
+    /// rollout freezes when it passes `thresholds.failure_limit`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub breaches: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Rollout stages, in order.
@@ -139,6 +147,12 @@ pub struct Thresholds {
     pub max_manual_correction_rate: f64,
     /// Canary requests needed at each stage before it may advance.
     pub min_samples: PerStage<u64>,
+    /// Canary requests (and stable's, to compare) needed before a rate over its
+    /// threshold can be a breach; fewer hold.
+    pub min_breach_samples: u64,
+    /// Breaching checks tolerated in a row: the next one freezes (Argo Rollouts'
+    /// `failureLimit`). 0 freezes on the first.
+    pub failure_limit: u32,
 }
 
 impl Default for Thresholds {
@@ -153,6 +167,8 @@ impl Default for Thresholds {
                 cohort: 500,
                 all: 1000,
             },
+            min_breach_samples: 20,
+            failure_limit: 1,
         }
     }
 }
@@ -280,6 +296,20 @@ impl Release {
                     ),
                 );
             }
+        }
+        if t.min_breach_samples == 0 {
+            push(
+                vec!["thresholds", "min_breach_samples"],
+                "`min_breach_samples` must be at least 1".into(),
+            );
+        }
+        if let Some(c) = &self.canary
+            && c.since.parse::<jiff::Timestamp>().is_err()
+        {
+            push(
+                vec!["canary", "since"],
+                format!("`since` is not an RFC 3339 time: `{}`", c.since),
+            );
         }
         let mut previous: Option<(Stage, f64)> = None;
         for stage in Stage::ORDER {
@@ -434,6 +464,7 @@ pub fn start(
         segments: plan.segments.clone(),
         percent: plan.percent,
         since: now.to_string(),
+        breaches: 0,
     });
     Ok(format!(
         "{artifact}: rollout of version {} started at stage internal ({}% of {})",
@@ -483,6 +514,7 @@ pub fn advance(
             canary.segments = plan.segments.clone();
             canary.percent = plan.percent;
             canary.since = now.to_string();
+            canary.breaches = 0;
             Ok(format!(
                 "{artifact}: version {} advanced from stage {} to stage {} ({}% of {})",
                 canary.version.text(),
@@ -505,6 +537,70 @@ pub fn advance(
                 release.stable.version.text()
             ))
         }
+    }
+}
+
+/// A check of the canary of `version` at `stage` found a breach: one more in a row; past
+/// `failure_limit` the rollout freezes (returned `true`). A canary that moved meanwhile
+/// is left alone.
+pub fn breached(
+    rt: &mut Runtime,
+    artifact: &str,
+    version: &str,
+    stage: Stage,
+    why: &str,
+) -> Result<(Step, bool), Refused> {
+    let release = rt
+        .artifacts
+        .get_mut(artifact)
+        .ok_or_else(|| Refused::Unknown(artifact.into()))?;
+    let limit = release.thresholds.failure_limit;
+    let Some(canary) = release
+        .canary
+        .as_mut()
+        .filter(|c| c.version.text() == version && c.stage == stage && !release.frozen)
+    else {
+        return Ok((
+            Step::Unchanged(format!(
+                "{artifact}: the canary moved or froze meanwhile; nothing changed"
+            )),
+            false,
+        ));
+    };
+    canary.breaches += 1;
+    if canary.breaches > limit {
+        let n = canary.breaches;
+        let words = freeze(rt, artifact, why)?;
+        return Ok((
+            Step::Changed(format!("{words} after {n} breaching checks in a row")),
+            true,
+        ));
+    }
+    Ok((
+        Step::Changed(format!(
+            "{artifact}: breach {} in a row ({why}); it freezes after {} in a row",
+            canary.breaches,
+            limit + 1
+        )),
+        false,
+    ))
+}
+
+/// A check of the canary found no breach: the count of breaches in a row starts again.
+pub fn not_breached(rt: &mut Runtime, artifact: &str) -> Step {
+    match rt
+        .artifacts
+        .get_mut(artifact)
+        .and_then(|r| r.canary.as_mut())
+        .filter(|c| c.breaches > 0)
+    {
+        Some(c) => {
+            c.breaches = 0;
+            Step::Changed(format!(
+                "{artifact}: a check without a breach; breaches in a row back to 0"
+            ))
+        }
+        None => Step::Unchanged(String::new()),
     }
 }
 
