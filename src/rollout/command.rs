@@ -82,13 +82,92 @@ pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
     Ok(runtime)
 }
 
-/// The file as written: a header, then the config.
+/// The file as written: a header, then the config, in block YAML that every reader
+/// reads the same ([`yaml_text`]).
 pub fn render(runtime: &Runtime) -> Result<String> {
-    Ok(format!(
+    let value = serde_json::to_value(runtime).context("cannot write the runtime config")?;
+    let mut out = String::from(
         "# Which prompt version serves which traffic; read by the applications, written by\n\
-         # `promptgate rollout` and `promptgate rollback` (see docs/release.md).\n{}",
-        serde_yaml::to_string(runtime).context("cannot write the runtime config")?
-    ))
+         # `promptgate rollout` and `promptgate rollback` (see docs/release.md).\n",
+    );
+    yaml_block(&value, 0, &mut out);
+    Ok(out)
+}
+
+/// Whether `s` may be written as a plain YAML scalar and read back as the same string
+/// by a YAML 1.1 reader (PyYAML) and a 1.2 one: a letter or `_` first, then letters,
+/// digits and `_ . / -`, and not one of 1.1's booleans or null (`on`, `yes`, `n`, …).
+/// Everything else (`010`, `1e3`, `2026-01-07`, `*`, `~`, `on`) is quoted.
+pub fn plain_ok(s: &str) -> bool {
+    const SPECIAL: [&str; 10] = [
+        "y", "yes", "n", "no", "on", "off", "true", "false", "null", "nan",
+    ];
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+        && !SPECIAL.contains(&s.to_ascii_lowercase().as_str())
+}
+
+/// A string as a YAML scalar: plain when [`plain_ok`], else double-quoted (JSON's
+/// escapes are YAML's).
+fn yaml_text(s: &str) -> String {
+    if plain_ok(s) {
+        s.to_string()
+    } else {
+        Value::String(s.to_string()).to_string()
+    }
+}
+
+fn yaml_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(yaml_text(s)),
+        Value::Array(a) if a.is_empty() => Some("[]".into()),
+        Value::Object(o) if o.is_empty() => Some("{}".into()),
+        Value::Array(_) | Value::Object(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// `v` (a mapping or a list) as block YAML at `indent` spaces.
+fn yaml_block(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map {
+                out.push_str(&format!("{pad}{}:", yaml_text(key)));
+                match yaml_scalar(value) {
+                    Some(text) => out.push_str(&format!(" {text}\n")),
+                    None => {
+                        out.push('\n');
+                        yaml_block(value, indent + 2, out);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match yaml_scalar(item) {
+                    Some(text) => out.push_str(&format!("{pad}- {text}\n")),
+                    None => {
+                        // The item's block at indent + 2, its first line's indent
+                        // replaced by the dash.
+                        let mut inner = String::new();
+                        yaml_block(item, indent + 2, &mut inner);
+                        out.push_str(&pad);
+                        out.push_str("- ");
+                        out.push_str(&inner[indent + 2..]);
+                    }
+                }
+            }
+        }
+        other => {
+            if let Some(text) = yaml_scalar(other) {
+                out.push_str(&format!("{pad}{text}\n"));
+            }
+        }
+    }
 }
 
 /// Change the runtime config under its lock; returns what changed.
@@ -530,5 +609,70 @@ fn judge(
             Ok((line(&what), false))
         }
         _ => Ok((String::new(), false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::start;
+
+    /// Versions were written as plain `on`, `yes`, `010`, which PyYAML (YAML 1.1) reads
+    /// as true, true and 10.
+    #[test]
+    fn strings_a_yaml_1_1_reader_would_read_otherwise_are_quoted() {
+        let mut rt = Runtime::default();
+        let tricky = [
+            "on",
+            "yes",
+            "Off",
+            "n",
+            "~",
+            "010",
+            "0o10",
+            "1e3",
+            "1_000",
+            "0x1F",
+            ".5",
+            "+1",
+            "1:20",
+            "2026-01-07",
+            "null",
+            "",
+            " 4",
+            "*",
+        ];
+        for (i, v) in tricky.iter().enumerate() {
+            let id = if i == 0 {
+                "on".to_string()
+            } else {
+                format!("a{i}")
+            };
+            let text = Pinned {
+                version: Version::Text(v.to_string()),
+                fingerprint: None,
+            };
+            start(
+                &mut rt,
+                &id,
+                text,
+                Some(pinned("3", None)),
+                "2026-01-07T09:00:00Z",
+            )
+            .expect("starts");
+        }
+        let text = render(&rt).expect("renders");
+        for v in tricky {
+            let quoted = serde_json::to_string(v).expect("json");
+            assert!(
+                text.contains(&format!("version: {quoted}\n")),
+                "{v:?} is not quoted:\n{text}"
+            );
+        }
+        assert!(text.contains("\n  \"on\":\n"), "{text}");
+        // Plain where nothing else can be read: numbers, and names.
+        assert!(text.contains("version: 3\n") && text.contains("stage: internal\n"));
+        // And it reads back as it was.
+        assert_eq!(parse(Path::new("r.yaml"), &text).expect("parses"), rt);
     }
 }

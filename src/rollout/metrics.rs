@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use statrs::distribution::{Binomial, DiscreteCDF, Hypergeometric};
 
-use super::{Release, segment_matches};
+use super::Release;
 use crate::artifact::suite::json_line;
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 
@@ -300,7 +300,7 @@ pub fn check(release: &Release, rows: &Table) -> Option<Checked> {
             ));
             continue;
         }
-        if row.at < since || !segment_matches(&canary.segments, &row.segment) {
+        if row.at < since || !release.canary_serves_segment(&row.segment) {
             continue;
         }
         if row.version == canary_version {
