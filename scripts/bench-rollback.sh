@@ -20,7 +20,7 @@ time_ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo "
 
 rollback=$(for i in $(seq 1 21); do
     "$bin" rollout start artifact-50 --version 3 --runtime "$runtime" >/dev/null 2>&1 || true
-    time_ms "$bin" rollback artifact-50 --runtime "$runtime"
+    time_ms "$bin" rollback artifact-50 --from 3 --runtime "$runtime"
 done | median_ms)
 start=$(for i in $(seq 1 21); do time_ms "$bin" --version; done | median_ms)
 echo "rollback (100 artifacts in the file): ${rollback} ms median"

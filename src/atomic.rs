@@ -19,7 +19,8 @@ pub enum Durability {
 
 /// Write `bytes` to `path`: a uniquely named temporary file beside it (so concurrent
 /// writers never share one), flushed to disk, renamed over `path`, and the directory
-/// flushed so the rename survives a crash. The temporary file is removed on failure.
+/// flushed so the rename survives a crash. The temporary file is removed on failure. An
+/// existing file keeps its permissions (a file kept at mode 600 stays 600).
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with(path, bytes, Durability::Synced)
 }
@@ -29,6 +30,9 @@ fn write_with(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<(
     let synced = durability == Durability::Synced;
     let result = (|| {
         let mut file = File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            file.set_permissions(meta.permissions())?;
+        }
         file.write_all(bytes)?;
         if synced {
             file.sync_all()?;
@@ -83,15 +87,54 @@ pub async fn write_creating_dir(
 
 /// `.NAME.PID.RANDOM.tmp` beside `path`.
 fn temporary(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     path.with_file_name(format!(
-        ".{name}.{}.{:016x}.tmp",
+        ".{}.{}.{:016x}.tmp",
+        file_name(path),
         std::process::id(),
         fastrand::u64(..)
     ))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Remove the temporary files a killed writer of `path` left beside it ([`write`]'s
+/// `.NAME.PID.RANDOM.tmp`). Only for a caller that holds the lock every writer of `path`
+/// takes: then no temporary file of `path` belongs to a live writer. Best effort.
+pub fn remove_leftovers(path: &Path) {
+    let Some(dir) = path.parent() else { return };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", file_name(path));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        // PID.RANDOM.tmp: digits, a dot, 16 hex digits, `.tmp` — never another file's
+        // name that merely starts like this one.
+        let mut parts = rest.split('.');
+        let ours = matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some(pid), Some(random), Some("tmp"), None)
+                if !pid.is_empty()
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && random.len() == 16
+                    && random.bytes().all(|b| b.is_ascii_hexdigit())
+        );
+        if ours {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +163,34 @@ mod tests {
         assert!(write(&blocked, b"new").is_err());
         assert_eq!(std::fs::read(&path).expect("read"), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keeps_the_mode_of_the_file_it_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f.yaml");
+        write(&path, b"one").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        write(&path, b"two").expect("write");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn removes_only_the_temporary_files_of_its_own_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f.yaml");
+        let left = dir.path().join(".f.yaml.4242.00000000deadbeef.tmp");
+        let other = dir.path().join(".f.yaml.prev.4242.00000000deadbeef.tmp");
+        let lookalike = dir.path().join(".f.yaml.notes.tmp");
+        for p in [&left, &other, &lookalike] {
+            std::fs::write(p, b"x").expect("write");
+        }
+        remove_leftovers(&path);
+        assert!(!left.exists());
+        assert!(other.exists() && lookalike.exists());
     }
 
     #[tokio::test]

@@ -83,15 +83,36 @@ pub fn update(
         .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
     lock.lock()
         .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    // Under the lock no other writer is midway: a temporary file here is a killed
+    // writer's.
+    crate::atomic::remove_leftovers(path);
+    crate::atomic::remove_leftovers(&previous_path(path));
     let current = crate::format::file_text_if_any(path, crate::read::MAX_FILE_BYTES)?;
     let Some(Change { content, what }) = change(current.as_deref())? else {
         return Ok(None);
     };
+    // The change and its audit line land together or not at all: an audit log that
+    // cannot be opened stops the change before anything is written, and a line that
+    // cannot be appended puts the old file back.
+    let mut log = open_audit(audit)?;
     if let Some(old) = &current {
         write_durably(&previous_path(path), old)?;
     }
     write_durably(path, &content)?;
-    append_audit(audit, path, actor, &what)?;
+    if let Err(e) = append_audit(&mut log, audit, path, actor, &what) {
+        let restored = match &current {
+            Some(old) => write_durably(path, old),
+            None => std::fs::remove_file(path)
+                .with_context(|| format!("cannot remove {}", path.display())),
+        };
+        return Err(match restored {
+            Ok(()) => e.context(format!("{} is unchanged", path.display())),
+            Err(r) => e.context(format!(
+                "{} was changed and could not be put back ({r:#})",
+                path.display()
+            )),
+        });
+    }
     // The lock is released when `lock` is dropped.
     Ok(Some(what))
 }
@@ -102,10 +123,24 @@ pub fn write_durably(path: &Path, content: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn append_audit(audit: &Path, file: &Path, actor: &Actor, what: &str) -> Result<()> {
+fn open_audit(audit: &Path) -> Result<std::fs::File> {
     if let Some(dir) = audit.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(audit)
+        .with_context(|| format!("cannot open the audit log {}", audit.display()))
+}
+
+fn append_audit(
+    f: &mut std::fs::File,
+    audit: &Path,
+    file: &Path,
+    actor: &Actor,
+    what: &str,
+) -> Result<()> {
     let line = serde_json::to_string(&AuditLine {
         at: jiff::Timestamp::now().to_string(),
         who: &actor.who,
@@ -113,11 +148,6 @@ fn append_audit(audit: &Path, file: &Path, actor: &Actor, what: &str) -> Result<
         what,
         why: &actor.why,
     })?;
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(audit)
-        .with_context(|| format!("cannot open the audit log {}", audit.display()))?;
     f.write_all(format!("{line}\n").as_bytes())
         .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot append to the audit log {}", audit.display()))
@@ -183,5 +213,25 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
         assert!(!dir.path().join("audit").exists());
+    }
+
+    #[test]
+    fn an_audit_log_that_cannot_be_opened_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("runtime.yaml");
+        std::fs::write(&path, "old").expect("write");
+        // A directory where the log should be: it cannot be opened to append.
+        let audit = dir.path().join("audit.jsonl");
+        std::fs::create_dir(&audit).expect("mkdir");
+        let err = update(&path, &audit, &actor(), |_| {
+            Ok(Some(Change {
+                content: "new".into(),
+                what: "set new".into(),
+            }))
+        })
+        .expect_err("refused");
+        assert!(format!("{err:#}").contains("audit log"), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "old");
+        assert!(!previous_path(&path).exists());
     }
 }

@@ -464,10 +464,10 @@ fn runtime_configs_read_or_say_where() {
 
 #[test]
 fn metrics_files_read_or_say_where() {
-    let jsonl = "{\"version\": 4, \"segment\": \"internal\", \"fallback\": false}\n\
-                 {\"version\": \"4\", \"segment\": \"intent/delivery\", \"requests\": 80, \"fallbacks\": 1, \"escalations\": 2, \"corrections\": 0}\n";
-    let csv = "version,segment,fallback,escalated,corrected\n4,internal,false,false,true\n\
-               4,geo/eu,true,false,false\n";
+    let jsonl = "{\"at\": \"2026-01-07T09:00:00Z\", \"version\": 4, \"segment\": \"internal\", \"fallback\": false}\n\
+                 {\"at\": \"2026-01-07T09:00:00Z\", \"version\": \"4\", \"segment\": \"intent/delivery\", \"requests\": 80, \"fallbacks\": 1, \"escalations\": 2, \"corrections\": 0}\n";
+    let csv = "at,version,segment,fallback,escalated,corrected\n2026-01-07T09:00:00Z,4,internal,false,false,true\n\
+               2026-01-07T09:00:00Z,4,\"geo/eu, north\",true,false,false\n";
     for (path, seed) in [("canary.jsonl", jsonl), ("canary.csv", csv)] {
         let (_, problems) = rollout::metrics::parse(path, seed);
         assert!(

@@ -86,12 +86,29 @@ impl Dir {
     }
 }
 
+/// `rollout advance support` without metrics: an override.
+const FORCED_ADVANCE: [&str; 8] = [
+    "rollout", "advance", "support", "--from", "internal", "--force", "--why", "test",
+];
+
+fn forced_advance(from: &str) -> Vec<&str> {
+    let mut args = FORCED_ADVANCE.to_vec();
+    args[4] = from;
+    args
+}
+
+/// Now, as metrics rows write it: rows written after a stage began count in it.
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 fn metrics_lines(version: &str, segment: &str, requests: usize, fallbacks: usize) -> String {
+    let at = now();
     (0..requests)
         .map(|i| {
             format!(
                 "{}\n",
-                json!({"version": version, "segment": segment, "fallback": i < fallbacks})
+                json!({"at": at, "version": version, "segment": segment, "fallback": i < fallbacks})
             )
         })
         .collect()
@@ -104,12 +121,19 @@ fn every_transition_from_first_rollout_to_rollback() {
     assert!(out.contains("started at stage internal"), "{out}");
     let canary = |d: &Dir| d.release("support")["canary"].clone();
     assert_eq!(canary(&d)["stage"], "internal");
-    for stage in ["low-risk", "cohort", "all"] {
-        d.ok(&["rollout", "advance", "support"]);
+    for (from, stage) in [
+        ("internal", "low-risk"),
+        ("low-risk", "cohort"),
+        ("cohort", "all"),
+    ] {
+        d.ok(&forced_advance(from));
         assert_eq!(canary(&d)["stage"], stage);
     }
-    let out = d.ok(&["rollout", "advance", "support"]);
-    assert!(out.contains("version 4 is now stable"), "{out}");
+    let out = d.ok(&forced_advance("all"));
+    assert!(
+        out.contains("version 4 advanced from stage all and is now stable"),
+        "{out}"
+    );
     let r = d.release("support");
     assert_eq!(r["stable"]["version"], 4);
     assert_eq!(r["history"][0]["version"], 3);
@@ -118,7 +142,14 @@ fn every_transition_from_first_rollout_to_rollback() {
     assert!(table.contains("support\t4\t-\t-\t-\tstable"), "{table}");
 
     // Rollback: the previous stable version, one write, audited with who and why.
-    let out = d.ok(&["rollback", "support", "--reason", "refund complaints"]);
+    let out = d.ok(&[
+        "rollback",
+        "support",
+        "--from",
+        "4",
+        "--reason",
+        "refund complaints",
+    ]);
     assert!(
         out.contains("rolled back from version 4 to version 3"),
         "{out}"
@@ -135,7 +166,7 @@ fn every_transition_from_first_rollout_to_rollback() {
     assert!(previous.contains("version: 4"), "{previous}");
 
     // Nothing further back: refused, nothing written.
-    let (code, _, err) = d.run(&["rollback", "support"]);
+    let (code, _, err) = d.run(&["rollback", "support", "--from", "3"]);
     assert_eq!(code, 1);
     assert!(err.contains("no earlier stable version"), "{err}");
 }
@@ -144,31 +175,37 @@ fn every_transition_from_first_rollout_to_rollback() {
 fn a_breach_freezes_and_everyone_goes_back_to_stable() {
     let d = Dir::new();
     d.start();
-    d.ok(&["rollout", "advance", "support"]); // low-risk: 5% of all segments
+    d.ok(&forced_advance("internal")); // low-risk: 5% of all segments
     let m = d.write(
         "metrics.jsonl",
         &(metrics_lines("4", "intent/refund", 100, 12)
             + &metrics_lines("3", "intent/refund", 1000, 0)),
     );
-    let (code, out, _) = d.run(&[
+    let check = [
         "rollout",
         "check",
         "support",
         "--metrics",
         m.to_str().expect("utf8"),
-    ]);
+    ];
+    // One breaching check is counted; the second in a row freezes (failure_limit 1).
+    let (code, out, _) = d.run(&check);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("breach 1 in a row"), "{out}");
+    assert_eq!(d.release("support")["canary"]["breaches"], 1);
+    let (code, out, _) = d.run(&check);
     assert_eq!(code, 6, "{out}");
     assert!(
-        out.contains("BREACH: fallback rate 12.0% (12 of 100) over 5.0%"),
+        out.contains("BREACH: fallback rate 12.0% (12 of 100) over 5.0% (p = 0.004), stable 0.0% (0 of 1000) (p = 0.000)"),
         "{out}"
     );
     let r = d.release("support");
     assert_eq!(r["frozen"], true);
     // A frozen rollout cannot advance; rollback ends it.
-    let (code, _, err) = d.run(&["rollout", "advance", "support"]);
+    let (code, _, err) = d.run(&forced_advance("low-risk"));
     assert_eq!(code, 1);
     assert!(err.contains("frozen"), "{err}");
-    d.ok(&["rollback", "support"]);
+    d.ok(&["rollback", "support", "--from", "4"]);
     let r = d.release("support");
     assert_eq!(r["frozen"], false);
     assert!(r["canary"].is_null());
@@ -178,24 +215,40 @@ fn a_breach_freezes_and_everyone_goes_back_to_stable() {
 fn too_few_samples_hold_and_advance_waits() {
     let d = Dir::new();
     d.start();
-    let m = d.write("few.csv", "version,segment,fallback,escalated,corrected\n4,internal,false,false,false\n4,internal,false,false,false\n");
+    let at = now();
+    let m = d.write(
+        "few.csv",
+        &format!("at,version,segment,fallback,escalated,corrected\n{at},4,internal,false,false,false\n{at},4,internal,false,false,false\n"),
+    );
     let m = m.to_str().expect("utf8");
     let out = d.ok(&["rollout", "check", "support", "--metrics", m]);
     assert!(out.contains("hold: 2 of the 50 canary requests"), "{out}");
-    let out = d.ok(&["rollout", "advance", "support", "--metrics", m]);
+    let out = d.ok(&[
+        "rollout",
+        "advance",
+        "support",
+        "--from",
+        "internal",
+        "--metrics",
+        m,
+    ]);
     assert!(out.contains("hold"), "{out}");
     assert_eq!(d.release("support")["canary"]["stage"], "internal");
 
     // Enough healthy samples (as counts): it advances.
     let counts = d.write(
         "counts.jsonl",
-        r#"{"version": "4", "segment": "internal", "requests": 80, "fallbacks": 1, "escalations": 2, "corrections": 0}
-"#,
+        &format!(
+            "{}\n",
+            json!({"at": now(), "version": "4", "segment": "internal", "requests": 80, "fallbacks": 1, "escalations": 2, "corrections": 0})
+        ),
     );
     d.ok(&[
         "rollout",
         "advance",
         "support",
+        "--from",
+        "internal",
         "--metrics",
         counts.to_str().expect("utf8"),
     ]);
@@ -214,6 +267,8 @@ fn malformed_metrics_are_reported_by_line_and_never_advance() {
         "rollout",
         "advance",
         "support",
+        "--from",
+        "internal",
         "--metrics",
         m.to_str().expect("utf8"),
     ]);
@@ -262,7 +317,7 @@ fn a_crash_before_the_rename_leaves_the_old_file_valid() {
     );
     assert_eq!(d.release("support")["canary"]["stage"], "internal");
     // The next write goes through as usual.
-    d.ok(&["rollout", "advance", "support"]);
+    d.ok(&forced_advance("internal"));
     assert_eq!(d.release("support")["canary"]["stage"], "low-risk");
 }
 
@@ -275,7 +330,7 @@ fn a_broken_runtime_file_is_refused_with_its_place() {
         "format: promptgate.runtime/v1\nartifacts:\n  support:\n    stable: {version: 3}\n    frozn: true\n",
     )
     .expect("write");
-    let (code, _, err) = d.run(&["rollback", "support"]);
+    let (code, _, err) = d.run(&["rollback", "support", "--from", "3"]);
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("prompts.runtime.yaml:5:5: unknown field `frozn`, did you mean `frozen`?"),
@@ -305,10 +360,18 @@ fn every_release_command_refuses_an_unreadable_runtime_config_as_bad_input() {
         &["rollout", "status"],
         &["rollout", "status", "support", "--format", "json"],
         &START,
-        &["rollout", "advance", "support"],
-        &["rollout", "advance", "support", "--metrics", "m.jsonl"],
+        &FORCED_ADVANCE,
+        &[
+            "rollout",
+            "advance",
+            "support",
+            "--from",
+            "internal",
+            "--metrics",
+            "m.jsonl",
+        ],
         &["rollout", "check", "support", "--metrics", "m.jsonl"],
-        &["rollback", "support"],
+        &["rollback", "support", "--from", "4"],
     ];
     let mut files = unreadable_files();
     files.push((
@@ -352,10 +415,22 @@ fn an_unreadable_metrics_file_is_bad_input_and_moves_nothing() {
         let m = d.path("m.jsonl");
         make(&m);
         let before = std::fs::read_to_string(d.runtime()).expect("runtime");
-        for command in ["check", "advance"] {
-            let (code, out, err) = d.run(&["rollout", command, "support", "--metrics", "m.jsonl"]);
-            assert_eq!(code, 3, "{what}: {command}\n{out}{err}");
-            assert_eq!(err, format!("m.jsonl:{problem}\n"), "{what}: {command}");
+        let commands: [&[&str]; 2] = [
+            &["rollout", "check", "support", "--metrics", "m.jsonl"],
+            &[
+                "rollout",
+                "advance",
+                "support",
+                "--from",
+                "internal",
+                "--metrics",
+                "m.jsonl",
+            ],
+        ];
+        for command in commands {
+            let (code, out, err) = d.run(command);
+            assert_eq!(code, 3, "{what}: {command:?}\n{out}{err}");
+            assert_eq!(err, format!("m.jsonl:{problem}\n"), "{what}: {command:?}");
         }
         let after = std::fs::read_to_string(d.runtime()).expect("runtime");
         assert_eq!(after, before, "{what}: the rollout did not move");
@@ -459,7 +534,7 @@ fn writers_killed_midway_never_leave_a_broken_file() {
     d.start();
     for i in 0..40u64 {
         let args: &[&str] = if i % 2 == 0 {
-            &["rollback", "support"]
+            &["rollback", "support", "--from", "4"]
         } else {
             &["rollout", "start", "support", "--version", "4"]
         };
@@ -565,7 +640,7 @@ fn text_from_the_runtime_config_is_quoted_not_sent_to_the_terminal() {
     assert!(table.contains(r"\u{2067}gnp.exe\u{2069}"), "{table}");
 
     // Errors quote too: advancing a frozen rollout names why it froze.
-    let (code, out, err) = d.run(&["rollout", "advance", "support"]);
+    let (code, out, err) = d.run(&forced_advance("internal"));
     assert_eq!(code, 1, "{err}");
     sent("rollout advance's error", &err);
     sent("rollout advance", &out);
@@ -575,19 +650,23 @@ fn text_from_the_runtime_config_is_quoted_not_sent_to_the_terminal() {
     );
 
     // Rollback ends the rollout and says which versions serve now.
-    let out = d.ok(&["rollback", "support"]);
+    let out = d.ok(&["rollback", "support", "--from", "4\u{7}"]);
     sent("rollback", &out);
     assert!(
-        out.contains(r"rollout of version 4\u{7} ended, stable version 3\u{1b}[2J"),
+        out.contains(
+            r"rolled back from version 4\u{7}: its rollout ended, stable version 3\u{1b}[2J"
+        ),
         "{out}"
     );
-    let out = d.ok(&["rollback", "support"]);
+    let out = d.ok(&["rollback", "support", "--from", "3\u{1b}[2J"]);
     sent("rollback", &out);
     assert!(out.contains(r"to version 2\u{202e}1"), "{out}");
     // And its error, for an artifact name given on the command line.
     let (code, _, err) = d.run(&[
         "rollback",
         "gone\u{1b}]8;;https://example.invalid\u{7}\u{202e}",
+        "--from",
+        "1",
     ]);
     assert_eq!(code, 1, "{err}");
     sent("rollback's error", &err);
@@ -597,4 +676,262 @@ fn text_from_the_runtime_config_is_quoted_not_sent_to_the_terminal() {
         ),
         "{err}"
     );
+}
+
+/// `support` at stable 12, with 1–11 before it, and a rollout of 13 when `canary`.
+fn twelve_versions(d: &Dir, canary: bool) {
+    let history: Vec<String> = (1..12).map(|v| format!("{{version: {v}}}")).collect();
+    let canary = if canary {
+        "    canary: {version: 13, stage: internal, segments: [internal], percent: 100, since: '2026-01-01T00:00:00Z'}\n"
+    } else {
+        ""
+    };
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    std::fs::write(
+        d.runtime(),
+        format!(
+            "format: promptgate.runtime/v1\nartifacts:\n  support:\n    stable: {{version: 12}}\n    history: [{}]\n{canary}",
+            history.join(", ")
+        ),
+    )
+    .expect("write");
+}
+
+/// Run every command in `commands` at once, each its own process; their outputs.
+fn all_at_once(d: &Dir, commands: &[Vec<&str>]) -> Vec<(i32, String, String)> {
+    let children: Vec<_> = commands
+        .iter()
+        .map(|args| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
+                .current_dir(d.tmp.path())
+                .args(args)
+                .arg("--runtime")
+                .arg(d.runtime())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawns")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("waits");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn audit_lines(d: &Dir) -> usize {
+    std::fs::read_to_string(d.path("deploy/promptgate.audit.jsonl"))
+        .map(|a| a.lines().count())
+        .unwrap_or(0)
+}
+
+/// Twelve people (or queued workflow runs) press rollback at once: one goes back one
+/// version, the others are told it is done already. Before, stable went 12 → 1.
+#[test]
+fn twelve_concurrent_rollbacks_go_back_one_version() {
+    let d = Dir::new();
+    twelve_versions(&d, false);
+    let rollback = vec!["rollback", "support", "--from", "12"];
+    let outs = all_at_once(&d, &vec![rollback; 12]);
+    for (code, _, err) in &outs {
+        assert_eq!(*code, 0, "{err}");
+    }
+    let moved = outs
+        .iter()
+        .filter(|(_, out, _)| out.contains("rolled back from version 12 to version 11"))
+        .count();
+    let told = outs
+        .iter()
+        .filter(|(_, out, _)| out.contains("nothing to roll back from version 12"))
+        .count();
+    assert_eq!((moved, told), (1, 11), "{outs:?}");
+    let r = d.release("support");
+    assert_eq!(r["stable"]["version"], 11);
+    assert_eq!(r["history"].as_array().expect("history").len(), 10);
+    assert_eq!(audit_lines(&d), 1, "no-ops are not audited");
+}
+
+/// Six advances and six rollbacks at once: the canary moves at most one stage and
+/// ends; stable and its history are untouched.
+#[test]
+fn concurrent_advances_and_rollbacks_never_move_more_than_one_step() {
+    let d = Dir::new();
+    twelve_versions(&d, true);
+    let mut commands = vec![forced_advance("internal"); 6];
+    commands.extend(vec![vec!["rollback", "support", "--from", "13"]; 6]);
+    let outs = all_at_once(&d, &commands);
+    let advanced = outs
+        .iter()
+        .filter(|(_, out, _)| out.contains("advanced from stage internal"))
+        .count();
+    let ended = outs
+        .iter()
+        .filter(|(_, out, _)| out.contains("its rollout ended"))
+        .count();
+    assert!(advanced <= 1 && ended == 1, "{outs:?}");
+    let r = d.release("support");
+    assert_eq!(r["stable"]["version"], 12);
+    assert_eq!(r["history"].as_array().expect("history").len(), 11);
+    assert!(r["canary"].is_null());
+    assert_eq!(audit_lines(&d), advanced + ended);
+}
+
+#[test]
+fn an_unwritable_audit_log_changes_nothing() {
+    let d = Dir::new();
+    d.start();
+    let before = std::fs::read_to_string(d.runtime()).expect("runtime");
+    let audit = d.path("deploy/promptgate.audit.jsonl");
+    std::fs::remove_file(&audit).expect("rm");
+    // A directory where the log goes: it cannot be appended to, even by root.
+    std::fs::create_dir(&audit).expect("mkdir");
+    let (code, _, err) = d.run(&["rollback", "support", "--from", "4"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot open the audit log"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.runtime()).expect("runtime"),
+        before
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_write_keeps_the_file_mode_and_clears_a_killed_writers_temporary_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    d.start();
+    std::fs::set_permissions(d.runtime(), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // What a writer killed before its rename leaves.
+    let left = d.path("deploy/.prompts.runtime.yaml.99999.0123456789abcdef.tmp");
+    std::fs::write(&left, "half").expect("write");
+    d.ok(&["rollback", "support", "--from", "4"]);
+    let mode = std::fs::metadata(d.runtime())
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!left.exists(), "the leftover is removed under the lock");
+}
+
+#[test]
+fn advance_names_the_stage_and_needs_metrics_or_an_audited_override() {
+    let d = Dir::new();
+    d.start();
+    // No metrics, no override: a usage error, nothing changed.
+    let (code, _, err) = d.run(&["rollout", "advance", "support", "--from", "internal"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--metrics"), "{err}");
+    assert_eq!(d.release("support")["canary"]["stage"], "internal");
+    // The override lands, in the audit as one.
+    d.ok(&forced_advance("internal"));
+    let audit = std::fs::read_to_string(d.path("deploy/promptgate.audit.jsonl")).expect("audit");
+    let last: Value = serde_json::from_str(audit.lines().last().expect("line")).expect("json");
+    assert_eq!(last["why"], "OVERRIDE without metrics (--force): test");
+    assert!(
+        last["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("from stage internal to stage low-risk")),
+        "{last}"
+    );
+    // The same advance again: the canary is elsewhere by now.
+    let (code, _, err) = d.run(&forced_advance("internal"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("at stage low-risk, not internal"), "{err}");
+    assert_eq!(d.release("support")["canary"]["stage"], "low-risk");
+}
+
+/// The docs say a frozen rollout cannot advance; with metrics that now look healthy it
+/// printed "hold … within the thresholds" and exited 0.
+#[test]
+fn advance_with_metrics_on_a_frozen_rollout_is_refused() {
+    let d = Dir::new();
+    d.start();
+    let bad = d.write("bad.jsonl", &metrics_lines("4", "internal", 60, 30));
+    let check = [
+        "rollout",
+        "check",
+        "support",
+        "--metrics",
+        bad.to_str().expect("utf8"),
+    ];
+    d.run(&check);
+    let (code, _, _) = d.run(&check);
+    assert_eq!(code, 6);
+    let few = d.write("few.jsonl", &metrics_lines("4", "internal", 2, 0));
+    let (code, out, err) = d.run(&[
+        "rollout",
+        "advance",
+        "support",
+        "--from",
+        "internal",
+        "--metrics",
+        few.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("is frozen"), "{err}");
+}
+
+/// Hand edits the schema cannot catch: each is said at its place, and no command
+/// writes on such a file. Before, every one was accepted (`max_fallback_rate: 5` judged
+/// 90% fallbacks healthy; `geo/[eu` silently never matched).
+#[test]
+fn invalid_thresholds_and_stages_are_refused_at_their_place() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    let text = "format: promptgate.runtime/v1
+artifacts:
+  support:
+    stable: {version: 3}
+    thresholds:
+      max_fallback_rate: 5
+      max_escalation_rate: -0.1
+      max_manual_correction_rate: 1.5
+      min_samples: {internal: 0, low-risk: 200, cohort: 500, all: 1000}
+    stages:
+      internal: {segments: [], percent: 100}
+      low-risk: {segments: ['*'], percent: 50}
+      cohort: {segments: ['geo/[eu'], percent: 10}
+      all: {segments: ['*'], percent: 150}
+";
+    std::fs::write(d.runtime(), text).expect("write");
+    let (code, _, err) = d.run(&START[..5]);
+    assert_eq!(code, 3, "{err}");
+    for expected in [
+        "prompts.runtime.yaml:6:26: `support`: `max_fallback_rate` is a fraction between 0 and 1, found 5 (did you mean 0.05?)",
+        "prompts.runtime.yaml:7:28: `support`: `max_escalation_rate` is a fraction between 0 and 1, found -0.1",
+        "prompts.runtime.yaml:8:35: `support`: `max_manual_correction_rate` is a fraction between 0 and 1, found 1.5 (did you mean 0.015?)",
+        "prompts.runtime.yaml:9:31: `support`: `min_samples.internal` must be at least 1",
+        "prompts.runtime.yaml:11:28: `support`: stage internal: `segments` is empty",
+        "prompts.runtime.yaml:13:26: `support`: stage cohort: segment `geo/[eu` is not a valid glob",
+        "prompts.runtime.yaml:13:48: `support`: stage cohort: `percent` 10 must be more than stage low-risk's 50",
+        "prompts.runtime.yaml:14:39: `support`: stage all: `percent` must be more than 0 and at most 100, found 150",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    assert_eq!(std::fs::read_to_string(d.runtime()).expect("read"), text);
+}
+
+/// 1 fallback in 1 request was `BREACH 100%` and froze the rollout.
+#[test]
+fn one_fallback_in_one_request_holds() {
+    let d = Dir::new();
+    d.start();
+    let m = d.write("one.jsonl", &metrics_lines("4", "internal", 1, 1));
+    let m = m.to_str().expect("utf8");
+    for _ in 0..3 {
+        let (code, out, err) = d.run(&["rollout", "check", "support", "--metrics", m]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("hold: fallback rate 100.0% (1 of 1) over 5.0%, not yet evidence"),
+            "{out}"
+        );
+    }
+    assert_eq!(d.release("support")["frozen"], false);
 }

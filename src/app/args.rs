@@ -104,10 +104,15 @@ pub enum Command {
         #[arg(long, value_name = "TEXT", global = true)]
         reason: Option<String>,
     },
-    /// Roll back ARTIFACT at once: a rollout in progress ends (everyone on stable), or,
-    /// with none, the previous stable version is restored. One atomic write.
+    /// Roll back ARTIFACT from version VERSION at once: its rollout in progress ends
+    /// (everyone on stable), or, VERSION being stable, the previous stable version is
+    /// restored. One atomic write; when VERSION no longer serves (already rolled back),
+    /// nothing changes and it says so.
     Rollback {
         artifact: String,
+        /// The version to roll back from: the canary, or stable with no rollout.
+        #[arg(long, value_name = "VERSION")]
+        from: String,
         /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
         #[arg(long, value_name = "FILE")]
         runtime: Option<PathBuf>,
@@ -163,8 +168,18 @@ pub enum RolloutCommand {
     /// `--metrics`, only if the canary is healthy with enough samples.
     Advance {
         artifact: String,
-        #[arg(long, value_name = "FILE")]
+        /// The stage the canary is at (internal, low-risk, cohort, all): refused if it
+        /// is elsewhere by now.
+        #[arg(long, value_name = "STAGE", value_parser = parse_stage)]
+        from: crate::rollout::Stage,
+        #[arg(long, value_name = "FILE", required_unless_present = "force")]
         metrics: Option<PathBuf>,
+        /// Advance without metrics: an override, audited with `--why`.
+        #[arg(long, requires = "why", conflicts_with = "metrics")]
+        force: bool,
+        /// Why the override (with `--force`).
+        #[arg(long, value_name = "TEXT", requires = "force")]
+        why: Option<String>,
     },
     /// Every artifact's stable version, canary, stage and state.
     Status {
@@ -227,4 +242,9 @@ pub enum ChangesFormat {
     Text,
     Json,
     Markdown,
+}
+
+fn parse_stage(word: &str) -> Result<crate::rollout::Stage, String> {
+    crate::rollout::Stage::from_word(word)
+        .ok_or_else(|| format!("`{word}` is not a stage (internal, low-risk, cohort, all)"))
 }

@@ -98,6 +98,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
         }
         Command::Rollback {
             artifact,
+            from,
             runtime,
             reason,
         } => {
@@ -105,7 +106,7 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             release(
                 &path,
                 env,
-                &ReleaseRequest::Rollback { artifact },
+                &ReleaseRequest::Rollback { artifact, from },
                 reason.as_deref(),
             )
         }
@@ -392,9 +393,17 @@ fn rollout_request(command: &RolloutCommand) -> ReleaseRequest<'_> {
             stable: stable.as_deref(),
             evidence: evidence.as_deref(),
         },
-        RolloutCommand::Advance { artifact, metrics } => ReleaseRequest::Advance {
+        RolloutCommand::Advance {
             artifact,
+            from,
+            metrics,
+            force,
+            why,
+        } => ReleaseRequest::Advance {
+            artifact,
+            from: *from,
             metrics: metrics.as_deref(),
+            force: why.as_deref().filter(|_| *force),
         },
         RolloutCommand::Status {
             artifact,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::metrics::{self, Decision};
-use super::{FORMAT, Pinned, Runtime};
+use super::{FORMAT, Pinned, Runtime, Stage, Step};
 use crate::artifact::native::Version;
 use crate::diag::{Diagnostics, Pos};
 use crate::format;
@@ -64,16 +64,110 @@ pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
         );
         return Err(d.into());
     }
+    let mut d = Diagnostics::default();
+    for (id, release) in &runtime.artifacts {
+        for problem in release.problems() {
+            let mut keys = vec!["artifacts", id.as_str()];
+            keys.extend(&problem.at);
+            d.push(
+                &name,
+                node.pos_at(&keys),
+                format!("`{id}`: {}", problem.message),
+            );
+        }
+    }
+    if !d.is_empty() {
+        return Err(d.into());
+    }
     Ok(runtime)
 }
 
-/// The file as written: a header, then the config.
+/// The file as written: a header, then the config, in block YAML that every reader
+/// reads the same ([`yaml_text`]).
 pub fn render(runtime: &Runtime) -> Result<String> {
-    Ok(format!(
+    let value = serde_json::to_value(runtime).context("cannot write the runtime config")?;
+    let mut out = String::from(
         "# Which prompt version serves which traffic; read by the applications, written by\n\
-         # `promptgate rollout` and `promptgate rollback` (see docs/release.md).\n{}",
-        serde_yaml::to_string(runtime).context("cannot write the runtime config")?
-    ))
+         # `promptgate rollout` and `promptgate rollback` (see docs/release.md).\n",
+    );
+    yaml_block(&value, 0, &mut out);
+    Ok(out)
+}
+
+/// Whether `s` may be written as a plain YAML scalar and read back as the same string
+/// by a YAML 1.1 reader (PyYAML) and a 1.2 one: a letter or `_` first, then letters,
+/// digits and `_ . / -`, and not one of 1.1's booleans or null (`on`, `yes`, `n`, …).
+/// Everything else (`010`, `1e3`, `2026-01-07`, `*`, `~`, `on`) is quoted.
+pub fn plain_ok(s: &str) -> bool {
+    const SPECIAL: [&str; 10] = [
+        "y", "yes", "n", "no", "on", "off", "true", "false", "null", "nan",
+    ];
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
+        && !SPECIAL.contains(&s.to_ascii_lowercase().as_str())
+}
+
+/// A string as a YAML scalar: plain when [`plain_ok`], else double-quoted (JSON's
+/// escapes are YAML's).
+fn yaml_text(s: &str) -> String {
+    if plain_ok(s) {
+        s.to_string()
+    } else {
+        Value::String(s.to_string()).to_string()
+    }
+}
+
+fn yaml_scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(yaml_text(s)),
+        Value::Array(a) if a.is_empty() => Some("[]".into()),
+        Value::Object(o) if o.is_empty() => Some("{}".into()),
+        Value::Array(_) | Value::Object(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// `v` (a mapping or a list) as block YAML at `indent` spaces.
+fn yaml_block(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map {
+                out.push_str(&format!("{pad}{}:", yaml_text(key)));
+                match yaml_scalar(value) {
+                    Some(text) => out.push_str(&format!(" {text}\n")),
+                    None => {
+                        out.push('\n');
+                        yaml_block(value, indent + 2, out);
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match yaml_scalar(item) {
+                    Some(text) => out.push_str(&format!("{pad}- {text}\n")),
+                    None => {
+                        // The item's block at indent + 2, its first line's indent
+                        // replaced by the dash.
+                        let mut inner = String::new();
+                        yaml_block(item, indent + 2, &mut inner);
+                        out.push_str(&pad);
+                        out.push_str("- ");
+                        out.push_str(&inner[indent + 2..]);
+                    }
+                }
+            }
+        }
+        other => {
+            if let Some(text) = yaml_scalar(other) {
+                out.push_str(&format!("{pad}{text}\n"));
+            }
+        }
+    }
 }
 
 /// Change the runtime config under its lock; returns what changed.
@@ -82,18 +176,34 @@ pub fn change(
     actor: &Actor,
     apply: impl FnOnce(&mut Runtime) -> Result<String>,
 ) -> Result<String> {
+    change_if(path, actor, |rt| Ok(Step::Changed(apply(rt)?)))
+}
+
+/// [`change`] for a transition that may find nothing to do: then nothing is written or
+/// audited, and the words say so.
+pub fn change_if(
+    path: &Path,
+    actor: &Actor,
+    apply: impl FnOnce(&mut Runtime) -> Result<Step>,
+) -> Result<String> {
+    let mut unchanged = None;
     let what = store::update(path, &store::audit_path(path), actor, |current| {
         let mut runtime = match current {
             Some(text) => parse(path, text)?,
             None => Runtime::default(),
         };
-        let what = apply(&mut runtime)?;
-        Ok(Some(Change {
-            content: render(&runtime)?,
-            what,
-        }))
+        Ok(match apply(&mut runtime)? {
+            Step::Changed(what) => Some(Change {
+                content: render(&runtime)?,
+                what,
+            }),
+            Step::Unchanged(words) => {
+                unchanged = Some(words);
+                None
+            }
+        })
     })?;
-    Ok(what.unwrap_or_default())
+    Ok(what.or(unchanged).unwrap_or_default())
 }
 
 /// A version from the command line: `4` is a number, anything else text.
@@ -190,14 +300,22 @@ pub fn status_table(runtime: &Runtime, only: Option<&str>) -> String {
 /// A decision as a line of text.
 pub fn say(artifact: &str, d: &Decision) -> String {
     let line = match d {
-        Decision::Healthy { counts } => format!(
+        Decision::Healthy { counts, .. } => format!(
             "{artifact}: healthy: {} canary requests within every threshold; it may advance\n",
             counts.requests
         ),
-        Decision::Hold { counts, needed } => format!(
+        Decision::Hold {
+            counts,
+            needed,
+            watching,
+            ..
+        } if watching.is_empty() => format!(
             "{artifact}: hold: {} of the {needed} canary requests this stage needs; within the thresholds so far\n",
             counts.requests
         ),
+        Decision::Hold { watching, .. } => {
+            format!("{artifact}: hold: {}\n", watching.join("; "))
+        }
         Decision::Breach { reasons, .. } => {
             format!("{artifact}: BREACH: {}\n", reasons.join("; "))
         }
@@ -229,10 +347,14 @@ pub enum ReleaseRequest<'a> {
         /// Gate evidence that must cover the version and not have blocked.
         evidence: Option<&'a Path>,
     },
-    /// Move the canary to the next stage; with metrics, only if it is healthy.
+    /// Move the canary from stage `from` to the next; with metrics, only if it is
+    /// healthy; without, only as an override (`force`, the reason required).
     Advance {
         artifact: &'a str,
+        from: Stage,
         metrics: Option<&'a Path>,
+        /// Advance without metrics, and why: audited as an override.
+        force: Option<&'a str>,
     },
     /// Every artifact's (or one's) stable version, canary, stage and state.
     Status {
@@ -245,8 +367,9 @@ pub enum ReleaseRequest<'a> {
         metrics: &'a Path,
         format: Listing,
     },
-    /// End a rollout in progress, or restore the previous stable version.
-    Rollback { artifact: &'a str },
+    /// End the rollout of version `from`, or, `from` being stable, restore the previous
+    /// stable version.
+    Rollback { artifact: &'a str, from: &'a str },
 }
 
 /// How a request ended, besides what it printed.
@@ -305,30 +428,57 @@ pub fn run(
             output.push_str(&line(&what));
             End::Done
         }
-        ReleaseRequest::Advance { artifact, metrics } => {
-            let why = reason.map_or_else(|| format!("rollout advance {artifact}"), str::to_string);
+        ReleaseRequest::Advance {
+            artifact,
+            from,
+            metrics,
+            force,
+        } => {
+            let mut why = reason.map_or_else(
+                || format!("rollout advance {artifact} --from {}", from.word()),
+                str::to_string,
+            );
             let mut end = None;
-            if let Some(m) = metrics {
-                let (_, decision, bad) = decide(path, artifact, m)?;
-                output.push_str(&say(artifact, &decision));
-                let bad_metrics = !bad.is_empty();
-                problems = bad;
-                match decision {
-                    Decision::Breach { reasons, .. } => {
-                        output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
-                        end = Some(End::Frozen);
+            match (metrics, force) {
+                (Some(m), _) => {
+                    let (release, decision, bad) = decide(path, artifact, m)?;
+                    // A frozen rollout does not advance, whatever its metrics say now.
+                    if release.frozen {
+                        return Err(super::Refused::Frozen {
+                            artifact: artifact.into(),
+                            why: release
+                                .frozen_because
+                                .unwrap_or_else(|| "frozen by hand".into()),
+                        }
+                        .into());
                     }
-                    // A corrupt metrics file is no reason to move on.
-                    _ if bad_metrics => end = Some(End::BadMetrics),
-                    Decision::Hold { .. } => end = Some(End::Done),
-                    Decision::Healthy { .. } => {}
+                    output.push_str(&say(artifact, &decision));
+                    let bad_metrics = !bad.is_empty();
+                    problems = bad;
+                    let (words, froze) = judge(path, env, artifact, &release, &decision)?;
+                    output.push_str(&words);
+                    match decision {
+                        _ if froze => end = Some(End::Frozen),
+                        // Never advance on a breach, counted or not yet freezing.
+                        Decision::Breach { .. } => end = Some(End::Done),
+                        // A corrupt metrics file is no reason to move on.
+                        _ if bad_metrics => end = Some(End::BadMetrics),
+                        Decision::Hold { .. } => end = Some(End::Done),
+                        Decision::Healthy { .. } => {}
+                    }
                 }
+                (None, Some(override_why)) => {
+                    why = format!("OVERRIDE without metrics (--force): {override_why}");
+                }
+                (None, None) => bail!(
+                    "`rollout advance` needs `--metrics FILE`, or `--force --why TEXT` to advance without evidence (audited as an override)"
+                ),
             }
             match end {
                 Some(end) => end,
                 None => {
                     let what = change(path, &Actor::new(env, &why), |rt| {
-                        Ok(super::advance(rt, artifact, &now)?)
+                        Ok(super::advance(rt, artifact, from, &now)?)
                     })?;
                     output.push_str(&line(&what));
                     End::Done
@@ -367,20 +517,27 @@ pub fn run(
             }
             let bad_metrics = !bad.is_empty();
             problems = bad;
-            match decision {
-                Decision::Breach { reasons, .. } if !release.frozen => {
-                    output.push_str(&freeze(path, env, artifact, &reasons.join("; "))?);
-                    End::Frozen
+            if release.frozen {
+                End::Frozen
+            } else {
+                let (words, froze) = judge(path, env, artifact, &release, &decision)?;
+                if format == Listing::Table {
+                    output.push_str(&words);
                 }
-                Decision::Breach { .. } => End::Frozen,
-                _ if bad_metrics => End::BadMetrics,
-                _ => End::Done,
+                match decision {
+                    _ if froze => End::Frozen,
+                    _ if bad_metrics => End::BadMetrics,
+                    _ => End::Done,
+                }
             }
         }
-        ReleaseRequest::Rollback { artifact } => {
-            let why = reason.map_or_else(|| format!("rollback {artifact}"), str::to_string);
-            let what = change(path, &Actor::new(env, &why), |rt| {
-                Ok(super::rollback(rt, artifact)?)
+        ReleaseRequest::Rollback { artifact, from } => {
+            let why = reason.map_or_else(
+                || format!("rollback {artifact} --from {from}"),
+                str::to_string,
+            );
+            let what = change_if(path, &Actor::new(env, &why), |rt| {
+                Ok(super::rollback(rt, artifact, &version(from))?)
             })?;
             output.push_str(&line(&what));
             End::Done
@@ -404,19 +561,118 @@ fn decide(
         .artifacts
         .remove(artifact)
         .ok_or_else(|| super::Refused::Unknown(artifact.to_string()))?;
-    let (table, problems) = read_metrics(metrics_file)?;
-    let decision = metrics::check(&release, &table)
+    let (table, mut problems) = read_metrics(metrics_file)?;
+    let checked = metrics::check(&release, &table)
         .ok_or_else(|| super::Refused::NoCanary(artifact.to_string()))?;
-    Ok((release, decision, problems))
+    let name = metrics_file.display().to_string();
+    for (line, message) in checked.problems {
+        problems.push(&name, Pos::new(line, 1), message);
+    }
+    Ok((release, checked.decision, problems))
 }
 
-/// Freeze after a breach: everyone back on stable, in one write. Returns what changed,
-/// as a line.
-fn freeze(path: &Path, env: &crate::env::Env, artifact: &str, why: &str) -> Result<String> {
-    let what = change(
-        path,
-        &Actor::new(env, &format!("canary breach: {why}")),
-        |rt| Ok(super::freeze(rt, artifact, why)?),
-    )?;
-    Ok(line(&what))
+/// What a check's decision does to the rollout: a breach counts one more in a row and,
+/// past `failure_limit`, freezes; anything else starts the count again. Returns the
+/// words, and whether it froze.
+fn judge(
+    path: &Path,
+    env: &crate::env::Env,
+    artifact: &str,
+    release: &super::Release,
+    decision: &Decision,
+) -> Result<(String, bool)> {
+    let Some(canary) = &release.canary else {
+        return Ok((String::new(), false));
+    };
+    match decision {
+        Decision::Breach { reasons, .. } => {
+            let why = reasons.join("; ");
+            let mut froze = false;
+            let what = change_if(
+                path,
+                &Actor::new(env, &format!("canary breach: {why}")),
+                |rt| {
+                    let (step, f) =
+                        super::breached(rt, artifact, &canary.version.text(), canary.stage, &why)?;
+                    froze = f;
+                    Ok(step)
+                },
+            )?;
+            Ok((line(&what), froze))
+        }
+        _ if canary.breaches > 0 => {
+            let what = change_if(
+                path,
+                &Actor::new(env, "canary check without a breach"),
+                |rt| Ok(super::not_breached(rt, artifact)),
+            )?;
+            Ok((line(&what), false))
+        }
+        _ => Ok((String::new(), false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::start;
+
+    /// Versions were written as plain `on`, `yes`, `010`, which PyYAML (YAML 1.1) reads
+    /// as true, true and 10.
+    #[test]
+    fn strings_a_yaml_1_1_reader_would_read_otherwise_are_quoted() {
+        let mut rt = Runtime::default();
+        let tricky = [
+            "on",
+            "yes",
+            "Off",
+            "n",
+            "~",
+            "010",
+            "0o10",
+            "1e3",
+            "1_000",
+            "0x1F",
+            ".5",
+            "+1",
+            "1:20",
+            "2026-01-07",
+            "null",
+            "",
+            " 4",
+            "*",
+        ];
+        for (i, v) in tricky.iter().enumerate() {
+            let id = if i == 0 {
+                "on".to_string()
+            } else {
+                format!("a{i}")
+            };
+            let text = Pinned {
+                version: Version::Text(v.to_string()),
+                fingerprint: None,
+            };
+            start(
+                &mut rt,
+                &id,
+                text,
+                Some(pinned("3", None)),
+                "2026-01-07T09:00:00Z",
+            )
+            .expect("starts");
+        }
+        let text = render(&rt).expect("renders");
+        for v in tricky {
+            let quoted = serde_json::to_string(v).expect("json");
+            assert!(
+                text.contains(&format!("version: {quoted}\n")),
+                "{v:?} is not quoted:\n{text}"
+            );
+        }
+        assert!(text.contains("\n  \"on\":\n"), "{text}");
+        // Plain where nothing else can be read: numbers, and names.
+        assert!(text.contains("version: 3\n") && text.contains("stage: internal\n"));
+        // And it reads back as it was.
+        assert_eq!(parse(Path::new("r.yaml"), &text).expect("parses"), rt);
+    }
 }

@@ -1,22 +1,25 @@
 //! Canary metrics and the check against the thresholds declared in advance.
 //!
 //! Input, one of:
-//! - JSON Lines, one request a line:
-//!   `{"version": "4", "segment": "intent/refund", "fallback": false, "escalated": true, "corrected": false}`;
-//! - JSON Lines of counts: `{"version": "4", "segment": "intent/refund", "requests": 1200,
-//!   "fallbacks": 30, "escalations": 12, "corrections": 4}`;
-//! - CSV with a header naming either set of columns (`.csv` files).
+//! - JSON Lines, one request a line: `{"at": "2026-01-07T09:12:00Z", "version": "4",
+//!   "segment": "intent/refund", "fallback": false, "escalated": true, "corrected": false}`;
+//! - JSON Lines of counts, `at` the start of the period counted: `{"at": …, "version":
+//!   "4", "segment": "intent/refund", "requests": 1200, "fallbacks": 30, "escalations":
+//!   12, "corrections": 4}`;
+//! - CSV (RFC 4180, quoted fields) with a header naming either set of columns (`.csv`).
 //!
-//! Bad lines are reported with their line number; the others still count.
-
-use std::collections::BTreeMap;
+//! Every row carries `at` (RFC 3339); only rows since the canary's stage began count.
+//! An unknown field is an error naming the nearest valid one. A leading UTF-8 byte order
+//! mark is skipped. Bad lines are reported with their line number; the others still
+//! count (and a file with bad lines never advances a rollout).
 
 use serde::Serialize;
 use serde_json::Value;
+use statrs::distribution::{Binomial, DiscreteCDF, Hypergeometric};
 
-use super::{Release, segment_matches};
+use super::Release;
 use crate::artifact::suite::json_line;
-use crate::diag::{Diagnostics, Pos};
+use crate::diag::{Diagnostics, Pos, did_you_mean};
 
 /// Outcome counts of one version in one segment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -36,43 +39,76 @@ impl Counts {
     }
 }
 
-/// Counts per (version, segment).
-pub type Table = BTreeMap<(String, String), Counts>;
+/// One row of a metrics file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Where it is written (1-based line).
+    pub line: usize,
+    pub at: jiff::Timestamp,
+    /// As written; a number and the same number as text are the same version.
+    pub version: String,
+    pub segment: String,
+    pub counts: Counts,
+}
+
+/// The rows of a metrics file, in order.
+pub type Table = Vec<Row>;
+
+const REQUEST_FIELDS: [&str; 6] = [
+    "at",
+    "version",
+    "segment",
+    "fallback",
+    "escalated",
+    "corrected",
+];
+const COUNT_FIELDS: [&str; 7] = [
+    "at",
+    "version",
+    "segment",
+    "requests",
+    "fallbacks",
+    "escalations",
+    "corrections",
+];
 
 /// Read metrics from `text` (named `path` in problems). CSV when `path` ends in `.csv`.
 pub fn parse(path: &str, text: &str) -> (Table, Diagnostics) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut table = Table::new();
     let mut problems = Diagnostics::default();
-    let mut add = |row: Result<(String, String, Counts), (Pos, String)>| match row {
-        Ok((version, segment, counts)) => table.entry((version, segment)).or_default().add(counts),
+    let mut add = |row: Result<Row, (Pos, String)>| match row {
+        Ok(row) => table.push(row),
         Err((pos, message)) => problems.push(path, pos, message),
     };
     if path.ends_with(".csv") {
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let Some((_, header)) = lines.next() else {
-            return (table, problems);
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let columns: Vec<String> = match reader.headers() {
+            Ok(h) => h.iter().map(str::to_lowercase).collect(),
+            Err(e) => {
+                add(Err((csv_pos(&e, 1), csv_message(&e))));
+                return (table, problems);
+            }
         };
-        let columns: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
-        for (i, line) in lines {
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            let row = if cells.len() == columns.len() {
-                let object: serde_json::Map<String, Value> = columns
-                    .iter()
-                    .zip(&cells)
-                    .map(|(c, v)| (c.clone(), csv_value(v)))
-                    .collect();
-                row_of(&Value::Object(object))
-            } else {
-                Err(format!(
-                    "expected {} columns, got {}",
-                    columns.len(),
-                    cells.len()
-                ))
-            };
-            add(row.map_err(|message| (Pos::new(i + 1, 1), message)));
+        for record in reader.records() {
+            match record {
+                Ok(record) => {
+                    let line = record.position().map_or(0, |p| p.line() as usize);
+                    let object: serde_json::Map<String, Value> = columns
+                        .iter()
+                        .zip(record.iter())
+                        .map(|(c, v)| (c.clone(), csv_value(v)))
+                        .collect();
+                    add(row_of(line, &Value::Object(object))
+                        .map_err(|message| (Pos::new(line, 1), message)));
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    add(Err((csv_pos(&e, line), csv_message(&e))));
+                }
+            }
         }
     } else {
         for (i, line) in text.lines().enumerate() {
@@ -80,11 +116,24 @@ pub fn parse(path: &str, text: &str) -> (Table, Diagnostics) {
                 continue;
             }
             let row = json_line(i + 1, line, "one request's metrics")
-                .and_then(|v| row_of(&v).map_err(|message| (Pos::new(i + 1, 1), message)));
+                .and_then(|v| row_of(i + 1, &v).map_err(|message| (Pos::new(i + 1, 1), message)));
             add(row);
         }
     }
     (table, problems)
+}
+
+fn csv_pos(e: &csv::Error, line: usize) -> Pos {
+    Pos::new(e.position().map_or(line, |p| p.line() as usize).max(1), 1)
+}
+
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} columns, got {len}"),
+        _ => format!("invalid CSV: {e}"),
+    }
 }
 
 fn csv_value(cell: &str) -> Value {
@@ -99,18 +148,44 @@ fn csv_value(cell: &str) -> Value {
 }
 
 /// One line: a request's outcome, or counts.
-fn row_of(v: &Value) -> Result<(String, String, Counts), String> {
+fn row_of(line: usize, v: &Value) -> Result<Row, String> {
+    let counted = v.get("requests").is_some();
+    let fields: &[&str] = if counted {
+        &COUNT_FIELDS
+    } else {
+        &REQUEST_FIELDS
+    };
+    if let Some(map) = v.as_object() {
+        for key in map.keys() {
+            if !fields.contains(&key.as_str()) {
+                let all = REQUEST_FIELDS.iter().chain(&COUNT_FIELDS).copied();
+                return Err(format!("unknown field `{key}`{}", did_you_mean(key, all)));
+            }
+        }
+    }
     let text = |key: &str| -> Result<String, String> {
         match &v[key] {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
-            Value::Number(n) => Ok(n.to_string()),
+            Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            Value::Number(n) if n.is_u64() => Ok(n.to_string()),
             Value::Null => Err(format!("missing `{key}`")),
-            _ => Err(format!("`{key}` must be a string")),
+            _ => Err(format!("`{key}` must be a string or a whole number")),
         }
     };
     let version = text("version")?;
     let segment = text("segment")?;
-    let counts = if v.get("requests").is_some() {
+    let at = match &v["at"] {
+        Value::Null => {
+            return Err(
+                "missing `at` (RFC 3339, e.g. 2026-01-07T09:12:00Z): rows without a time cannot be placed in the canary's stage"
+                    .into(),
+            );
+        }
+        Value::String(s) => s
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| format!("`at` is not an RFC 3339 time: {e}"))?,
+        _ => return Err("`at` must be an RFC 3339 time, as text".into()),
+    };
+    let counts = if counted {
         let count = |key: &str| -> Result<u64, String> {
             match &v[key] {
                 Value::Null => Ok(0),
@@ -147,67 +222,186 @@ fn row_of(v: &Value) -> Result<(String, String, Counts), String> {
             corrections: flag("corrected")?,
         }
     };
-    Ok((version, segment, counts))
+    Ok(Row {
+        line,
+        at,
+        version,
+        segment,
+        counts,
+    })
 }
+
+/// The one-sided significance level of the exact tests: a rate over its threshold is a
+/// breach only when chance explains it less than 5% of the time.
+pub const ALPHA: f64 = 0.05;
 
 /// What the check decided.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "kebab-case")]
 pub enum Decision {
     /// Within every threshold with enough samples: may advance.
-    Healthy { counts: Counts },
-    /// Within the thresholds so far, too few samples to advance.
-    Hold { counts: Counts, needed: u64 },
-    /// A threshold broken: freeze and route everyone to stable.
+    Healthy { counts: Counts, stable: Counts },
+    /// Too few samples to advance, or a rate over its threshold on too little evidence
+    /// to call a breach (`watching` says which).
+    Hold {
+        counts: Counts,
+        stable: Counts,
+        needed: u64,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        watching: Vec<String>,
+    },
+    /// A threshold broken, beyond chance and worse than stable: freeze and route
+    /// everyone to stable (once `failure_limit` is used up).
     Breach {
         counts: Counts,
+        stable: Counts,
         reasons: Vec<String>,
     },
 }
 
-/// Hold the canary's counts (its version, in the segments it serves) to the thresholds.
-/// A breach counts as soon as it is seen, whatever the sample size: stopping harm does
-/// not wait for statistics.
-pub fn check(release: &Release, table: &Table) -> Option<Decision> {
+/// A decision, and the rows that could not count (line, problem).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub decision: Decision,
+    pub problems: Vec<(usize, String)>,
+}
+
+/// Hold the canary's counts (its version, in the segments it serves, since its stage
+/// began) to the thresholds. A rate over its threshold is a breach only with evidence:
+/// at least `min_breach_samples` canary requests, an exact one-sided binomial test that
+/// the rate is over the threshold (p < [`ALPHA`]), and, when stable has
+/// `min_breach_samples` requests in the same segments and window, a one-sided Fisher
+/// exact test that the canary is worse than stable (p < [`ALPHA`]). Otherwise it holds.
+/// Rows naming a version the artifact never had are problems, not silently ignored.
+pub fn check(release: &Release, rows: &Table) -> Option<Checked> {
     let canary = release.canary.as_ref()?;
-    let version = canary.version.text();
+    let since = canary
+        .since
+        .parse::<jiff::Timestamp>()
+        .unwrap_or(jiff::Timestamp::MIN);
+    let canary_version = canary.version.text();
+    let stable_version = release.stable.version.text();
+    let known = |v: &str| {
+        v == canary_version
+            || v == stable_version
+            || release.history.iter().any(|h| h.version.text() == v)
+    };
+    let mut problems = Vec::new();
     let mut counts = Counts::default();
-    for ((v, segment), c) in table {
-        if *v == version && segment_matches(&canary.segments, segment) {
-            counts.add(*c);
+    let mut stable = Counts::default();
+    for row in rows {
+        if !known(&row.version) {
+            problems.push((
+                row.line,
+                format!(
+                    "version `{}` is not one this artifact has had (canary {canary_version}, stable {stable_version})",
+                    row.version
+                ),
+            ));
+            continue;
+        }
+        if row.at < since || !release.canary_serves_segment(&row.segment) {
+            continue;
+        }
+        if row.version == canary_version {
+            counts.add(row.counts);
+        } else if row.version == stable_version {
+            stable.add(row.counts);
         }
     }
     let t = &release.thresholds;
     let mut reasons = Vec::new();
-    if counts.requests > 0 {
-        let rate = |n: u64| n as f64 / counts.requests as f64;
-        for (what, n, max) in [
-            ("fallback rate", counts.fallbacks, t.max_fallback_rate),
-            ("escalation rate", counts.escalations, t.max_escalation_rate),
-            (
-                "manual-correction rate",
-                counts.corrections,
-                t.max_manual_correction_rate,
+    let mut watching = Vec::new();
+    for (what, k, ks, max) in [
+        (
+            "fallback rate",
+            counts.fallbacks,
+            stable.fallbacks,
+            t.max_fallback_rate,
+        ),
+        (
+            "escalation rate",
+            counts.escalations,
+            stable.escalations,
+            t.max_escalation_rate,
+        ),
+        (
+            "manual-correction rate",
+            counts.corrections,
+            stable.corrections,
+            t.max_manual_correction_rate,
+        ),
+    ] {
+        let n = counts.requests;
+        if n == 0 || (k as f64 / n as f64) <= max {
+            continue;
+        }
+        let over = format!("{what} {} over {:.1}%", share(k, n), max * 100.0);
+        let p_over = over_threshold(k, n, max);
+        let p_worse = (stable.requests >= t.min_breach_samples)
+            .then(|| worse_than_stable(k, n, ks, stable.requests));
+        let compared = match p_worse {
+            Some(p) => format!("stable {} (p = {p:.3})", share(ks, stable.requests)),
+            None => format!(
+                "stable has {} of the {} requests needed to compare",
+                stable.requests, t.min_breach_samples
             ),
-        ] {
-            if rate(n) > max {
-                reasons.push(format!(
-                    "{what} {:.1}% ({n} of {}) over {:.1}%",
-                    rate(n) * 100.0,
-                    counts.requests,
-                    max * 100.0
-                ));
-            }
+        };
+        if n >= t.min_breach_samples && p_over < ALPHA && p_worse.is_none_or(|p| p < ALPHA) {
+            reasons.push(format!("{over} (p = {p_over:.3}), {compared}"));
+        } else {
+            watching.push(format!(
+                "{over}, not yet evidence of a breach (p = {p_over:.3}, {} of the {} requests needed; {compared})",
+                n, t.min_breach_samples
+            ));
         }
     }
     let needed = *t.min_samples.get(canary.stage);
-    Some(if !reasons.is_empty() {
-        Decision::Breach { counts, reasons }
-    } else if counts.requests < needed {
-        Decision::Hold { counts, needed }
+    let decision = if !reasons.is_empty() {
+        Decision::Breach {
+            counts,
+            stable,
+            reasons,
+        }
+    } else if counts.requests < needed || !watching.is_empty() {
+        Decision::Hold {
+            counts,
+            stable,
+            needed,
+            watching,
+        }
     } else {
-        Decision::Healthy { counts }
-    })
+        Decision::Healthy { counts, stable }
+    };
+    Some(Checked { decision, problems })
+}
+
+/// `k` of `n` as a percentage, with the counts.
+fn share(k: u64, n: u64) -> String {
+    if n == 0 {
+        return "– (0 requests)".into();
+    }
+    format!("{:.1}% ({k} of {n})", k as f64 * 100.0 / n as f64)
+}
+
+/// P(X ≥ k) for X ~ Binomial(n, max): how often a canary whose true rate is the
+/// threshold would show `k` or more of `n`.
+fn over_threshold(k: u64, n: u64, max: f64) -> f64 {
+    match (k, Binomial::new(max.clamp(0.0, 1.0), n)) {
+        (0, _) => 1.0,
+        (_, Ok(b)) => b.sf(k - 1),
+        (_, Err(_)) => 1.0,
+    }
+}
+
+/// One-sided Fisher exact test: P(canary failures ≥ `k`) given the failures of both
+/// (`k` of `n` canary, `ks` of `ns` stable) and the sizes, under no difference.
+fn worse_than_stable(k: u64, n: u64, ks: u64, ns: u64) -> f64 {
+    match (k, Hypergeometric::new(n + ns, k + ks, n)) {
+        (0, _) => 1.0,
+        (_, Ok(h)) => h.sf(k - 1),
+        (_, Err(_)) => 1.0,
+    }
 }
 
 #[cfg(test)]
@@ -215,28 +409,39 @@ mod tests {
     use super::*;
     use crate::rollout::{Pinned, Runtime, start};
 
+    const AT: &str = "2026-01-07T10:00:00Z";
+
     fn release() -> Release {
         let mut rt = Runtime::default();
         let v = |s: &str| Pinned {
             version: crate::artifact::native::Version::Text(s.into()),
             fingerprint: None,
         };
-        start(&mut rt, "a", v("4"), Some(v("3")), "t").expect("starts");
+        start(&mut rt, "a", v("4"), Some(v("3")), "2026-01-07T09:00:00Z").expect("starts");
         rt.artifacts.remove("a").expect("there")
+    }
+
+    fn sum(table: &Table, version: &str) -> Counts {
+        let mut c = Counts::default();
+        for row in table.iter().filter(|r| r.version == version) {
+            c.add(row.counts);
+        }
+        c
     }
 
     #[test]
     fn reads_all_three_forms_and_reports_bad_lines() {
-        let jsonl = r#"{"version": "4", "segment": "internal", "fallback": true}
-{"version": "4", "segment": "internal", "escalated": false}
+        let jsonl = format!(
+            r#"{{"at": "{AT}", "version": "4", "segment": "internal", "fallback": true}}
+{{"at": "{AT}", "version": "4", "segment": "internal", "escalated": false}}
 not json
-{"version": "4", "segment": "internal", "requests": 10, "fallbacks": 1, "corrections": 11}
-{"version": 4, "segment": "internal", "requests": 8, "escalations": 2}
-"#;
-        let (table, problems) = parse("m.jsonl", jsonl);
-        let c = table[&("4".to_string(), "internal".to_string())];
+{{"at": "{AT}", "version": "4", "segment": "internal", "requests": 10, "fallbacks": 1, "corrections": 11}}
+{{"at": "{AT}", "version": 4, "segment": "internal", "requests": 8, "escalations": 2}}
+"#
+        );
+        let (table, problems) = parse("m.jsonl", &jsonl);
         assert_eq!(
-            c,
+            sum(&table, "4"),
             Counts {
                 requests: 10,
                 fallbacks: 1,
@@ -254,54 +459,147 @@ not json
             "{text}"
         );
 
-        let csv = "version,segment,fallback,escalated,corrected\n4,internal,true,false,0\n4,internal,false\n";
-        let (table, problems) = parse("m.csv", csv);
+        let csv = format!(
+            "at,version,segment,fallback,escalated,corrected\n{AT},4,internal,true,false,0\n{AT},4,internal,false\n"
+        );
+        let (table, problems) = parse("m.csv", &csv);
+        assert_eq!(sum(&table, "4").fallbacks, 1);
+        assert!(
+            problems
+                .to_string()
+                .contains("m.csv:3:1: expected 6 columns, got 4"),
+            "{problems}"
+        );
+    }
+
+    /// Misspelt fields were ignored: 60 rows of `"fellback": true` counted healthy.
+    #[test]
+    fn an_unknown_field_is_an_error_with_the_nearest_name() {
+        let line =
+            format!(r#"{{"at": "{AT}", "version": "4", "segment": "internal", "fellback": true}}"#);
+        let (table, problems) = parse("m.jsonl", &line);
+        assert!(table.is_empty());
         assert_eq!(
-            table[&("4".to_string(), "internal".to_string())].fallbacks,
-            1
+            problems.to_string(),
+            "m.jsonl:1:1: unknown field `fellback`, did you mean `fallback`?"
+        );
+    }
+
+    /// A byte order mark (Excel's CSV export) hid the header, and with it the rows.
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        for (path, text) in [
+            (
+                "m.csv",
+                format!("\u{feff}at,version,segment,fallback\n{AT},4,internal,true\n"),
+            ),
+            (
+                "m.jsonl",
+                format!(
+                    "\u{feff}{{\"at\": \"{AT}\", \"version\": \"4\", \"segment\": \"internal\", \"fallback\": true}}\n"
+                ),
+            ),
+        ] {
+            let (table, problems) = parse(path, &text);
+            assert!(problems.is_empty(), "{path}: {problems}");
+            assert_eq!(sum(&table, "4").fallbacks, 1, "{path}");
+        }
+    }
+
+    /// `"intent/refund, EU"` split at the comma inside quotes.
+    #[test]
+    fn csv_cells_may_quote_commas() {
+        let csv = format!("at,version,segment,fallback\n{AT},4,\"intent/refund, EU\",true\n");
+        let (table, problems) = parse("m.csv", &csv);
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(table[0].segment, "intent/refund, EU");
+    }
+
+    #[test]
+    fn rows_without_a_time_are_errors() {
+        let (_, problems) = parse(
+            "m.jsonl",
+            r#"{"version": "4", "segment": "internal", "fallback": true}"#,
         );
         assert!(
             problems
                 .to_string()
-                .contains("m.csv:3:1: expected 5 columns, got 3")
+                .starts_with("m.jsonl:1:1: missing `at`"),
+            "{problems}"
         );
+    }
+
+    fn rows(version: &str, at: &str, requests: u64, fallbacks: u64) -> Row {
+        Row {
+            line: 1,
+            at: at.parse().expect("time"),
+            version: version.into(),
+            segment: "internal".into(),
+            counts: Counts {
+                requests,
+                fallbacks,
+                ..Counts::default()
+            },
+        }
+    }
+
+    fn decide(table: &[Row]) -> Decision {
+        check(&release(), &table.to_vec()).expect("canary").decision
     }
 
     #[test]
     fn breach_hold_healthy() {
-        let r = release();
-        let table = |requests, fallbacks| {
-            let mut t = Table::new();
-            t.insert(
-                ("4".into(), "internal".into()),
-                Counts {
-                    requests,
-                    fallbacks,
-                    ..Counts::default()
-                },
+        // Stable's own failures in the same window: the canary is no worse.
+        assert!(matches!(
+            decide(&[rows("4", AT, 100, 12), rows("3", AT, 1000, 120)]),
+            Decision::Hold { .. }
+        ));
+        // Worse than the threshold and than stable: a breach.
+        assert!(matches!(
+            decide(&[rows("4", AT, 100, 12), rows("3", AT, 1000, 10)]),
+            Decision::Breach { .. }
+        ));
+        assert!(matches!(
+            decide(&[rows("4", AT, 10, 0)]),
+            Decision::Hold { needed: 50, .. }
+        ));
+        assert!(matches!(
+            decide(&[rows("4", AT, 60, 2)]),
+            Decision::Healthy { .. }
+        ));
+    }
+
+    /// 1 fallback in 1 request was `BREACH 100%`; 2 in the first 20 of a healthy 3.3%
+    /// canary froze it. Neither is evidence.
+    #[test]
+    fn too_little_evidence_holds() {
+        for (n, k) in [(1, 1), (20, 2), (5, 3)] {
+            let d = decide(&[rows("4", AT, n, k), rows("3", AT, 1000, 30)]);
+            assert!(
+                matches!(&d, Decision::Hold { watching, .. } if !watching.is_empty()),
+                "{k} of {n}: {d:?}"
             );
-            // Stable's failures and other segments do not count against the canary.
-            t.insert(
-                ("3".into(), "internal".into()),
-                Counts {
-                    requests: 100,
-                    fallbacks: 100,
-                    ..Counts::default()
-                },
-            );
-            t
-        };
-        assert!(matches!(
-            check(&r, &table(10, 5)),
-            Some(Decision::Breach { .. })
-        ));
-        assert!(matches!(
-            check(&r, &table(10, 0)),
-            Some(Decision::Hold { needed: 50, .. })
-        ));
-        assert!(matches!(
-            check(&r, &table(60, 2)),
-            Some(Decision::Healthy { .. })
-        ));
+        }
+    }
+
+    /// `canary.since` was written and never read: rows from before the stage counted.
+    #[test]
+    fn rows_before_the_stage_began_do_not_count() {
+        let d = decide(&[
+            rows("4", "2026-01-07T08:59:59Z", 100, 100),
+            rows("4", AT, 60, 0),
+        ]);
+        assert!(
+            matches!(d, Decision::Healthy { counts, .. } if counts.requests == 60),
+            "{d:?}"
+        );
+    }
+
+    /// `"v4"` against version 4 silently matched nothing.
+    #[test]
+    fn a_version_the_artifact_never_had_is_a_problem() {
+        let checked = check(&release(), &vec![rows("v4", AT, 100, 100)]).expect("canary");
+        assert_eq!(checked.problems.len(), 1);
+        assert!(checked.problems[0].1.contains("version `v4` is not one"));
     }
 }

@@ -84,8 +84,16 @@ pub struct Canary {
     pub segments: Vec<String>,
     /// Share of those segments' requests it serves, 0–100.
     pub percent: f64,
-    /// When this stage started (RFC 3339).
+    /// When this stage started (RFC 3339); only metrics since then count.
     pub since: String,
+    /// Consecutive checks that found a breach; reset by a check that does not. The
+    /// rollout freezes when it passes `thresholds.failure_limit`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub breaches: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Rollout stages, in order.
@@ -112,6 +120,11 @@ impl Stage {
         Stage::ORDER.get(i + 1).copied()
     }
 
+    /// The stage a word names (`internal`, `low-risk`, `cohort`, `all`).
+    pub fn from_word(word: &str) -> Option<Stage> {
+        Stage::ORDER.into_iter().find(|s| s.word() == word)
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Stage::Internal => "internal",
@@ -134,6 +147,12 @@ pub struct Thresholds {
     pub max_manual_correction_rate: f64,
     /// Canary requests needed at each stage before it may advance.
     pub min_samples: PerStage<u64>,
+    /// Canary requests (and stable's, to compare) needed before a rate over its
+    /// threshold can be a breach; fewer hold.
+    pub min_breach_samples: u64,
+    /// Breaching checks tolerated in a row: the next one freezes (Argo Rollouts'
+    /// `failureLimit`). 0 freezes on the first.
+    pub failure_limit: u32,
 }
 
 impl Default for Thresholds {
@@ -148,6 +167,8 @@ impl Default for Thresholds {
                 cohort: 500,
                 all: 1000,
             },
+            min_breach_samples: 20,
+            failure_limit: 1,
         }
     }
 }
@@ -211,32 +232,187 @@ pub fn bucket(artifact: &str, request_key: &str) -> u64 {
     u64::from_be_bytes(first) % 10_000
 }
 
-/// Whether `segment` is one of `patterns` (`*` matches any run of characters).
+/// The one glob dialect of stage segments (docs/release.md, "Segment globs"): `*` any
+/// run of characters (`/` too), `?` one character, `[abc]`, `[a-z]`, `[!a]`/`[^a]`,
+/// `{a,b}` alternatives, `\\` escapes the next character; case-sensitive, whole segment.
+pub fn segment_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .case_insensitive(false)
+        .empty_alternates(false)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| e.kind().to_string())
+}
+
+/// Whether `segment` is one of `patterns` ([`segment_glob`]). A pattern that is not a
+/// valid glob matches nothing; reading the runtime config refuses one ([`Release::problems`]).
 pub fn segment_matches(patterns: &[String], segment: &str) -> bool {
     patterns.iter().any(|p| {
         if p == "*" {
             true
-        } else if !p.contains(['*', '?', '[', '{']) {
+        } else if !p.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            // No special character: the glob is the literal (and compiling is slow).
             p == segment
         } else {
-            globset::Glob::new(p).is_ok_and(|g| g.compile_matcher().is_match(segment))
+            segment_glob(p).is_ok_and(|g| g.is_match(segment))
         }
     })
 }
 
+/// A problem in a release, at the keys (below the artifact) where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub at: Vec<&'static str>,
+    pub message: String,
+}
+
+impl Release {
+    /// What a hand edit can get wrong that the schema cannot say: rates that are not
+    /// fractions, sample minimums of zero, stages that do not widen, empty or invalid
+    /// segment lists.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut push = |at: Vec<&'static str>, message: String| out.push(Problem { at, message });
+        let t = &self.thresholds;
+        for (key, value) in [
+            ("max_fallback_rate", t.max_fallback_rate),
+            ("max_escalation_rate", t.max_escalation_rate),
+            ("max_manual_correction_rate", t.max_manual_correction_rate),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                let hint = if value > 1.0 && value <= 100.0 {
+                    format!(" (did you mean {}?)", value / 100.0)
+                } else {
+                    String::new()
+                };
+                push(
+                    vec!["thresholds", key],
+                    format!("`{key}` is a fraction between 0 and 1, found {value}{hint}"),
+                );
+            }
+        }
+        for stage in Stage::ORDER {
+            if *t.min_samples.get(stage) == 0 {
+                push(
+                    vec!["thresholds", "min_samples", stage.word()],
+                    format!(
+                        "`min_samples.{}` must be at least 1: a stage never advances on no data",
+                        stage.word()
+                    ),
+                );
+            }
+        }
+        if t.min_breach_samples == 0 {
+            push(
+                vec!["thresholds", "min_breach_samples"],
+                "`min_breach_samples` must be at least 1".into(),
+            );
+        }
+        if let Some(c) = &self.canary
+            && c.since.parse::<jiff::Timestamp>().is_err()
+        {
+            push(
+                vec!["canary", "since"],
+                format!("`since` is not an RFC 3339 time: `{}`", c.since),
+            );
+        }
+        let mut previous: Option<(Stage, f64)> = None;
+        for stage in Stage::ORDER {
+            let plan = self.stages.get(stage);
+            let word = stage.word();
+            if !(plan.percent > 0.0 && plan.percent <= 100.0) {
+                push(
+                    vec!["stages", word, "percent"],
+                    format!(
+                        "stage {word}: `percent` must be more than 0 and at most 100, found {}",
+                        plan.percent
+                    ),
+                );
+            }
+            if plan.segments.is_empty() {
+                push(
+                    vec!["stages", word, "segments"],
+                    format!("stage {word}: `segments` is empty, so the stage serves nobody"),
+                );
+            }
+            for p in &plan.segments {
+                if let Err(e) = segment_glob(p) {
+                    push(
+                        vec!["stages", word, "segments"],
+                        format!("stage {word}: segment `{p}` is not a valid glob: {e}"),
+                    );
+                }
+            }
+            // Internal users are a population of their own; from low-risk on, each stage
+            // serves a larger share than the one before.
+            if stage != Stage::Internal {
+                if let Some((before, percent)) = previous
+                    && plan.percent <= percent
+                {
+                    push(
+                        vec!["stages", word, "percent"],
+                        format!(
+                            "stage {word}: `percent` {} must be more than stage {}'s {percent}: stages only widen",
+                            plan.percent,
+                            before.word()
+                        ),
+                    );
+                }
+                previous = Some((stage, plan.percent));
+            }
+        }
+        out
+    }
+}
+
+impl Release {
+    /// The (segments, percent) the canary serves at its stage: its own stage's, and,
+    /// stages being cumulative, every earlier stage's. Empty without a canary.
+    fn served(&self) -> Vec<(&[String], f64)> {
+        let Some(c) = &self.canary else {
+            return Vec::new();
+        };
+        let mut served: Vec<(&[String], f64)> = Stage::ORDER
+            .iter()
+            .take_while(|s| **s < c.stage)
+            .map(|s| {
+                let plan = self.stages.get(*s);
+                (plan.segments.as_slice(), plan.percent)
+            })
+            .collect();
+        served.push((c.segments.as_slice(), c.percent));
+        served
+    }
+
+    /// Whether the canary serves any of `segment`'s requests (for its metrics).
+    pub fn canary_serves_segment(&self, segment: &str) -> bool {
+        self.served()
+            .iter()
+            .any(|(segments, _)| segment_matches(segments, segment))
+    }
+
+    /// Whether the canary serves a request of `segment` whose key is in `bucket`: some
+    /// stage up to the canary's serves the segment with a share above the bucket.
+    /// Stages are cumulative: a key in the canary stays in it as stages widen.
+    pub fn canary_serves(&self, segment: &str, bucket: u64) -> bool {
+        !self.frozen
+            && self.served().iter().any(|(segments, percent)| {
+                segment_matches(segments, segment) && (bucket as f64) < percent * 100.0
+            })
+    }
+}
+
 impl Runtime {
-    /// The version `artifact` serves a request: the canary if the request's segment is
-    /// one the canary serves and its key falls in the canary's share, else stable. A
-    /// frozen release serves stable to everyone. `None` for an artifact the file does
-    /// not name.
+    /// The version `artifact` serves a request: the canary if
+    /// [`Release::canary_serves`] the request's segment and bucket ([`bucket`]), else
+    /// stable. A frozen release serves stable to everyone. `None` for an artifact the
+    /// file does not name.
     pub fn resolve(&self, artifact: &str, segment: &str, request_key: &str) -> Option<String> {
         let release = self.artifacts.get(artifact)?;
         Some(match &release.canary {
-            Some(c)
-                if !release.frozen
-                    && segment_matches(&c.segments, segment)
-                    && (bucket(artifact, request_key) as f64) < c.percent * 100.0 =>
-            {
+            Some(c) if release.canary_serves(segment, bucket(artifact, request_key)) => {
                 c.version.text()
             }
             _ => release.stable.version.text(),
@@ -261,6 +437,22 @@ pub enum Refused {
     AlreadyStable { artifact: String, version: String },
     #[error("`{0}` has no earlier stable version to roll back to")]
     NoHistory(String),
+    #[error(
+        "`{artifact}` is at stage {now}, not {from}: someone else moved it; nothing changed (see `promptgate rollout status`)"
+    )]
+    Moved {
+        artifact: String,
+        from: &'static str,
+        now: &'static str,
+    },
+}
+
+/// What a transition did: changed the release (the words for the audit log), or found
+/// it already in the state asked for (the words for the user; nothing is written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Changed(String),
+    Unchanged(String),
 }
 
 /// Start rolling out `version` of `artifact` at the first stage.
@@ -312,6 +504,7 @@ pub fn start(
         segments: plan.segments.clone(),
         percent: plan.percent,
         since: now.to_string(),
+        breaches: 0,
     });
     Ok(format!(
         "{artifact}: rollout of version {} started at stage internal ({}% of {})",
@@ -321,8 +514,15 @@ pub fn start(
     ))
 }
 
-/// Move the canary to the next stage, or, from the last one, make it stable.
-pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Refused> {
+/// Move the canary from stage `from` to the next one, or, from the last, make it
+/// stable. Compare-and-set: a canary no longer at `from` (someone advanced or rolled it
+/// back meanwhile) is refused, so two advances never move two steps.
+pub fn advance(
+    rt: &mut Runtime,
+    artifact: &str,
+    from: Stage,
+    now: &str,
+) -> Result<String, Refused> {
     let release = rt
         .artifacts
         .get_mut(artifact)
@@ -340,6 +540,13 @@ pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Re
         .canary
         .as_mut()
         .ok_or_else(|| Refused::NoCanary(artifact.into()))?;
+    if canary.stage != from {
+        return Err(Refused::Moved {
+            artifact: artifact.into(),
+            from: from.word(),
+            now: canary.stage.word(),
+        });
+    }
     match canary.stage.next() {
         Some(stage) => {
             let plan = release.stages.get(stage).clone();
@@ -347,9 +554,11 @@ pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Re
             canary.segments = plan.segments.clone();
             canary.percent = plan.percent;
             canary.since = now.to_string();
+            canary.breaches = 0;
             Ok(format!(
-                "{artifact}: version {} advanced to stage {} ({}% of {})",
+                "{artifact}: version {} advanced from stage {} to stage {} ({}% of {})",
                 canary.version.text(),
+                from.word(),
                 stage.word(),
                 plan.percent,
                 plan.segments.join(", ")
@@ -364,10 +573,74 @@ pub fn advance(rt: &mut Runtime, artifact: &str, now: &str) -> Result<String, Re
             release.history.push(old);
             release.canary = None;
             Ok(format!(
-                "{artifact}: version {} is now stable for everyone",
+                "{artifact}: version {} advanced from stage all and is now stable for everyone",
                 release.stable.version.text()
             ))
         }
+    }
+}
+
+/// A check of the canary of `version` at `stage` found a breach: one more in a row; past
+/// `failure_limit` the rollout freezes (returned `true`). A canary that moved meanwhile
+/// is left alone.
+pub fn breached(
+    rt: &mut Runtime,
+    artifact: &str,
+    version: &str,
+    stage: Stage,
+    why: &str,
+) -> Result<(Step, bool), Refused> {
+    let release = rt
+        .artifacts
+        .get_mut(artifact)
+        .ok_or_else(|| Refused::Unknown(artifact.into()))?;
+    let limit = release.thresholds.failure_limit;
+    let Some(canary) = release
+        .canary
+        .as_mut()
+        .filter(|c| c.version.text() == version && c.stage == stage && !release.frozen)
+    else {
+        return Ok((
+            Step::Unchanged(format!(
+                "{artifact}: the canary moved or froze meanwhile; nothing changed"
+            )),
+            false,
+        ));
+    };
+    canary.breaches += 1;
+    if canary.breaches > limit {
+        let n = canary.breaches;
+        let words = freeze(rt, artifact, why)?;
+        return Ok((
+            Step::Changed(format!("{words} after {n} breaching checks in a row")),
+            true,
+        ));
+    }
+    Ok((
+        Step::Changed(format!(
+            "{artifact}: breach {} in a row ({why}); it freezes after {} in a row",
+            canary.breaches,
+            limit + 1
+        )),
+        false,
+    ))
+}
+
+/// A check of the canary found no breach: the count of breaches in a row starts again.
+pub fn not_breached(rt: &mut Runtime, artifact: &str) -> Step {
+    match rt
+        .artifacts
+        .get_mut(artifact)
+        .and_then(|r| r.canary.as_mut())
+        .filter(|c| c.breaches > 0)
+    {
+        Some(c) => {
+            c.breaches = 0;
+            Step::Changed(format!(
+                "{artifact}: a check without a breach; breaches in a row back to 0"
+            ))
+        }
+        None => Step::Unchanged(String::new()),
     }
 }
 
@@ -385,32 +658,53 @@ pub fn freeze(rt: &mut Runtime, artifact: &str, why: &str) -> Result<String, Ref
     ))
 }
 
-/// Roll back: a rollout in progress (frozen or not) ends and everyone gets stable; with
-/// none in progress, the previous stable version becomes stable again.
-pub fn rollback(rt: &mut Runtime, artifact: &str) -> Result<String, Refused> {
+/// Roll back from version `from`: a rollout of `from` in progress (frozen or not) ends
+/// and everyone gets stable; with none in progress and `from` stable, the previous
+/// stable version becomes stable again. Compare-and-set: when `from` is neither the
+/// canary nor stable (a second identical rollback, or one racing it), nothing changes
+/// and the step says so — two rollbacks never go two versions back.
+pub fn rollback(rt: &mut Runtime, artifact: &str, from: &Version) -> Result<Step, Refused> {
     let release = rt
         .artifacts
         .get_mut(artifact)
         .ok_or_else(|| Refused::Unknown(artifact.into()))?;
-    release.frozen = false;
-    release.frozen_because = None;
-    if let Some(c) = release.canary.take() {
-        return Ok(format!(
-            "{artifact}: rollout of version {} ended, stable version {} for everyone",
-            c.version.text(),
+    let from = from.text();
+    if release
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.version.text() == from)
+    {
+        release.frozen = false;
+        release.frozen_because = None;
+        release.canary = None;
+        return Ok(Step::Changed(format!(
+            "{artifact}: rolled back from version {from}: its rollout ended, stable version {} for everyone",
             release.stable.version.text()
-        ));
+        )));
+    }
+    if release.canary.is_some() || release.stable.version.text() != from {
+        let now = match &release.canary {
+            Some(c) => format!(
+                "stable version {}, rolling out version {}",
+                release.stable.version.text(),
+                c.version.text()
+            ),
+            None => format!("stable version {}", release.stable.version.text()),
+        };
+        return Ok(Step::Unchanged(format!(
+            "{artifact}: nothing to roll back from version {from}: it serves {now}; nothing changed"
+        )));
     }
     let previous = release
         .history
         .pop()
         .ok_or_else(|| Refused::NoHistory(artifact.into()))?;
-    let from = std::mem::replace(&mut release.stable, previous);
-    Ok(format!(
+    let old = std::mem::replace(&mut release.stable, previous);
+    Ok(Step::Changed(format!(
         "{artifact}: rolled back from version {} to version {}",
-        from.version.text(),
+        old.version.text(),
         release.stable.version.text()
-    ))
+    )))
 }
 
 #[cfg(test)]
@@ -437,19 +731,25 @@ mod tests {
         let stage = |rt: &Runtime| rt.artifacts["support"].canary.as_ref().map(|c| c.stage);
         assert_eq!(stage(&rt), Some(Stage::Internal));
         for expected in [Stage::LowRisk, Stage::Cohort, Stage::All] {
-            advance(&mut rt, "support", "t1").expect("advances");
+            let from = stage(&rt).expect("rolling out");
+            advance(&mut rt, "support", from, "t1").expect("advances");
             assert_eq!(stage(&rt), Some(expected));
         }
-        advance(&mut rt, "support", "t2").expect("promotes");
+        advance(&mut rt, "support", Stage::All, "t2").expect("promotes");
         let r = &rt.artifacts["support"];
         assert_eq!(r.stable.version.text(), "4");
         assert_eq!(r.history, vec![pinned("3")]);
         assert!(r.canary.is_none());
         // And back.
-        rollback(&mut rt, "support").expect("rolls back");
+        let four = Version::Number(4);
+        let three = Version::Number(3);
+        assert!(matches!(
+            rollback(&mut rt, "support", &four),
+            Ok(Step::Changed(_))
+        ));
         assert_eq!(rt.artifacts["support"].stable.version.text(), "3");
         assert_eq!(
-            rollback(&mut rt, "support"),
+            rollback(&mut rt, "support", &three),
             Err(Refused::NoHistory("support".into()))
         );
     }
@@ -467,12 +767,12 @@ mod tests {
         );
         freeze(&mut rt, "support", "fallback rate 9% > 5%").expect("freezes");
         assert!(matches!(
-            advance(&mut rt, "support", "t"),
+            advance(&mut rt, "support", Stage::Internal, "t"),
             Err(Refused::Frozen { .. })
         ));
-        rollback(&mut rt, "support").expect("ends the rollout");
+        rollback(&mut rt, "support", &Version::Text("4".into())).expect("ends the rollout");
         assert_eq!(
-            advance(&mut rt, "support", "t"),
+            advance(&mut rt, "support", Stage::Internal, "t"),
             Err(Refused::NoCanary("support".into()))
         );
         assert!(matches!(
@@ -501,12 +801,37 @@ mod tests {
         assert_eq!(rt.resolve("unknown", "internal", "u1"), None);
     }
 
+    #[test]
+    fn advance_and_rollback_act_only_on_the_state_they_name() {
+        let mut rt = runtime();
+        advance(&mut rt, "support", Stage::Internal, "t").expect("advances");
+        // A second advance from the same stage: someone already moved it.
+        assert!(matches!(
+            advance(&mut rt, "support", Stage::Internal, "t"),
+            Err(Refused::Moved { .. })
+        ));
+        assert_eq!(
+            rt.artifacts["support"].canary.as_ref().map(|c| c.stage),
+            Some(Stage::LowRisk)
+        );
+        let before = {
+            rollback(&mut rt, "support", &Version::Number(4)).expect("ends it");
+            rt.clone()
+        };
+        // The same rollback again: nothing to do, and nothing done.
+        assert!(matches!(
+            rollback(&mut rt, "support", &Version::Number(4)),
+            Ok(Step::Unchanged(_))
+        ));
+        assert_eq!(rt, before);
+    }
+
     proptest! {
         #[test]
         fn the_same_key_always_gets_the_same_version(key in ".{0,40}", segment in "[a-z/]{1,20}") {
             let mut rt = runtime();
-            for _ in 0..2 {
-                advance(&mut rt, "support", "t").expect("advances");
+            for from in [Stage::Internal, Stage::LowRisk] {
+                advance(&mut rt, "support", from, "t").expect("advances");
             }
             let first = rt.resolve("support", &segment, &key);
             prop_assert_eq!(first, rt.resolve("support", &segment, &key));
@@ -528,6 +853,82 @@ mod tests {
             let canary = BUCKETS.iter().filter(|b| (**b as f64) < percent * 100.0).count();
             let share = canary as f64 * 100.0 / BUCKETS.len() as f64;
             prop_assert!((share - percent).abs() < 1.0, "{share} vs {percent}");
+        }
+    }
+
+    /// Every user in the internal canary went back to stable when the rollout widened
+    /// to low-risk intents. Now a key in the canary at one stage is in it at every
+    /// later one, for 100,000 keys in every kind of segment.
+    #[test]
+    fn stages_are_cumulative() {
+        let mut rt = runtime();
+        if let Some(r) = rt.artifacts.get_mut("support") {
+            let plan = |segments: &[&str], percent| StagePlan {
+                segments: segments.iter().map(|s| s.to_string()).collect(),
+                percent,
+            };
+            r.stages = PerStage {
+                internal: plan(&["internal"], 100.0),
+                low_risk: plan(&["intent/order-status", "intent/delivery"], 10.0),
+                cohort: plan(&["geo/eu"], 50.0),
+                all: plan(&["*"], 100.0),
+            };
+        }
+        let segments = ["internal", "intent/delivery", "geo/eu", "intent/refund"];
+        let mut in_canary: Vec<bool> = vec![false; 100_000 * segments.len()];
+        for from in [Stage::Internal, Stage::LowRisk, Stage::Cohort, Stage::All] {
+            let release = &rt.artifacts["support"];
+            for (i, was) in in_canary.iter_mut().enumerate() {
+                let key = i / segments.len();
+                let segment = segments[i % segments.len()];
+                // What `resolve` decides for `user-{key}`, its bucket computed once.
+                let now = release.canary_serves(segment, BUCKETS[key]);
+                assert!(
+                    now || !*was,
+                    "user-{key} in {segment} left the canary at {from:?}"
+                );
+                *was = now;
+            }
+            if from != Stage::All {
+                advance(&mut rt, "support", from, "t").expect("advances");
+            }
+        }
+        // At the last stage, everyone.
+        assert!(in_canary.iter().all(|c| *c));
+    }
+
+    /// The test vectors of the segment glob dialect (docs/release.md, "Segment globs"):
+    /// (pattern, segment, matches).
+    pub const GLOB_VECTORS: [(&str, &str, bool); 16] = [
+        ("*", "", true),
+        ("*", "geo/eu/paris", true),
+        ("intent/*", "intent/refund", true),
+        ("intent/*", "intent/refund/eu", true),
+        ("intent/*", "Intent/refund", false),
+        ("geo/?u", "geo/eu", true),
+        ("geo/?u", "geo/euu", false),
+        ("geo/[ef]u", "geo/fu", true),
+        ("geo/[!e]u", "geo/eu", false),
+        ("geo/[^e]u", "geo/fu", true),
+        ("geo/[a-c]", "geo/b", true),
+        ("{internal,staff}", "staff", true),
+        ("{internal,staff}", "{internal,staff}", false),
+        ("tier\\*", "tier*", true),
+        ("tier\\*", "tier1", false),
+        ("geo/eu", "geo/eu/paris", false),
+    ];
+
+    #[test]
+    fn the_glob_dialect_follows_its_test_vectors() {
+        for (pattern, segment, expected) in GLOB_VECTORS {
+            assert_eq!(
+                segment_matches(&[pattern.to_string()], segment),
+                expected,
+                "{pattern:?} against {segment:?}"
+            );
+        }
+        for bad in ["geo/[eu", "{a,b", "a\\"] {
+            assert!(segment_glob(bad).is_err(), "{bad:?}");
         }
     }
 
