@@ -83,7 +83,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
 }
 
 /// The file as written: a header, then the config, in block YAML that every reader
-/// reads the same ([`yaml_text`]).
+/// reads the same ([`yaml_text`]). Written here, not by serde_yaml, because serde_yaml
+/// quotes for YAML 1.2 only and leaves `on`, `yes` and `010` plain, which YAML 1.1
+/// readers (PyYAML) read as a boolean or a number.
 pub fn render(runtime: &Runtime) -> Result<String> {
     let value = serde_json::to_value(runtime).context("cannot write the runtime config")?;
     let mut out = String::from(
@@ -126,7 +128,19 @@ fn yaml_scalar(v: &Value) -> Option<String> {
         Value::Array(a) if a.is_empty() => Some("[]".into()),
         Value::Object(o) if o.is_empty() => Some("{}".into()),
         Value::Array(_) | Value::Object(_) => None,
+        Value::Number(n) if n.is_f64() => Some(yaml_float(&n.to_string())),
         other => Some(other.to_string()),
+    }
+}
+
+/// A float as JSON writes it, made a float to YAML 1.1 too: its float needs a `.` in
+/// the mantissa, so a plain `1e-05` would read back as a string.
+fn yaml_float(json: &str) -> String {
+    match json.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) if !mantissa.contains('.') => {
+            format!("{mantissa}.0e{exponent}")
+        }
+        _ => json.to_string(),
     }
 }
 
@@ -674,5 +688,28 @@ mod tests {
         assert!(text.contains("version: 3\n") && text.contains("stage: internal\n"));
         // And it reads back as it was.
         assert_eq!(parse(Path::new("r.yaml"), &text).expect("parses"), rt);
+    }
+
+    /// YAML 1.1 reads a float only with a `.` before its exponent.
+    #[test]
+    fn small_floats_are_floats_to_a_yaml_1_1_reader() {
+        assert_eq!(serde_json::json!(1e-7).to_string(), "1e-7");
+        assert_eq!(
+            yaml_scalar(&serde_json::json!(1e-7)).as_deref(),
+            Some("1.0e-7")
+        );
+        assert_eq!(
+            yaml_scalar(&serde_json::json!(0.05)).as_deref(),
+            Some("0.05")
+        );
+        assert_eq!(
+            yaml_scalar(&serde_json::json!(2.5e-7)).as_deref(),
+            Some("2.5e-7")
+        );
+        assert_eq!(yaml_scalar(&serde_json::json!(3)).as_deref(), Some("3"));
+        assert_eq!(
+            serde_yaml::from_str::<f64>("1.0e-7").expect("a float"),
+            1e-7
+        );
     }
 }
