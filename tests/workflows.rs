@@ -218,11 +218,121 @@ fn the_action_runs_the_container_and_its_images_are_pinned() {
     let froms: Vec<&str> = dockerfile
         .lines()
         .filter(|l| l.trim_start().starts_with("FROM "))
+        // `scratch` is no image, only the empty start of one.
+        .filter(|l| !l.trim_start().starts_with("FROM scratch "))
         .collect();
     assert!(!froms.is_empty());
     for from in froms {
         assert!(from.contains("@sha256:"), "not pinned by digest: {from}");
     }
+}
+
+/// The one image reference three files must agree on: `main`'s action.yml builds the
+/// Dockerfile (what `uses: ./` runs, as the demo workflow does); the release workflow
+/// builds and pushes that same Dockerfile for both platforms, attests the image it
+/// pushed, and pins action.yml to that image's digest with `scripts/pin-action-image.sh`,
+/// whose output is an action.yml whose only change is `runs.image`.
+#[test]
+fn the_action_the_release_and_the_demo_agree_on_the_image() {
+    let action_text = read(&root().join("action.yml"));
+    let action: Value = serde_yaml::from_str(&action_text).expect("YAML");
+    let dockerfile = action["runs"]["image"].as_str().expect("runs.image");
+    assert!(root().join(dockerfile).is_file(), "{dockerfile}");
+
+    let demo: Value =
+        serde_yaml::from_str(&read(&root().join(".github/workflows/promptgate-demo.yml")))
+            .expect("YAML");
+    let mut steps = Vec::new();
+    collect_steps(&demo, &mut steps);
+    assert!(
+        steps.iter().any(|s| s["uses"].as_str() == Some("./")),
+        "the demo workflow runs this commit's action"
+    );
+
+    let release_text = read(&root().join(".github/workflows/release.yml"));
+    let release: Value = serde_yaml::from_str(&release_text).expect("YAML");
+    let mut steps = Vec::new();
+    collect_steps(&release, &mut steps);
+    let uses = |s: &&Value, action: &str| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("{action}@")))
+    };
+    let builds: Vec<&Value> = steps
+        .iter()
+        .filter(|s| uses(s, "docker/build-push-action"))
+        .copied()
+        .collect();
+    assert_eq!(builds.len(), 2, "the image, then the binaries");
+    for build in &builds {
+        assert_eq!(build["with"]["file"].as_str(), Some(dockerfile));
+        assert_eq!(
+            build["with"]["platforms"].as_str(),
+            Some("linux/amd64,linux/arm64")
+        );
+    }
+    let image = builds[0];
+    assert_eq!(image["with"]["push"].as_bool(), Some(true));
+    let pushed = image["with"]["tags"].as_str().expect("tags");
+    let name = "${{ steps.name.outputs.image }}";
+    assert!(pushed.starts_with(&format!("{name}:")), "{pushed}");
+    let id = image["id"].as_str().expect("the image step's id");
+    let digest = format!("${{{{ steps.{id}.outputs.digest }}}}");
+    let attested = steps
+        .iter()
+        .find(|s| {
+            uses(s, "actions/attest-build-provenance") && !s["with"]["subject-name"].is_null()
+        })
+        .expect("the image's attestation");
+    assert_eq!(attested["with"]["subject-name"].as_str(), Some(name));
+    assert_eq!(
+        attested["with"]["subject-digest"].as_str(),
+        Some(digest.as_str())
+    );
+    let pin = steps
+        .iter()
+        .find(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("scripts/pin-action-image.sh \"$IMAGE\" \"$DIGEST\""))
+        })
+        .expect("the step that pins action.yml");
+    assert_eq!(pin["env"]["IMAGE"].as_str(), Some(name));
+    assert_eq!(pin["env"]["DIGEST"].as_str(), Some(digest.as_str()));
+    let binaries = builds[1];
+    assert_eq!(binaries["with"]["target"].as_str(), Some("binary"));
+    assert!(
+        read(&root().join(dockerfile)).contains("AS binary\n"),
+        "the Dockerfile has the stage the release exports binaries from"
+    );
+
+    // What the pin step leaves: the same action, running the image by digest.
+    let dir = std::env::temp_dir().join(format!("promptgate-pin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let copy = dir.join("action.yml");
+    std::fs::write(&copy, &action_text).expect("copy");
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    let run = |file: &Path| {
+        std::process::Command::new("bash")
+            .arg(root().join("scripts/pin-action-image.sh"))
+            .args(["ghcr.io/acme/promptgate", &digest])
+            .arg(file)
+            .output()
+            .expect("bash")
+    };
+    assert!(run(&copy).status.success());
+    let pinned: Value = serde_yaml::from_str(&read(&copy)).expect("YAML");
+    let reference = format!("docker://ghcr.io/acme/promptgate@{digest}");
+    assert_eq!(pinned["runs"]["image"].as_str(), Some(reference.as_str()));
+    assert_eq!(unpinned(&reference, &reference), None);
+    let mut unchanged = pinned.clone();
+    unchanged["runs"]["image"] = Value::from(dockerfile);
+    assert_eq!(unchanged, action);
+    // Pinning twice is refused, and leaves the file as it was.
+    let again = run(&copy);
+    assert!(!again.status.success());
+    assert_eq!(read(&copy).matches("image: docker://").count(), 1);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
