@@ -71,18 +71,7 @@ pub fn update(
     actor: &Actor,
     change: impl FnOnce(Option<&str>) -> Result<Option<Change>>,
 ) -> Result<Option<String>> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let lock_path = sibling(path, ".lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let _lock = lock(path)?;
     // Under the lock no other writer is midway: a temporary file here is a killed
     // writer's.
     crate::atomic::remove_leftovers(path);
@@ -113,8 +102,35 @@ pub fn update(
             )),
         });
     }
-    // The lock is released when `lock` is dropped.
+    // The lock is released when `_lock` is dropped.
     Ok(Some(what))
+}
+
+/// Take `path`'s exclusive lock (released when the file is dropped), creating its
+/// directory if need be.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let lock_path = sibling(path, ".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(lock)
+}
+
+/// Read `path` under its lock and do `with` what it says, while no writer can change
+/// it: what derives a file from it (the flagd export) then always derives it from the
+/// latest content, however writers interleave.
+pub fn read_locked<T>(path: &Path, with: impl FnOnce(Option<&str>) -> Result<T>) -> Result<T> {
+    let _lock = lock(path)?;
+    let current = crate::format::file_text_if_any(path, crate::read::MAX_FILE_BYTES)?;
+    with(current.as_deref())
 }
 
 /// Write `content` to `path` atomically ([`crate::atomic::write`]).

@@ -103,6 +103,10 @@ pub enum Command {
         /// Why, for the audit log.
         #[arg(long, value_name = "TEXT", global = true)]
         reason: Option<String>,
+        /// Also write the runtime config's flagd flag definition to FILE (atomically,
+        /// as `promptgate export --format flagd` would), for flagd's file watcher.
+        #[arg(long, value_name = "FILE", global = true)]
+        flagd: Option<PathBuf>,
     },
     /// Roll back ARTIFACT from version VERSION at once: its rollout in progress ends
     /// (everyone on stable), or, VERSION being stable, the previous stable version is
@@ -119,6 +123,39 @@ pub enum Command {
         /// Why, for the audit log.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Also write the flagd flag definition to FILE (see `rollout --flagd`).
+        #[arg(long, value_name = "FILE")]
+        flagd: Option<PathBuf>,
+    },
+    /// Which version of ARTIFACT a request gets from the runtime config: the canary
+    /// when a stage up to the canary's serves one of its segments and its key's bucket,
+    /// else stable. The same answer flagd gives with `promptgate export --format flagd`.
+    Resolve {
+        artifact: String,
+        /// The request's targeting key (a user, a session): the same key always gets
+        /// the same version.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// A segment the request is in (repeatable), e.g. `intent/refund`.
+        #[arg(long = "segment", value_name = "SEGMENT")]
+        segments: Vec<String>,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE")]
+        runtime: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ResolveFormat::Text)]
+        format: ResolveFormat,
+    },
+    /// Write the runtime config as another system reads it: `flagd`, an OpenFeature
+    /// flag definition (one flag per artifact, its variants the versions).
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write to FILE (atomically) instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE")]
+        runtime: Option<PathBuf>,
     },
     /// Turn production failures (an incidents file, JSON Lines) into regression cases
     /// appended to a cases file: one case per distinct incident, with the assertion that
@@ -197,6 +234,20 @@ pub enum RolloutCommand {
         #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
         format: StatusFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ResolveFormat {
+    /// The version alone.
+    Text,
+    /// The version, and why.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// flagd's flag definition (JSON), read by flagd and OpenFeature's flagd providers.
+    Flagd,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -15,7 +15,10 @@ use anyhow::Context;
 
 pub use args::Cli;
 use args::ValidateFormat;
-use args::{ChangesFormat, Command, EvalFormat, RolloutCommand, RunArgs, StatusFormat};
+use args::{
+    ChangesFormat, Command, EvalFormat, ExportFormat, ResolveFormat, RolloutCommand, RunArgs,
+    StatusFormat,
+};
 pub use exit::Exit;
 
 use crate::changes::{self, Refs, render};
@@ -92,23 +95,47 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             command,
             runtime,
             reason,
+            flagd,
         } => {
             let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
-            release(&path, env, &rollout_request(command), reason.as_deref())
+            let request = rollout_request(command);
+            release(&path, env, &request, reason.as_deref(), flagd.as_deref())
         }
         Command::Rollback {
             artifact,
             from,
             runtime,
             reason,
+            flagd,
         } => {
             let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
-            release(
-                &path,
-                env,
-                &ReleaseRequest::Rollback { artifact, from },
-                reason.as_deref(),
-            )
+            let request = ReleaseRequest::Rollback { artifact, from };
+            release(&path, env, &request, reason.as_deref(), flagd.as_deref())
+        }
+        Command::Resolve {
+            artifact,
+            key,
+            segments,
+            runtime,
+            format,
+        } => {
+            let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
+            resolve(&path, artifact, key, segments, *format)
+        }
+        Command::Export {
+            format: ExportFormat::Flagd,
+            output,
+            runtime,
+        } => {
+            let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
+            match output {
+                Some(out) => crate::rollout::flagd::mirror(&path, out)?,
+                None => {
+                    let text = crate::rollout::flagd::export_text(&path, &rollout::load(&path)?)?;
+                    std::io::stdout().lock().write_all(text.as_bytes())?;
+                }
+            }
+            Ok(Exit::Ok)
         }
         Command::Validate { format } => validate(&repo_root(&cli)?, config, *format),
         Command::Changes { base, head, format } => {
@@ -430,8 +457,18 @@ fn release(
     env: &Env,
     request: &ReleaseRequest,
     reason: Option<&str>,
+    flagd: Option<&Path>,
 ) -> anyhow::Result<Exit> {
-    let done = rollout::run(path, env, request, reason)?;
+    // A change flagd could not be told of is not made: the export is tried first.
+    if flagd.is_some() {
+        crate::rollout::flagd::export_text(path, &rollout::load(path)?)?;
+    }
+    let done = rollout::run(path, env, request, reason);
+    // Whatever the command did or refused, flagd serves what the file now says.
+    if let Some(flagd) = flagd {
+        crate::rollout::flagd::mirror(path, flagd)?;
+    }
+    let done = done?;
     if !done.problems.is_empty() {
         eprintln!("{}", done.problems);
     }
@@ -439,6 +476,54 @@ fn release(
     out.write_all(done.output.as_bytes())?;
     out.flush()?;
     Ok(Exit::of_release(done.end))
+}
+
+/// `promptgate resolve`: the version, or with `--format json` the version and why.
+fn resolve(
+    path: &Path,
+    artifact: &str,
+    key: &str,
+    segments: &[String],
+    format: ResolveFormat,
+) -> anyhow::Result<Exit> {
+    let runtime = rollout::load(path)?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let Some(version) = runtime.resolve_request(artifact, &segments, key) else {
+        let mut d = crate::diag::Diagnostics::default();
+        let known: Vec<&str> = runtime.artifacts.keys().map(String::as_str).collect();
+        d.push(
+            &path.display().to_string(),
+            crate::diag::Pos::START,
+            format!(
+                "no artifact `{artifact}` in the runtime config (it has: {})",
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+        return Err(d.into());
+    };
+    let text = match format {
+        ResolveFormat::Text => crate::diag::terminal_text(format!("{version}\n")),
+        ResolveFormat::Json => {
+            let release = &runtime.artifacts[artifact];
+            let canary = release.canary.as_ref();
+            let doc = serde_json::json!({
+                "artifact": artifact,
+                "version": version,
+                "canary": canary.is_some_and(|c| c.version.text() == version) && release.stable.version.text() != version,
+                "stable": release.stable.version.text(),
+                "stage": canary.map(|c| c.stage.word()),
+                "frozen": release.frozen,
+                "bucket": crate::rollout::bucket(artifact, key),
+            });
+            serde_json::to_string_pretty(&doc)? + "\n"
+        }
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(Exit::Ok)
 }
 
 fn learn(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Exit> {

@@ -4,13 +4,13 @@
 //! writes the file through [`crate::store`] (locked, atomic, audited).
 
 pub mod command;
+pub mod flagd;
 pub mod metrics;
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::artifact::native::Version;
 
@@ -220,16 +220,10 @@ impl Default for Stages {
 }
 
 /// The bucket of a request, 0–9999: the same artifact and key always land in the same
-/// one, and keys spread evenly.
+/// one, keys spread evenly, and it is the bucket flagd's `fractional` draws
+/// ([`flagd::bucket`]).
 pub fn bucket(artifact: &str, request_key: &str) -> u64 {
-    let digest = Sha256::new()
-        .chain_update(artifact.as_bytes())
-        .chain_update([0])
-        .chain_update(request_key.as_bytes())
-        .finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_be_bytes(first) % 10_000
+    u64::from(flagd::bucket(artifact, request_key))
 }
 
 /// The one glob dialect of stage segments (docs/release.md, "Segment globs"): `*` any
@@ -331,6 +325,17 @@ impl Release {
                     ),
                 );
             }
+            if plan.percent > 0.0
+                && (plan.percent * 100.0 - (plan.percent * 100.0).round()).abs() > 1e-6
+            {
+                push(
+                    vec!["stages", word, "percent"],
+                    format!(
+                        "stage {word}: `percent` has at most two decimals (shares are drawn in 0.01% buckets), found {}",
+                        plan.percent
+                    ),
+                );
+            }
             if plan.segments.is_empty() {
                 push(
                     vec!["stages", word, "segments"],
@@ -371,19 +376,22 @@ impl Release {
     /// The (segments, percent) the canary serves at its stage: its own stage's, and,
     /// stages being cumulative, every earlier stage's. Empty without a canary.
     fn served(&self) -> Vec<(&[String], f64)> {
-        let Some(c) = &self.canary else {
-            return Vec::new();
-        };
-        let mut served: Vec<(&[String], f64)> = Stage::ORDER
-            .iter()
-            .take_while(|s| **s < c.stage)
+        self.served_stages()
+            .map(|(_, segments, percent)| (segments, percent))
+            .collect()
+    }
+
+    /// [`Release::served`] with the stage each share is from.
+    pub fn served_stages(&self) -> impl Iterator<Item = (Stage, &[String], f64)> {
+        let canary = self.canary.as_ref();
+        let earlier = Stage::ORDER
+            .into_iter()
+            .take_while(move |s| canary.is_some_and(|c| *s < c.stage))
             .map(|s| {
-                let plan = self.stages.get(*s);
-                (plan.segments.as_slice(), plan.percent)
-            })
-            .collect();
-        served.push((c.segments.as_slice(), c.percent));
-        served
+                let plan = self.stages.get(s);
+                (s, plan.segments.as_slice(), plan.percent)
+            });
+        earlier.chain(canary.map(|c| (c.stage, c.segments.as_slice(), c.percent)))
     }
 
     /// Whether the canary serves any of `segment`'s requests (for its metrics).
@@ -397,9 +405,18 @@ impl Release {
     /// stage up to the canary's serves the segment with a share above the bucket.
     /// Stages are cumulative: a key in the canary stays in it as stages widen.
     pub fn canary_serves(&self, segment: &str, bucket: u64) -> bool {
+        self.canary_serves_request(&[segment], bucket)
+    }
+
+    /// [`Release::canary_serves`] for a request in any number of segments: some stage
+    /// serves one of them (`*` serves a request in none too) with a share above the
+    /// bucket.
+    pub fn canary_serves_request(&self, segments: &[&str], bucket: u64) -> bool {
         !self.frozen
-            && self.served().iter().any(|(segments, percent)| {
-                segment_matches(segments, segment) && (bucket as f64) < percent * 100.0
+            && self.served().iter().any(|(patterns, percent)| {
+                let matched = patterns.iter().any(|p| p == "*")
+                    || segments.iter().any(|s| segment_matches(patterns, s));
+                matched && bucket < u64::from(flagd::weight(*percent))
             })
     }
 }
@@ -410,9 +427,24 @@ impl Runtime {
     /// stable. A frozen release serves stable to everyone. `None` for an artifact the
     /// file does not name.
     pub fn resolve(&self, artifact: &str, segment: &str, request_key: &str) -> Option<String> {
+        self.resolve_request(artifact, &[segment], request_key)
+    }
+
+    /// [`Runtime::resolve`] for a request in any number of segments: what
+    /// `promptgate resolve` answers, and flagd with the [`flagd::export`] of this file.
+    pub fn resolve_request(
+        &self,
+        artifact: &str,
+        segments: &[&str],
+        request_key: &str,
+    ) -> Option<String> {
         let release = self.artifacts.get(artifact)?;
         Some(match &release.canary {
-            Some(c) if release.canary_serves(segment, bucket(artifact, request_key)) => {
+            // No key, no bucket: flagd's `fractional` serves the default, stable.
+            Some(c)
+                if !request_key.is_empty()
+                    && release.canary_serves_request(segments, bucket(artifact, request_key)) =>
+            {
                 c.version.text()
             }
             _ => release.stable.version.text(),
