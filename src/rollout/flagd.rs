@@ -114,11 +114,9 @@ fn flag(id: &str, release: &Release) -> Result<Value, String> {
                     stage.word()
                 )
             })?;
-            let serve = if w >= BUCKETS {
-                json!(canary)
-            } else {
-                json!({"fractional": [[canary, w], [stable, BUCKETS - w]]})
-            };
+            // A `fractional` even at 100%: a request without a targeting key then gets
+            // stable, as `resolve` answers, rather than the canary.
+            let serve = json!({"fractional": [[canary, w], [stable, BUCKETS - w]]});
             if condition == Value::Bool(true) {
                 branches.push(serve);
                 break;
@@ -129,13 +127,10 @@ fn flag(id: &str, release: &Release) -> Result<Value, String> {
         if branches.len() % 2 == 0 {
             branches.push(json!(stable));
         }
-        match branches.as_slice() {
-            // Everyone gets the canary: that is the default, no targeting needed (flagd
-            // targeting is an object, never a bare variant).
-            [Value::String(everyone)] => flag["defaultVariant"] = json!(everyone),
-            [serve] => flag["targeting"] = serve.clone(),
-            _ => flag["targeting"] = json!({"if": branches}),
-        }
+        flag["targeting"] = match branches.as_slice() {
+            [serve] => serve.clone(),
+            _ => json!({"if": branches}),
+        };
     }
     flag["metadata"] = metadata;
     Ok(flag)

@@ -1,0 +1,336 @@
+//! promptgate's `resolve` and flagd's own evaluator agree on every request. flagd is
+//! the real thing: the OpenFeature Python SDK with flagd's in-process provider reading
+//! the file `promptgate export --format flagd` wrote (from PyPI, versions pinned in
+//! docs/examples/python/requirements.txt, installed by scripts/flagd.sh), driven by the
+//! runnable example docs/examples/python/serve.py. Where it cannot be installed the test
+//! says why and is skipped, unless `PROMPTGATE_REQUIRE_FLAGD` is set (`.ci/run` sets it:
+//! then scripts/flagd.sh exits 2 and the test fails).
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Repo, outcome, promptgate};
+use promptgate::rollout::command::parse;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The PYTHONPATH of the installed evaluator, or why there is none.
+fn evaluator() -> Option<String> {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/flagd.sh"))
+        .output()
+        .expect("bash runs");
+    if out.status.success() {
+        return Some(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    // The script exits 2 when PROMPTGATE_REQUIRE_FLAGD says it must not be skipped.
+    assert_ne!(out.status.code(), Some(2), "{why}");
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// A runtime config with every shape a rollout takes: a canary at each stage, shares
+/// with decimals, globs of every kind flagd can express, frozen, rolled back (no
+/// canary), and artifact ids and segments outside ASCII.
+const RUNTIME: &str = r#"format: promptgate.runtime/v1
+artifacts:
+  support.internal:
+    stable: {version: 3}
+    canary: {version: 4, stage: internal, segments: [internal, "staff/*"], percent: 100, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: [internal, "staff/*"], percent: 100}
+      low-risk: {segments: ["intent/order-*"], percent: 10}
+      cohort: {segments: ["geo/eu"], percent: 50}
+      all: {segments: ["*"], percent: 100}
+  support.low-risk:
+    stable: {version: "v1.2"}
+    history: [{version: "v1.1"}]
+    canary: {version: "v1.3", stage: low-risk, segments: ["intent/order-*", "*/delivery", "geo/{eu,uk}"], percent: 12.5, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: [internal], percent: 100}
+      low-risk: {segments: ["intent/order-*", "*/delivery", "geo/{eu,uk}"], percent: 12.5}
+      cohort: {segments: ["*eu*"], percent: 33.33}
+      all: {segments: ["*"], percent: 100}
+  support.cohort:
+    stable: {version: 7}
+    canary: {version: 8, stage: cohort, segments: ["*eu*", "tenant/[abc]"], percent: 33.33, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: [internal], percent: 100}
+      low-risk: {segments: ["intent/*/x", "a*a"], percent: 5}
+      cohort: {segments: ["*eu*", "tenant/[abc]"], percent: 33.33}
+      all: {segments: ["*"], percent: 100}
+  support.all:
+    stable: {version: 1}
+    canary: {version: 2, stage: all, segments: ["*"], percent: 99.99, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: [internal], percent: 100}
+      low-risk: {segments: ["intent/*"], percent: 0.01}
+      cohort: {segments: ["geo/*"], percent: 50}
+      all: {segments: ["*"], percent: 99.99}
+  support.frozen:
+    stable: {version: 5}
+    frozen: true
+    frozen_because: "fallback rate 12% over 5%"
+    canary: {version: 6, stage: cohort, segments: ["*"], percent: 50, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: [internal], percent: 100}
+      low-risk: {segments: ["*"], percent: 10}
+      cohort: {segments: ["*"], percent: 50}
+      all: {segments: ["*"], percent: 100}
+  support.rolled-back:
+    stable: {version: 11}
+    history: [{version: 9}, {version: 10}]
+  "支持.助手":
+    stable: {version: "一"}
+    canary: {version: "二", stage: low-risk, segments: ["地区/欧*"], percent: 40, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: ["内部"], percent: 100}
+      low-risk: {segments: ["地区/欧*"], percent: 40}
+      cohort: {segments: ["*"], percent: 60}
+      all: {segments: ["*"], percent: 100}
+"#;
+
+const SEGMENTS: &[&str] = &[
+    "internal",
+    "staff/alice",
+    "staff",
+    "intent/order-status",
+    "intent/order-",
+    "intent/refund",
+    "intent/a/x",
+    "intent/x",
+    "aa",
+    "a",
+    "aba",
+    "home/delivery",
+    "delivery",
+    "geo/eu",
+    "geo/uk",
+    "geo/us",
+    "geo/eu/paris",
+    "neutral",
+    "eu",
+    "tenant/a",
+    "tenant/c",
+    "tenant/d",
+    "内部",
+    "地区/欧洲",
+    "地区/亚洲",
+    "Geo/EU",
+];
+
+const KEY_PARTS: &[&str] = &[
+    "user-",
+    "sess:",
+    "ü",
+    "ß",
+    "é",
+    "日本",
+    "👩‍💻",
+    "\u{202e}",
+    "a\u{301}",
+    "0",
+    "Z",
+    " ",
+    "-",
+    "🙂",
+];
+
+/// Requests from a fixed seed: every artifact, keys ASCII and not, empty now and then,
+/// zero to three segments.
+fn requests(n: usize, artifacts: &[String]) -> Vec<(String, String, Vec<String>)> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|i| {
+            let artifact = artifacts[i % artifacts.len()].clone();
+            let key = if next() % 97 == 0 {
+                String::new()
+            } else {
+                let mut key = String::new();
+                for _ in 0..(1 + next() % 4) {
+                    key.push_str(KEY_PARTS[(next() % KEY_PARTS.len() as u64) as usize]);
+                    key.push_str(&(next() % 100_000).to_string());
+                }
+                key
+            };
+            let segments = (0..next() % 4)
+                .map(|_| SEGMENTS[(next() % SEGMENTS.len() as u64) as usize].to_string())
+                .collect();
+            (artifact, key, segments)
+        })
+        .collect()
+}
+
+/// What flagd's evaluator answers for `requests` with the flag file `flags`.
+fn flagd_answers(pythonpath: &str, flags: &Path, lines: &str) -> Vec<String> {
+    let mut child = Command::new("python3")
+        .arg(root().join("docs/examples/python/serve.py"))
+        .arg(flags)
+        .arg("-")
+        .env("PYTHONPATH", pythonpath)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = lines.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(
+        out.status.success(),
+        "serve.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    writer.join().expect("writer").expect("stdin written");
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn flagd_serves_every_request_the_version_resolve_answers() {
+    let Some(pythonpath) = evaluator() else {
+        return;
+    };
+    let repo = Repo::new();
+    repo.write("deploy/prompts.runtime.yaml", RUNTIME);
+    let runtime_path = repo.path().join("deploy/prompts.runtime.yaml");
+    let runtime = parse(&runtime_path, RUNTIME).expect("a valid runtime config");
+    let flags = repo.path().join("flags.json");
+    let out = flags.to_str().expect("UTF-8");
+    let (code, _, err) = repo.run(&["export", "--format", "flagd", "-o", out]);
+    assert_eq!(code, 0, "{err}");
+
+    let artifacts: Vec<String> = runtime.artifacts.keys().cloned().collect();
+    let requests = requests(12_000, &artifacts);
+    let mut lines = String::new();
+    for (artifact, key, segments) in &requests {
+        let line = serde_json::json!({"artifact": artifact, "key": key, "segments": segments});
+        lines.push_str(&format!("{line}\n"));
+    }
+    let flagd = flagd_answers(&pythonpath, &flags, &lines);
+    assert_eq!(flagd.len(), requests.len());
+
+    let mut differ = Vec::new();
+    let mut canary = 0;
+    for ((artifact, key, segments), from_flagd) in requests.iter().zip(&flagd) {
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let ours = runtime
+            .resolve_request(artifact, &segments, key)
+            .expect("a known artifact");
+        if ours != runtime.artifacts[artifact].stable.version.text() {
+            canary += 1;
+        }
+        if &ours != from_flagd {
+            differ.push(format!(
+                "{artifact} {key:?} {segments:?}: promptgate {ours}, flagd {from_flagd}"
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} requests differ:\n{}",
+        differ.len(),
+        requests.len(),
+        differ[..differ.len().min(20)].join("\n")
+    );
+    // The requests reach both sides of every rollout, not only stable.
+    assert!(canary > 1_000 && canary < 9_000, "{canary} canary answers");
+
+    // The command line answers the same, for a sample.
+    for (i, (artifact, key, segments)) in requests.iter().enumerate().step_by(400) {
+        // `--key=…`: a key may start with `-`.
+        let mut args = vec![
+            "resolve".to_string(),
+            artifact.clone(),
+            format!("--key={key}"),
+        ];
+        args.extend(segments.iter().map(|s| format!("--segment={s}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = repo.run(&args);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out.trim_end_matches('\n'),
+            flagd[i],
+            "{artifact} {key:?} {segments:?}"
+        );
+    }
+}
+
+/// A glob flagd targeting cannot say (`?`, a negated set, two inner stars) is refused by
+/// the export, naming the artifact, the stage and the glob, and `rollout --flagd` changes
+/// nothing rather than leave flagd serving an old file.
+#[test]
+fn a_glob_flagd_cannot_express_is_refused_and_nothing_changes() {
+    let repo = Repo::new();
+    let runtime = RUNTIME.replace(r#"["intent/*/x", "a*a"]"#, r#"["intent/?/x"]"#);
+    repo.write("deploy/prompts.runtime.yaml", &runtime);
+    let (code, out, err) = repo.run(&["export", "--format", "flagd"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("support.cohort") && err.contains("low-risk") && err.contains("intent/?/x"),
+        "{err}"
+    );
+    let before = repo.read("deploy/prompts.runtime.yaml");
+    let out = promptgate()
+        .current_dir(repo.path())
+        .args(["rollback", "support.cohort", "--from", "8"])
+        .args(["--flagd", "flags.json"])
+        .output()
+        .expect("runs");
+    let (code, _, err) = outcome(out);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(repo.read("deploy/prompts.runtime.yaml"), before);
+    assert!(!repo.path().join("flags.json").exists());
+}
+
+/// Every rollout command with `--flagd FILE` leaves FILE the export of what the runtime
+/// config now says: a rollback shows at once as stable for everyone.
+#[test]
+fn rollout_commands_keep_the_flagd_file_in_step() {
+    let repo = Repo::new();
+    repo.write("deploy/prompts.runtime.yaml", RUNTIME);
+    let flags = |repo: &Repo| -> serde_json::Value {
+        serde_json::from_str(&repo.read("flags.json")).expect("JSON")
+    };
+    let flagd = repo.path().join("flags.json");
+    let flagd = flagd.to_str().expect("UTF-8");
+    let (code, _, err) = repo.run(&["rollout", "status", "--flagd", flagd]);
+    assert_eq!(code, 0, "{err}");
+    let before = flags(&repo);
+    assert!(before["flags"]["support.cohort"]["targeting"].is_object());
+
+    let (code, _, err) = repo.run(&[
+        "rollback",
+        "support.cohort",
+        "--from",
+        "8",
+        "--flagd",
+        flagd,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let after = flags(&repo);
+    let flag = &after["flags"]["support.cohort"];
+    assert!(flag.get("targeting").is_none(), "{flag}");
+    assert_eq!(flag["defaultVariant"], "7");
+    // The other artifacts are as they were.
+    assert_eq!(
+        after["flags"]["support.all"],
+        before["flags"]["support.all"]
+    );
+}
