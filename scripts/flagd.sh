@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Install the Python OpenFeature SDK with flagd's in-process evaluator (versions pinned
-# in docs/examples/python/requirements.txt, from PyPI) into promptgate's cache, once, and
-# print the directory to put on PYTHONPATH. tests/flagd.rs runs the real evaluator from
-# there; `.ci/run` calls this first so the tests never skip in CI.
+# Install OpenFeature with flagd's in-process evaluator into promptgate's cache, once,
+# and print where it is:
+#   scripts/flagd.sh [python]    the Python SDK and flagd provider (PyPI; pinned in
+#                                docs/examples/python/requirements.txt): the directory
+#                                to put on PYTHONPATH
+#   scripts/flagd.sh typescript  the TypeScript SDK and flagd provider (npm; pinned in
+#                                docs/examples/typescript/package-lock.json): a
+#                                directory with node_modules, where serve.ts runs
+# tests/flagd.rs runs the real evaluators from there; `.ci/run` calls this first so the
+# tests never skip in CI.
 #
 # Exits 0 with the directory on stdout, or with the reason on stderr and 1, or 2 when
 # PROMPTGATE_REQUIRE_FLAGD is set (the tests then fail rather than skip).
@@ -11,12 +17,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 export PIP_ROOT_USER_ACTION=ignore
-REQUIREMENTS=docs/examples/python/requirements.txt
-CACHE_ROOT="${PROMPTGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promptgate}"
-DIR="$CACHE_ROOT/flagd-python-$(sha256sum "$REQUIREMENTS" | cut -c1-16)"
+LANGUAGE="${1:-python}"
 
 fail() {
-  echo "flagd evaluator cannot be installed here: $*" >&2
+  echo "flagd evaluator ($LANGUAGE) cannot be installed here: $*" >&2
   if [[ -n "${PROMPTGATE_REQUIRE_FLAGD:-}" ]]; then
     echo "PROMPTGATE_REQUIRE_FLAGD is set: this is a failure, not a skip" >&2
     exit 2
@@ -24,17 +28,33 @@ fail() {
   exit 1
 }
 
+case "$LANGUAGE" in
+  python) PINS=(docs/examples/python/requirements.txt) ;;
+  typescript) PINS=(docs/examples/typescript/package.json docs/examples/typescript/package-lock.json) ;;
+  *) echo "usage: scripts/flagd.sh [python|typescript]" >&2; exit 64 ;;
+esac
+CACHE_ROOT="${PROMPTGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promptgate}"
+DIR="$CACHE_ROOT/flagd-$LANGUAGE-$(cat "${PINS[@]}" | sha256sum | cut -c1-16)"
+
 if [[ ! -f "$DIR/.complete" ]]; then
-  command -v "$PYTHON" >/dev/null 2>&1 || fail "no $PYTHON"
-  "$PYTHON" -m pip --version >/dev/null 2>&1 || fail "no pip for $PYTHON"
   mkdir -p "$CACHE_ROOT"
   tmp="$(mktemp -d "$CACHE_ROOT/.tmp-flagd.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
-  # --target rather than a venv: Debian's python3 may lack the venv module, and --target
-  # is not blocked by PEP 668's externally-managed marker.
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps \
-    --only-binary :all: -r "$REQUIREMENTS" --target "$tmp/lib" >&2 \
-    || fail "pip could not install $REQUIREMENTS"
+  if [[ "$LANGUAGE" == python ]]; then
+    command -v "$PYTHON" >/dev/null 2>&1 || fail "no $PYTHON"
+    "$PYTHON" -m pip --version >/dev/null 2>&1 || fail "no pip for $PYTHON"
+    # --target rather than a venv: Debian's python3 may lack the venv module, and
+    # --target is not blocked by PEP 668's externally-managed marker.
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps \
+      --only-binary :all: -r "${PINS[0]}" --target "$tmp/lib" >&2 \
+      || fail "pip could not install ${PINS[0]}"
+  else
+    command -v npm >/dev/null 2>&1 || fail "no npm"
+    mkdir "$tmp/lib"
+    cp "${PINS[@]}" "$tmp/lib/"
+    (cd "$tmp/lib" && npm ci --silent --no-audit --no-fund >&2) \
+      || fail "npm could not install ${PINS[1]}"
+  fi
   touch "$tmp/lib/.complete"
   rm -rf "$DIR"
   mv "$tmp/lib" "$DIR"

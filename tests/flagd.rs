@@ -19,10 +19,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The PYTHONPATH of the installed evaluator, or why there is none.
-fn evaluator() -> Option<String> {
+/// Where the evaluator for `language` is installed (scripts/flagd.sh), or why none is.
+fn evaluator(language: &str) -> Option<String> {
     let out = Command::new("bash")
         .arg(root().join("scripts/flagd.sh"))
+        .arg(language)
         .output()
         .expect("bash runs");
     if out.status.success() {
@@ -144,7 +145,7 @@ const KEY_PARTS: &[&str] = &[
 
 /// Requests from a fixed seed: every artifact, keys ASCII and not, empty now and then,
 /// zero to three segments.
-fn requests(n: usize, artifacts: &[String]) -> Vec<(String, String, Vec<String>)> {
+fn requests(n: usize, artifacts: &[String]) -> Vec<Request> {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         state ^= state << 13;
@@ -173,13 +174,33 @@ fn requests(n: usize, artifacts: &[String]) -> Vec<(String, String, Vec<String>)
         .collect()
 }
 
-/// What flagd's evaluator answers for `requests` with the flag file `flags`.
-fn flagd_answers(pythonpath: &str, flags: &Path, lines: &str) -> Vec<String> {
-    let mut child = Command::new("python3")
+/// The Python example, run by flagd's Python evaluator installed at `pythonpath`.
+fn python(pythonpath: &str) -> Command {
+    let mut command = Command::new("python3");
+    command
         .arg(root().join("docs/examples/python/serve.py"))
+        .env("PYTHONPATH", pythonpath);
+    command
+}
+
+/// The TypeScript example, run where its packages are installed (`dir`): ES modules
+/// resolve packages from the script's own directory.
+fn typescript(dir: &str) -> Command {
+    std::fs::copy(
+        root().join("docs/examples/typescript/serve.ts"),
+        Path::new(dir).join("serve.ts"),
+    )
+    .expect("copy serve.ts");
+    let mut command = Command::new(Path::new(dir).join("node_modules/.bin/tsx"));
+    command.arg(Path::new(dir).join("serve.ts"));
+    command
+}
+
+/// What an example answers for `lines` (requests, JSON Lines) with the flag file `flags`.
+fn flagd_answers(mut example: Command, flags: &Path, lines: &str) -> Vec<String> {
+    let mut child = example
         .arg(flags)
         .arg("-")
-        .env("PYTHONPATH", pythonpath)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -191,7 +212,7 @@ fn flagd_answers(pythonpath: &str, flags: &Path, lines: &str) -> Vec<String> {
     let out = child.wait_with_output().expect("python3 ends");
     assert!(
         out.status.success(),
-        "serve.py failed: {}",
+        "the example failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     writer.join().expect("writer").expect("stdin written");
@@ -202,11 +223,10 @@ fn flagd_answers(pythonpath: &str, flags: &Path, lines: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn flagd_serves_every_request_the_version_resolve_answers() {
-    let Some(pythonpath) = evaluator() else {
-        return;
-    };
+type Request = (String, String, Vec<String>);
+
+/// A repository with [`RUNTIME`] as its runtime config, that config, and its export.
+fn exported() -> (Repo, promptgate::rollout::Runtime, PathBuf) {
     let repo = Repo::new();
     repo.write("deploy/prompts.runtime.yaml", RUNTIME);
     let runtime_path = repo.path().join("deploy/prompts.runtime.yaml");
@@ -215,15 +235,29 @@ fn flagd_serves_every_request_the_version_resolve_answers() {
     let out = flags.to_str().expect("UTF-8");
     let (code, _, err) = repo.run(&["export", "--format", "flagd", "-o", out]);
     assert_eq!(code, 0, "{err}");
+    (repo, runtime, flags)
+}
 
-    let artifacts: Vec<String> = runtime.artifacts.keys().cloned().collect();
-    let requests = requests(12_000, &artifacts);
+fn json_lines(requests: &[Request]) -> String {
     let mut lines = String::new();
-    for (artifact, key, segments) in &requests {
+    for (artifact, key, segments) in requests {
         let line = serde_json::json!({"artifact": artifact, "key": key, "segments": segments});
         lines.push_str(&format!("{line}\n"));
     }
-    let flagd = flagd_answers(&pythonpath, &flags, &lines);
+    lines
+}
+
+#[test]
+fn flagd_serves_every_request_the_version_resolve_answers() {
+    let Some(pythonpath) = evaluator("python") else {
+        return;
+    };
+    let (repo, runtime, flags) = exported();
+    let requests = requests(
+        12_000,
+        &runtime.artifacts.keys().cloned().collect::<Vec<_>>(),
+    );
+    let flagd = flagd_answers(python(&pythonpath), &flags, &json_lines(&requests));
     assert_eq!(flagd.len(), requests.len());
 
     let mut differ = Vec::new();
@@ -268,6 +302,64 @@ fn flagd_serves_every_request_the_version_resolve_answers() {
             out.trim_end_matches('\n'),
             flagd[i],
             "{artifact} {key:?} {segments:?}"
+        );
+    }
+}
+
+/// The TypeScript evaluator (`@openfeature/flagd-core` 4.0.1) still draws `fractional`
+/// buckets the way flagd did before its CBOR bucketing: MurmurHash3 of flag key and
+/// targeting key joined as one string. Everything else agrees exactly — which stage
+/// serves a request, frozen, rolled back, no key — and every rollout's canary gets the
+/// same share of keys, though not the same keys (docs/runtime.md says so).
+#[test]
+fn the_typescript_evaluator_agrees_except_on_which_keys_fill_a_share() {
+    let Some(dir) = evaluator("typescript") else {
+        return;
+    };
+    let (_repo, runtime, flags) = exported();
+    let requests = requests(
+        12_000,
+        &runtime.artifacts.keys().cloned().collect::<Vec<_>>(),
+    );
+    let flagd = flagd_answers(typescript(&dir), &flags, &json_lines(&requests));
+    assert_eq!(flagd.len(), requests.len());
+    let mut differ = Vec::new();
+    // Per artifact: requests a share decides, and how many of them got the canary on
+    // each side.
+    let mut shares: std::collections::BTreeMap<&str, (u32, u32, u32)> = Default::default();
+    for ((artifact, key, segments), theirs) in requests.iter().zip(&flagd) {
+        let release = &runtime.artifacts[artifact];
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let ours = runtime
+            .resolve_request(artifact, &segments, key)
+            .expect("known");
+        // Whether some stage serves the request at all (a bucket of 0 is in any share).
+        let shared = !key.is_empty() && release.canary_serves_request(&segments, 0);
+        if shared {
+            let stable = release.stable.version.text();
+            let share = shares.entry(artifact).or_default();
+            share.0 += 1;
+            share.1 += u32::from(ours != stable);
+            share.2 += u32::from(*theirs != stable);
+        } else if &ours != theirs {
+            differ.push(format!(
+                "{artifact} {key:?} {segments:?}: promptgate {ours}, flagd {theirs}"
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{}",
+        differ[..differ.len().min(20)].join("\n")
+    );
+    for (artifact, (n, ours, theirs)) in shares {
+        let (ours, theirs) = (
+            f64::from(ours) / f64::from(n),
+            f64::from(theirs) / f64::from(n),
+        );
+        assert!(
+            (ours - theirs).abs() < 0.05,
+            "{artifact}: canary share {ours:.3} here, {theirs:.3} in TypeScript over {n} requests"
         );
     }
 }

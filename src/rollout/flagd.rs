@@ -110,7 +110,8 @@ fn flag(id: &str, release: &Release) -> Result<Value, String> {
                 format!(
                     "artifact `{id}`, stage {}: {e}; flagd targeting matches segments by \
                      equality, prefix (`geo/*`), suffix (`*/eu`), infix (`*eu*`), \
-                     prefix and suffix (`geo/*/eu`), `{{a,b}}` and small `[abc]` sets",
+                     prefix and suffix (`geo/*/eu`), `{{a,b}}` and small `[abc]` sets, \
+                     of characters in Unicode's Basic Multilingual Plane",
                     stage.word()
                 )
             })?;
@@ -319,12 +320,16 @@ fn class(chars: &[char], start: usize) -> (Vec<Vec<Piece>>, usize) {
 }
 
 /// The test for one alternative on the list element (`{"var": ""}`), if flagd's
-/// operators can say it exactly.
+/// evaluators can say it exactly. Only standard JSON Logic (`==`, `substr`, `in`,
+/// `and`): flagd's own `starts_with`/`ends_with` fail inside `some` in the TypeScript
+/// evaluator. `substr` counts UTF-16 units there and characters in Python, the same
+/// for characters of the Basic Multilingual Plane, so a pattern outside it is refused.
 fn shape(pieces: &[Piece]) -> Option<Value> {
     let mut parts: Vec<Option<String>> = Vec::new(); // None = a star
     for p in pieces {
         match p {
             Piece::Other => return None,
+            Piece::Char(c) if u32::from(*c) > 0xffff => return None,
             Piece::Star => {
                 if parts.last() != Some(&None) {
                     parts.push(None);
@@ -337,18 +342,22 @@ fn shape(pieces: &[Piece]) -> Option<Value> {
         }
     }
     let element = json!({"var": ""});
+    let len = |s: &str| s.chars().count();
+    let prefix = |p: &str| json!({"==": [{"substr": [element, 0, len(p)]}, p]});
+    // The last `len(s)` characters; a shorter string is returned whole, and differs.
+    let suffix = |of: Value, s: &str| json!({"==": [{"substr": [of, -(len(s) as i64)]}, s]});
     Some(match parts.as_slice() {
         [] => json!({"==": [element, ""]}),
         [Some(lit)] => json!({"==": [element, lit]}),
         [None] => Value::Bool(true),
-        [Some(prefix), None] => json!({"starts_with": [element, prefix]}),
-        [None, Some(suffix)] => json!({"ends_with": [element, suffix]}),
+        [Some(p), None] => prefix(p),
+        [None, Some(s)] => suffix(element.clone(), s),
         [None, Some(infix), None] => json!({"in": [infix, element]}),
-        // The suffix must follow the prefix, not overlap it: test it on what is left
-        // after the prefix (`substr` counts characters, as the glob does).
-        [Some(prefix), None, Some(suffix)] => json!({"and": [
-            {"starts_with": [element, prefix]},
-            {"ends_with": [{"substr": [element, prefix.chars().count()]}, suffix]},
+        // The suffix must follow the prefix, not overlap it: look for it in what is left
+        // after the prefix.
+        [Some(p), None, Some(s)] => json!({"and": [
+            prefix(p),
+            suffix(json!({"substr": [element, len(p)]}), s),
         ]}),
         _ => return None,
     })
@@ -386,18 +395,16 @@ mod tests {
         };
         assert_eq!(
             one("geo/*"),
-            Some(json!({"starts_with": [{"var": ""}, "geo/"]}))
+            Some(json!({"==": [{"substr": [{"var": ""}, 0, 4]}, "geo/"]}))
         );
         assert_eq!(
             one("*/eu"),
-            Some(json!({"ends_with": [{"var": ""}, "/eu"]}))
+            Some(json!({"==": [{"substr": [{"var": ""}, -3]}, "/eu"]}))
         );
         assert_eq!(one("*eu*"), Some(json!({"in": ["eu", {"var": ""}]})));
         assert_eq!(one(r"a\*b"), Some(json!({"==": [{"var": ""}, "a*b"]})));
-        assert_eq!(
-            one("a**b").expect("a shape")["and"][0]["starts_with"][1],
-            "a"
-        );
+        assert_eq!(one("a**b").expect("a shape")["and"][0]["=="][1], "a");
+        assert_eq!(one("🙂*"), None);
         assert_eq!(one("geo/?u"), None);
         assert_eq!(one("[!a]x"), None);
         assert_eq!(one("a*b*c"), None);
