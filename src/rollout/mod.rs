@@ -230,14 +230,20 @@ pub fn bucket(artifact: &str, request_key: &str) -> u64 {
 /// run of characters (`/` too), `?` one character, `[abc]`, `[a-z]`, `[!a]`/`[^a]`,
 /// `{a,b}` alternatives, `\\` escapes the next character; case-sensitive, whole segment.
 pub fn segment_glob(pattern: &str) -> Result<globset::GlobMatcher, String> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(false)
-        .backslash_escape(true)
-        .case_insensitive(false)
-        .empty_alternates(false)
+    segment_glob_builder(pattern)
         .build()
         .map(|g| g.compile_matcher())
         .map_err(|e| e.kind().to_string())
+}
+
+fn segment_glob_builder(pattern: &str) -> globset::GlobBuilder<'_> {
+    let mut builder = globset::GlobBuilder::new(pattern);
+    builder
+        .literal_separator(false)
+        .backslash_escape(true)
+        .case_insensitive(false)
+        .empty_alternates(false);
+    builder
 }
 
 /// Whether `segment` is one of `patterns` ([`segment_glob`]). A pattern that is not a
@@ -401,29 +407,124 @@ impl Release {
             .any(|(segments, _)| segment_matches(segments, segment))
     }
 
-    /// Whether the canary serves a request of `segment` whose key is in `bucket`: some
-    /// stage up to the canary's serves the segment with a share above the bucket.
-    /// Stages are cumulative: a key in the canary stays in it as stages widen.
-    pub fn canary_serves(&self, segment: &str, bucket: u64) -> bool {
-        self.canary_serves_request(&[segment], bucket)
+    /// Whether the canary serves a request in `segments` whose key is in `bucket`: some
+    /// stage up to the canary's serves one of them (`*` serves a request in none too)
+    /// with a share above the bucket. Stages are cumulative: a key in the canary stays
+    /// in it as stages widen. (Compiles the globs: [`Serving`] for many requests.)
+    pub fn canary_serves_request(&self, segments: &[&str], bucket: u64) -> bool {
+        Serving::new(self).canary_serves(segments, bucket)
+    }
+}
+
+/// A stage's segment globs, compiled once ([`segment_glob`]'s dialect). A glob that
+/// does not compile matches nothing; reading the runtime config refuses one.
+#[derive(Debug, Clone)]
+pub struct SegmentSet {
+    /// `*` alone: every request, one in no segment too.
+    all: bool,
+    set: globset::GlobSet,
+}
+
+impl SegmentSet {
+    pub fn new(patterns: &[String]) -> SegmentSet {
+        let mut set = globset::GlobSetBuilder::new();
+        for p in patterns {
+            if let Ok(glob) = segment_glob_builder(p).build() {
+                set.add(glob);
+            }
+        }
+        SegmentSet {
+            all: patterns.iter().any(|p| p == "*"),
+            set: set.build().unwrap_or_else(|_| globset::GlobSet::empty()),
+        }
     }
 
-    /// [`Release::canary_serves`] for a request in any number of segments: some stage
-    /// serves one of them (`*` serves a request in none too) with a share above the
-    /// bucket.
-    pub fn canary_serves_request(&self, segments: &[&str], bucket: u64) -> bool {
-        !self.frozen
-            && self.served().iter().any(|(patterns, percent)| {
-                let matched = patterns.iter().any(|p| p == "*")
-                    || segments.iter().any(|s| segment_matches(patterns, s));
-                matched && bucket < u64::from(flagd::weight(*percent))
-            })
+    /// Whether a request in `segments` is one of these.
+    pub fn serves(&self, segments: &[&str]) -> bool {
+        self.all || segments.iter().any(|s| self.set.is_match(s))
+    }
+}
+
+/// What a release serves, compiled for answering many requests: stable, and the
+/// canary with each stage's segments and share up to its own ([`Release::served`]).
+#[derive(Debug, Clone)]
+pub struct Serving {
+    stable: String,
+    canary: Option<(String, Vec<(SegmentSet, u32)>)>,
+}
+
+impl Serving {
+    pub fn new(release: &Release) -> Serving {
+        let canary = release.canary.as_ref().filter(|_| !release.frozen);
+        Serving {
+            stable: release.stable.version.text(),
+            canary: canary.map(|c| {
+                let shares = release
+                    .served_stages()
+                    .map(|(_, segments, percent)| {
+                        (SegmentSet::new(segments), flagd::weight(percent))
+                    })
+                    .collect();
+                (c.version.text(), shares)
+            }),
+        }
+    }
+
+    /// Whether the canary serves a request in `segments` whose key is in `bucket`: some
+    /// stage up to the canary's serves one of the segments with a share above the bucket.
+    pub fn canary_serves(&self, segments: &[&str], bucket: u64) -> bool {
+        self.canary.as_ref().is_some_and(|(_, shares)| {
+            shares
+                .iter()
+                .any(|(set, weight)| bucket < u64::from(*weight) && set.serves(segments))
+        })
+    }
+
+    /// The version a request gets; `artifact` is the flag key its bucket is drawn with.
+    /// No key, no bucket: flagd's `fractional` serves the default, stable.
+    pub fn version(&self, artifact: &str, segments: &[&str], request_key: &str) -> &str {
+        match &self.canary {
+            Some((canary, _))
+                if !request_key.is_empty()
+                    && self.canary_serves(segments, bucket(artifact, request_key)) =>
+            {
+                canary
+            }
+            _ => &self.stable,
+        }
+    }
+}
+
+/// Every artifact's [`Serving`]: resolve many requests without compiling a glob again.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    artifacts: std::collections::HashMap<String, Serving>,
+}
+
+impl Resolver {
+    pub fn new(runtime: &Runtime) -> Resolver {
+        Resolver {
+            artifacts: runtime
+                .artifacts
+                .iter()
+                .map(|(id, release)| (id.clone(), Serving::new(release)))
+                .collect(),
+        }
+    }
+
+    /// [`Runtime::resolve_request`], answered from the compiled form.
+    pub fn resolve(&self, artifact: &str, segments: &[&str], request_key: &str) -> Option<&str> {
+        Some(
+            self.artifacts
+                .get(artifact)?
+                .version(artifact, segments, request_key),
+        )
     }
 }
 
 impl Runtime {
     /// The version `artifact` serves a request: the canary if
-    /// [`Release::canary_serves`] the request's segment and bucket ([`bucket`]), else
+    /// [`Release::canary_serves_request`] the request's segment and bucket ([`bucket`]), else
     /// stable. A frozen release serves stable to everyone. `None` for an artifact the
     /// file does not name.
     pub fn resolve(&self, artifact: &str, segment: &str, request_key: &str) -> Option<String> {
@@ -438,17 +539,8 @@ impl Runtime {
         segments: &[&str],
         request_key: &str,
     ) -> Option<String> {
-        let release = self.artifacts.get(artifact)?;
-        Some(match &release.canary {
-            // No key, no bucket: flagd's `fractional` serves the default, stable.
-            Some(c)
-                if !request_key.is_empty()
-                    && release.canary_serves_request(segments, bucket(artifact, request_key)) =>
-            {
-                c.version.text()
-            }
-            _ => release.stable.version.text(),
-        })
+        let serving = Serving::new(self.artifacts.get(artifact)?);
+        Some(serving.version(artifact, segments, request_key).to_string())
     }
 }
 
@@ -909,12 +1001,12 @@ mod tests {
         let segments = ["internal", "intent/delivery", "geo/eu", "intent/refund"];
         let mut in_canary: Vec<bool> = vec![false; 100_000 * segments.len()];
         for from in [Stage::Internal, Stage::LowRisk, Stage::Cohort, Stage::All] {
-            let release = &rt.artifacts["support"];
+            let serving = Serving::new(&rt.artifacts["support"]);
             for (i, was) in in_canary.iter_mut().enumerate() {
                 let key = i / segments.len();
                 let segment = segments[i % segments.len()];
                 // What `resolve` decides for `user-{key}`, its bucket computed once.
-                let now = release.canary_serves(segment, BUCKETS[key]);
+                let now = serving.canary_serves(&[segment], BUCKETS[key]);
                 assert!(
                     now || !*was,
                     "user-{key} in {segment} left the canary at {from:?}"
