@@ -145,25 +145,6 @@ pub fn block(body: &str, lang: &str) -> String {
     format!("{fence}{lang}\n{body}{fence}")
 }
 
-/// A label safe inside a mermaid string: no quotes, brackets or line breaks.
-pub fn mermaid_label(input: &str, max: usize) -> String {
-    let cleaned: String = input
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | ' ') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut label: String = cleaned.chars().take(max).collect();
-    if cleaned.chars().count() > max {
-        label.push('…');
-    }
-    label
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,15 +193,6 @@ mod tests {
             prose("got `x` <img> `y` @bob"),
             "got `x` &lt;img&gt; `y` @&#8203;bob"
         );
-    }
-
-    #[test]
-    fn mermaid_labels_hold_no_syntax() {
-        assert_eq!(
-            mermaid_label("hard-negative/\"x\"]\n", 40),
-            "hard-negative/_x___"
-        );
-        assert_eq!(mermaid_label("abcdef", 3), "abc…");
     }
 
     /// The inverse of [`text`], for checking that nothing is lost.
@@ -319,15 +291,6 @@ mod tests {
                 want.push('\n');
             }
             prop_assert_eq!(format!("{body}\n"), want);
-        }
-
-        #[test]
-        fn mermaid_labels_are_plain(s in any::<String>(), max in 1usize..50) {
-            let label = mermaid_label(&s, max);
-            prop_assert!(label.chars().count() <= max + 1);
-            prop_assert!(label
-                .chars()
-                .all(|c| c.is_alphanumeric() || "/-_. …".contains(c)), "{:?}", label);
         }
 
         /// Whatever a message holds, GitHub reads its prose as one paragraph of plain
