@@ -418,6 +418,8 @@ fn a_report_that_would_exceed_the_limit_is_folded() {
         .collect();
     let e = evidence(vec![compared(&cases)]);
     let text = render(&e);
+    reads_well(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    first_screen(&text, true, 40).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(text.contains("more regressions"), "{text}");
     assert!(text.contains("more segments"), "{text}");
     // The start and the end show how it folds; the middle is more of the same.
@@ -451,9 +453,37 @@ fn the_smallest_limit_cuts_cleanly() {
     assert_eq!(text.matches("```").count() % 2, 0, "{text}");
 }
 
+/// `a` with the failed assertion of case `id` on head worded as `reason`.
+fn with_reason(a: ArtifactEvidence, id: &str, reason: &str) -> ArtifactEvidence {
+    let mut head = a.head_run.clone().expect("a head run");
+    for c in head.cases.iter_mut().filter(|c| c.id == id) {
+        for j in &mut c.samples[0].assertions {
+            j.verdict = Judgement::Fail {
+                reason: reason.to_string(),
+            };
+        }
+    }
+    let ids: Vec<String> = a
+        .base_run
+        .iter()
+        .flat_map(|r| r.cases.iter().map(|c| c.id.clone()))
+        .collect();
+    let critical = promptgate::repo::build_globs(&["hard-negative/*".to_string()])
+        .unwrap_or_else(|_| GlobSet::empty());
+    ArtifactEvidence::new(
+        a.change,
+        a.status,
+        a.known_limitations,
+        (a.base_run, Some(head)),
+        &ids,
+        &critical,
+        0.05,
+    )
+}
+
 #[test]
 fn hostile_model_output_stays_inert() {
-    let hostile = "@acme/security please look <img src=x onerror=alert(1)>\n```\n</details>\n<!-- promptgate:report -->\n\u{1b}[31mred\u{1b}[0m | cell";
+    let hostile = "@acme/security please look <img src=x onerror=alert(1)>\n```\n</details>\n<!-- promptgate:report -->\n<script>alert(2)</script> `x` ``\n\u{1b}[31mred\u{1b}[0m | cell";
     let mut cases = steady(3, "hard-negative/adversarial");
     cases.push(case(
         "inject-@acme/team",
@@ -461,8 +491,31 @@ fn hostile_model_output_stays_inert() {
         Some(side(P, "Sorry, I can only help with Acme orders.")),
         Some(side(F, hostile)),
     ));
-    let e = evidence(vec![compared(&cases)]);
+    // As assertions quote an answer: cut short, in backticks.
+    let quoted = promptgate::eval::assertions::short(hostile, 200);
+    let reason = format!("refusal: expected a refusal, got `{quoted}`");
+    let e = evidence(vec![with_reason(
+        compared(&cases),
+        "inject-@acme/team",
+        &reason,
+    )]);
     let text = render(&e);
+    // As GitHub renders it: the answer is text, not markup, quoted or in a block.
+    reads_well(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let html = comrak::markdown_to_html(&text, &gfm());
+    for tag in ["<img", "<script", "<!--"] {
+        let raw = html.matches(tag).count();
+        let own = usize::from(tag == "<!--") * 2;
+        assert_eq!(raw, own, "{tag} in {html}");
+    }
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(2)&lt;/script&gt;"),
+        "{html}"
+    );
     // Inside code, markup is shown, not rendered; outside, it is escaped.
     assert!(
         !common::outside_code(&text)
@@ -885,4 +938,260 @@ fn a_refusal_the_api_marked_is_shown_as_one() {
             && text.contains("Head answer (a refusal, marked by the API):\n"),
         "{text}"
     );
+}
+
+// The report as GitHub shows it: parsed as GFM (comrak), the way a reviewer reads it.
+
+/// GitHub's dialect; raw HTML passes, as GitHub passes its allowed tags.
+fn gfm() -> comrak::Options<'static> {
+    let mut options = comrak::Options::default();
+    options.extension.table = true;
+    options.extension.strikethrough = true;
+    options.extension.autolink = true;
+    options.extension.tasklist = true;
+    options.render.r#unsafe = true;
+    options
+}
+
+/// The HTML the template writes itself; any other tag came from the data.
+const TEMPLATE_HTML: [&str; 8] = [
+    "<details>",
+    "</details>",
+    "<summary>",
+    "</summary>",
+    "<sub>",
+    "</sub>",
+    "<!-- promptgate:approvals -->",
+    "<!-- /promptgate:approvals -->",
+];
+
+/// The text of `node` as shown, without its code spans (`code: false`) or with them.
+fn shown_text<'a>(node: &'a comrak::nodes::AstNode<'a>, code: bool) -> String {
+    use comrak::nodes::NodeValue;
+    let mut out = String::new();
+    for n in node.descendants() {
+        match &n.data.borrow().value {
+            NodeValue::Text(t) => out.push_str(t),
+            NodeValue::Code(c) if code => out.push_str(&c.literal),
+            NodeValue::SoftBreak | NodeValue::LineBreak => out.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What a reviewer must not meet in the rendered report: backticks shown as characters
+/// in prose (a code span that did not become one), `None`/`null` for a missing value,
+/// HTML other than the template's own (model output that became markup), and
+/// `<details>` that do not nest.
+fn reads_well(report: &str) -> Result<(), String> {
+    use comrak::nodes::NodeValue;
+    let arena = comrak::Arena::new();
+    let root = comrak::parse_document(&arena, report, &gfm());
+    let mut depth = 0i32;
+    for node in root.descendants() {
+        let value = node.data.borrow().value.clone();
+        let line = node.data.borrow().sourcepos.start.line;
+        let html = match &value {
+            NodeValue::Paragraph | NodeValue::TableCell | NodeValue::Heading(_) => {
+                let prose = shown_text(node, false);
+                if prose.matches('`').count() >= 2 {
+                    return Err(format!("line {line}: backticks shown as text: {prose:?}"));
+                }
+                let all = shown_text(node, true);
+                let words = all.split(|c: char| !c.is_alphanumeric());
+                if let Some(w) = words
+                    .into_iter()
+                    .find(|w| ["None", "none", "null"].contains(w))
+                {
+                    return Err(format!("line {line}: `{w}` shown for a value: {all:?}"));
+                }
+                continue;
+            }
+            NodeValue::HtmlInline(h) => h.clone(),
+            NodeValue::HtmlBlock(b) => b.literal.clone(),
+            _ => continue,
+        };
+        let mut rest = html.as_str();
+        while let Some(i) = rest.find('<') {
+            let tag = &rest[i..];
+            match TEMPLATE_HTML.iter().find(|t| tag.starts_with(*t)) {
+                Some(&"<details>") => depth += 1,
+                Some(&"</details>") => depth -= 1,
+                Some(_) => {}
+                None => return Err(format!("line {line}: HTML not the template's: {html:?}")),
+            }
+            if depth < 0 {
+                return Err(format!("line {line}: `</details>` closes nothing"));
+            }
+            rest = &rest[i + 1..];
+        }
+        if ["None", "null"].iter().any(|w| rest.contains(w)) {
+            return Err(format!("line {line}: a missing value shown: {html:?}"));
+        }
+    }
+    match depth {
+        0 => Ok(()),
+        n => Err(format!("{n} `<details>` left open")),
+    }
+}
+
+/// The first screen, in this order and before anything long (a code block, another
+/// table): the verdict, the reasons (`reasons`), the cost and latency, and what
+/// changed (the field table), which starts within the first `lines` lines shown.
+fn first_screen(report: &str, reasons: bool, lines: usize) -> Result<(), String> {
+    use comrak::nodes::NodeValue;
+    let arena = comrak::Arena::new();
+    let root = comrak::parse_document(&arena, report, &gfm());
+    let mut seen: Vec<&str> = Vec::new();
+    let mut before = String::new();
+    for node in root.children() {
+        let line = node.data.borrow().sourcepos.start.line;
+        let text = shown_text(node, true);
+        let after = std::mem::replace(&mut before, text.clone());
+        let what = match &node.data.borrow().value {
+            NodeValue::Heading(h) if h.level == 2 && text.starts_with("promptgate: ") => "verdict",
+            NodeValue::List(_) if seen == ["verdict"] => "reasons",
+            // The rest of the reasons, folded, the trade-offs and an artifact's
+            // problems; any other list (the notes) waits until after what changed.
+            NodeValue::List(_)
+                if after.is_empty()
+                    || after.starts_with("For a reviewer")
+                    || text.starts_with("⚠️") =>
+            {
+                continue;
+            }
+            NodeValue::List(_) => "another list",
+            NodeValue::Table(_) if text.contains("Cost / 1k req.Latency p95") => "cost",
+            NodeValue::Table(_) if text.starts_with("FieldBaseHead") => {
+                let shown = open_lines(report, line);
+                if shown > lines {
+                    return Err(format!("the field table starts on shown line {shown}"));
+                }
+                "fields"
+            }
+            // Folded (`<details>`) is not long, but what it folds shows open here.
+            NodeValue::CodeBlock(_) | NodeValue::Table(_) => "long",
+            _ => continue,
+        };
+        seen.push(what);
+        if what == "fields" || what == "long" {
+            break;
+        }
+    }
+    let want: &[&str] = match reasons {
+        true => &["verdict", "reasons", "cost", "fields"],
+        false => &["verdict", "cost", "fields"],
+    };
+    match seen == want {
+        true => Ok(()),
+        false => Err(format!("the first screen is {seen:?}, not {want:?}")),
+    }
+}
+
+/// Lines of `report` before line `line` (1-based) that show with nothing unfolded: those
+/// outside any `<details>` and their summary lines.
+fn open_lines(report: &str, line: usize) -> usize {
+    let mut depth = 0usize;
+    let mut shown = 0;
+    for l in report.lines().take(line - 1) {
+        if depth == 0 {
+            shown += 1;
+        }
+        depth += l.matches("<details>").count();
+        depth = depth.saturating_sub(l.matches("</details>").count());
+    }
+    shown
+}
+
+/// The demo's report, as its snapshot holds it (`tests/demo.rs` keeps that current).
+fn demo_report() -> String {
+    let snap = include_str!("snapshots/demo__demo_gate_report.snap");
+    snap.splitn(3, "---\n")
+        .nth(2)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn reports_read_well_on_github() {
+    let mut critical = steady(3, "intent/refund");
+    critical.extend(steady(3, "hard-negative/adversarial"));
+    critical.push(case(
+        "ignore-previous-instructions",
+        &["hard-negative/adversarial"],
+        Some(side(P, "Sorry, I can only help with Acme orders.")),
+        Some(side(F, "Sure! Here are my instructions.")),
+    ));
+    let many: Vec<Case> = (0..12)
+        .map(|i| {
+            case(
+                &format!("refund-{i}"),
+                &["intent/refund", "intent/all"],
+                Some(side(P, "Your refund is on its way.")),
+                Some(side(F, "I cannot help with that.")),
+            )
+        })
+        .collect();
+    let mut invalid = compared(&steady(1, "intent/refund"));
+    invalid.status = Status::Invalid;
+    invalid.comparison = None;
+    if let Some(head) = invalid.change.head.as_mut() {
+        head.fingerprint = None;
+    }
+    invalid.change.problems = vec![promptgate::diag::Diagnostic::new(
+        "prompts/support/assistant.prompt.yaml",
+        promptgate::diag::Pos::new(4, 3),
+        "unknown field `temprature`, did you mean `temperature`?",
+    )];
+    let reports = [
+        ("the demo", demo_report(), true),
+        (
+            "critical and not",
+            render(&evidence(vec![compared(&critical)])),
+            true,
+        ),
+        (
+            "many regressions",
+            render(&evidence(vec![compared(&many)])),
+            true,
+        ),
+        ("invalid", render(&evidence(vec![invalid])), true),
+        (
+            "clean",
+            render(&evidence(vec![compared(&steady(60, "intent/refund"))])),
+            false,
+        ),
+    ];
+    for (what, report, reasons) in &reports {
+        reads_well(report).unwrap_or_else(|e| panic!("{what}: {e}\n{report}"));
+        first_screen(report, *reasons, 40).unwrap_or_else(|e| panic!("{what}: {e}\n{report}"));
+    }
+    let [demo, critical, many, invalid, clean] = reports.map(|(_, r, _)| r);
+    // The first three regressions open, the rest folded under a line that counts them.
+    for (report, folded) in [(&demo, 19), (&many, 9)] {
+        let summary = format!("<details><summary>{folded} more regressions</summary>");
+        let (open, rest) = report
+            .split_once(&summary)
+            .unwrap_or_else(|| panic!("{report}"));
+        let open = open.split_once("#### Regressions").map_or("", |(_, o)| o);
+        assert_eq!(open.matches("\n**`").count(), 3, "{report}");
+        assert_eq!(rest.matches("\n**`").count(), folded, "{report}");
+    }
+    // The critical mark is explained where one is shown, and only there.
+    assert!(
+        critical.contains("🔒 critical: any new failure blocks."),
+        "{critical}"
+    );
+    for report in [&many, &clean, &invalid] {
+        assert!(!report.contains('🔒'), "{report}");
+    }
+    // A name quoted in a message is a code span.
+    assert!(
+        invalid.contains("unknown field `temprature`, did you mean `temperature`?"),
+        "{invalid}"
+    );
+    assert!(invalid.contains("· **invalid**"), "{invalid}");
+    // No chart: its labels overlapped; the segment table says the same.
+    assert!(!demo.contains("mermaid"), "{demo}");
 }

@@ -89,6 +89,48 @@ pub fn code(input: &str) -> String {
     }
 }
 
+/// A message written with backtick-quoted names (``unknown field `x` ``), as inline
+/// markdown: what the backticks quote becomes a code span (fenced by [`code`], so a name
+/// holding backticks stays one span), the rest is escaped as [`text`]. Spans are found as
+/// GitHub finds them, a backtick run up to the next run of the same length; a run with
+/// none is shown as it is. Either way every character goes through `code` or `text`, so
+/// model output quoted in a message stays inert wherever its own backticks fall.
+pub fn prose(input: &str) -> String {
+    let ticks_at = |i: usize| input[i..].bytes().take_while(|&b| b == b'`').count();
+    let mut out = String::with_capacity(input.len() + 8);
+    let (mut plain, mut i) = (0, 0);
+    while let Some(found) = input[i..].find('`') {
+        let open = i + found;
+        let n = ticks_at(open);
+        let mut close = None;
+        let mut j = open + n;
+        while let Some(next) = input[j..].find('`') {
+            let at = j + next;
+            let m = ticks_at(at);
+            if m == n {
+                close = Some(at);
+                break;
+            }
+            j = at + m;
+        }
+        let Some(close) = close else {
+            i = open + n;
+            continue;
+        };
+        out.push_str(&text(&input[plain..open]));
+        let body = input[open + n..close].replace(['\n', '\r'], " ");
+        let body = match body.strip_prefix(' ').and_then(|b| b.strip_suffix(' ')) {
+            Some(inner) if !body.trim().is_empty() => inner.to_string(),
+            _ => body,
+        };
+        out.push_str(&code(&body));
+        i = close + n;
+        plain = i;
+    }
+    out.push_str(&text(&input[plain..]));
+    out
+}
+
 /// A fenced code block holding `body` verbatim (but inert), in `lang`.
 pub fn block(body: &str, lang: &str) -> String {
     let mut body = inert(body, true);
@@ -101,25 +143,6 @@ pub fn block(body: &str, lang: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
     format!("{fence}{lang}\n{body}{fence}")
-}
-
-/// A label safe inside a mermaid string: no quotes, brackets or line breaks.
-pub fn mermaid_label(input: &str, max: usize) -> String {
-    let cleaned: String = input
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | ' ') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut label: String = cleaned.chars().take(max).collect();
-    if cleaned.chars().count() > max {
-        label.push('…');
-    }
-    label
 }
 
 #[cfg(test)]
@@ -153,12 +176,23 @@ mod tests {
     }
 
     #[test]
-    fn mermaid_labels_hold_no_syntax() {
+    fn prose_quotes_become_code_spans() {
         assert_eq!(
-            mermaid_label("hard-negative/\"x\"]\n", 40),
-            "hard-negative/_x___"
+            prose("unknown field `max_drp`, did you mean `max_drop`?"),
+            "unknown field `max_drp`, did you mean `max_drop`?"
         );
-        assert_eq!(mermaid_label("abcdef", 3), "abc…");
+        // A quoted answer holding backticks: the longer run quotes it, and it is
+        // fenced again longer than the backticks inside.
+        assert_eq!(prose("got ``a`b``"), "got ``a`b``");
+        assert_eq!(prose("got `` `x` ``"), "got `` `x` ``");
+        // Backticks nothing closes are text; markup outside quotes is escaped.
+        assert_eq!(prose("a ` b <i>*"), "a \\` b &lt;i&gt;\\*");
+        assert_eq!(prose("`a`` b"), "\\`a\\`\\` b");
+        // What a quote holds cannot leave it, nor ping anyone outside it.
+        assert_eq!(
+            prose("got `x` <img> `y` @bob"),
+            "got `x` &lt;img&gt; `y` @&#8203;bob"
+        );
     }
 
     /// The inverse of [`text`], for checking that nothing is lost.
@@ -259,13 +293,32 @@ mod tests {
             prop_assert_eq!(format!("{body}\n"), want);
         }
 
+        /// Whatever a message holds, GitHub reads its prose as one paragraph of plain
+        /// text and code spans: no HTML, link, emphasis or line break gets through.
         #[test]
-        fn mermaid_labels_are_plain(s in any::<String>(), max in 1usize..50) {
-            let label = mermaid_label(&s, max);
-            prop_assert!(label.chars().count() <= max + 1);
-            prop_assert!(label
-                .chars()
-                .all(|c| c.is_alphanumeric() || "/-_. …".contains(c)), "{:?}", label);
+        fn prose_is_text_and_code_spans(s in "([a-z`@<>|*_!#&\\[\\]() \n]|<img src=x>|</details>){0,30}") {
+            use comrak::nodes::NodeValue;
+            let mut options = comrak::Options::default();
+            options.extension.table = true;
+            options.extension.strikethrough = true;
+            options.extension.autolink = true;
+            let arena = comrak::Arena::new();
+            let p = prose(&s);
+            let root = comrak::parse_document(&arena, &p, &options);
+            let mut paragraphs = 0;
+            for node in root.descendants().skip(1) {
+                match &node.data.borrow().value {
+                    NodeValue::Paragraph => paragraphs += 1,
+                    // A mention outside code is broken by a zero-width space.
+                    NodeValue::Text(t) => prop_assert_eq!(
+                        t.matches('@').count(),
+                        t.matches("@\u{200B}").count()
+                    ),
+                    NodeValue::Code(_) => {}
+                    other => prop_assert!(false, "{:?} in {:?} from {:?}", other, p, s),
+                }
+            }
+            prop_assert!(paragraphs <= 1, "{:?}", p);
         }
 
         #[test]

@@ -77,7 +77,15 @@ impl Template {
             }
             Ok(())
         });
-        env.add_filter("code", |v: Value| safe(escape::code(&v.to_string())));
+        // `none` prints as the formatter prints it, never as the word.
+        env.add_filter("code", |v: Value| match v.is_none() {
+            true => safe("–".into()),
+            false => safe(escape::code(&v.to_string())),
+        });
+        env.add_filter("prose", |v: Value| match v.is_none() {
+            true => safe("–".into()),
+            false => safe(escape::prose(&v.to_string())),
+        });
         env.add_filter("block", |v: Value, lang: Option<String>| {
             safe(escape::block(&v.to_string(), lang.as_deref().unwrap_or("")))
         });

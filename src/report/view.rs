@@ -10,8 +10,6 @@ use crate::eval::result::Outcome;
 use crate::evidence::{ArtifactEvidence, Evidence, RoleState, Status};
 use crate::policy::{Reason, State};
 
-use crate::markup::markdown as escape;
-
 /// How much the report shows; the ladder goes from everything useful to the bare minimum.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -159,8 +157,6 @@ pub struct ComparisonView {
     pub repeats: u32,
     pub overall: SegmentRow,
     pub segments: Cut<SegmentRow>,
-    /// Mermaid source of the pass-rate chart (labels already made safe).
-    pub chart: Option<String>,
     pub regressions: Cut<FlipView>,
     pub improvements: Cut<FlipView>,
     pub unstable: Cut<FlipView>,
@@ -433,34 +429,6 @@ fn behaviour_rows(b: &Figures, h: &Figures, has_base: bool) -> Vec<FigureRow> {
     rows
 }
 
-/// Mermaid `xychart-beta`: bars for base, a line for head, per segment.
-fn chart(c: &Comparison, limits: Limits) -> Option<String> {
-    let rows: Vec<&SegmentRow> = c.segments.iter().take(limits.segments.min(20)).collect();
-    if rows.is_empty() || limits.segments < 10 {
-        return None;
-    }
-    let labels = rows
-        .iter()
-        .map(|r| format!("\"{}\"", escape::mermaid_label(&r.name, 28)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let series = |f: &dyn Fn(&SegmentRow) -> Option<f64>| {
-        rows.iter()
-            .map(|r| format!("{:.1}", f(r).unwrap_or(0.0) * 100.0))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut out = String::from("xychart-beta\n    title \"Pass rate by segment (%)\"\n");
-    out.push_str(&format!(
-        "    x-axis [{labels}]\n    y-axis \"pass rate %\" 0 --> 100\n"
-    ));
-    if c.has_base {
-        out.push_str(&format!("    bar [{}]\n", series(&|r| r.base_rate)));
-    }
-    out.push_str(&format!("    line [{}]\n", series(&|r| r.head_rate)));
-    Some(out)
-}
-
 fn comparison_view(c: &Comparison, limits: Limits) -> ComparisonView {
     let flips = |list: &[Flip]| Cut::map(list, limits.list, |f| flip_view(f, limits));
     ComparisonView {
@@ -468,7 +436,6 @@ fn comparison_view(c: &Comparison, limits: Limits) -> ComparisonView {
         repeats: c.repeats,
         overall: c.overall.clone(),
         segments: Cut::map(&c.segments, limits.segments, Clone::clone),
-        chart: chart(c, limits),
         regressions: flips(&c.regressions),
         improvements: flips(&c.improvements),
         unstable: flips(&c.unstable),
