@@ -79,6 +79,22 @@ impl Dir {
         self.status()["artifacts"][artifact].clone()
     }
 
+    /// The canary's stage began `minutes` ago, as if the runtime config had said so
+    /// since: how tests move time on without waiting.
+    fn began(&self, minutes: i64) {
+        let text = std::fs::read_to_string(self.runtime()).expect("runtime");
+        let since = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes);
+        let edited: String = text
+            .lines()
+            .map(|l| match l.split_once("since: ") {
+                Some((indent, _)) => format!("{indent}since: \"{since}\"\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        assert_ne!(edited, text, "a canary with `since`");
+        std::fs::write(self.runtime(), edited).expect("write");
+    }
+
     fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, text).expect("write");
@@ -235,7 +251,8 @@ fn too_few_samples_hold_and_advance_waits() {
     assert!(out.contains("hold"), "{out}");
     assert_eq!(d.release("support")["canary"]["stage"], "internal");
 
-    // Enough healthy samples (as counts): it advances.
+    // Enough healthy samples (as counts) in a stage that has baked: it advances.
+    d.began(61);
     let counts = d.write(
         "counts.jsonl",
         &format!(
@@ -934,4 +951,86 @@ fn one_fallback_in_one_request_holds() {
         );
     }
     assert_eq!(d.release("support")["frozen"], false);
+}
+
+/// `advance --metrics` moved a healthy canary on minutes into its stage; now it waits
+/// for the stage's `min_bake`, says how long it has baked, and changes nothing.
+#[test]
+fn a_healthy_canary_advances_only_after_its_stage_has_baked() {
+    let d = Dir::new();
+    d.start();
+    d.began(12);
+    let m = d.write("healthy.jsonl", &metrics_lines("4", "internal", 60, 0));
+    let m = m.to_str().expect("utf8");
+    let advance = [
+        "rollout",
+        "advance",
+        "support",
+        "--from",
+        "internal",
+        "--metrics",
+        m,
+    ];
+    let before = std::fs::read_to_string(d.runtime()).expect("runtime");
+    let (code, out, err) = d.run(&advance);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("support: hold: stage internal has baked 12m of 1h (`thresholds.min_bake`)"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.runtime()).expect("runtime"),
+        before
+    );
+    assert_eq!(audit_lines(&d), 1, "a hold is not audited");
+    let out = d.ok(&["rollout", "check", "support", "--metrics", m]);
+    assert!(out.contains("has baked 12m of 1h"), "{out}");
+    // Baked: it advances, and the next stage bakes from its own start.
+    d.began(60);
+    let out = d.ok(&advance);
+    assert!(
+        out.contains("advanced from stage internal to stage low-risk"),
+        "{out}"
+    );
+    let m = d.write(
+        "low-risk.jsonl",
+        &metrics_lines("4", "intent/refund", 250, 0),
+    );
+    let out = d.ok(&[
+        "rollout",
+        "advance",
+        "support",
+        "--from",
+        "low-risk",
+        "--metrics",
+        m.to_str().expect("utf8"),
+    ]);
+    assert!(out.contains("stage low-risk has baked 0s of 4h"), "{out}");
+    // An override does not wait.
+    d.ok(&forced_advance("low-risk"));
+    assert_eq!(d.release("support")["canary"]["stage"], "cohort");
+}
+
+/// A `min_bake` that is not a duration is said at its place; nothing is written.
+#[test]
+fn a_min_bake_that_is_not_a_duration_is_refused_at_its_place() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    let text = "format: promptgate.runtime/v1
+artifacts:
+  support:
+    stable: {version: 3}
+    thresholds:
+      min_bake: {internal: 1h, low-risk: 4 hours later, cohort: -1h, all: 0s}
+";
+    std::fs::write(d.runtime(), text).expect("write");
+    let (code, _, err) = d.run(&START[..5]);
+    assert_eq!(code, 3, "{err}");
+    for expected in [
+        "prompts.runtime.yaml:6:42: `support`: `min_bake.low-risk`: `4 hours later` is not a duration (",
+        "prompts.runtime.yaml:6:65: `support`: `min_bake.cohort`: `-1h` is negative: a stage bakes `0s` or more",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    assert_eq!(std::fs::read_to_string(d.runtime()).expect("read"), text);
 }

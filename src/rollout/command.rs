@@ -412,7 +412,8 @@ pub fn run(
     request: &ReleaseRequest,
     reason: Option<&str>,
 ) -> Result<Done> {
-    let now = jiff::Timestamp::now().to_string();
+    let clock = jiff::Timestamp::now();
+    let now = clock.to_string();
     let mut output = String::new();
     let mut problems = Diagnostics::default();
     let end = match *request {
@@ -491,8 +492,20 @@ pub fn run(
             match end {
                 Some(end) => end,
                 None => {
-                    let what = change(path, &Actor::new(env, &why), |rt| {
-                        Ok(super::advance(rt, artifact, from, &now)?)
+                    // Healthy metrics advance a stage that has baked its `min_bake`, as
+                    // the file says under the lock; an override does not wait.
+                    let bake = metrics.is_some();
+                    let what = change_if(path, &Actor::new(env, &why), |rt| {
+                        if bake
+                            && let Some(words) = rt
+                                .artifacts
+                                .get(artifact)
+                                .filter(|r| r.canary.as_ref().is_some_and(|c| c.stage == from))
+                                .and_then(|r| r.still_baking(clock))
+                        {
+                            return Ok(Step::Unchanged(format!("{artifact}: hold: {words}")));
+                        }
+                        Ok(Step::Changed(super::advance(rt, artifact, from, &now)?))
                     })?;
                     output.push_str(&line(&what));
                     End::Done
@@ -524,7 +537,14 @@ pub fn run(
         } => {
             let (release, decision, bad) = decide(path, artifact, m)?;
             match format {
-                Listing::Table => output.push_str(&say(artifact, &decision)),
+                Listing::Table => {
+                    output.push_str(&say(artifact, &decision));
+                    if let (Decision::Healthy { .. }, Some(words)) =
+                        (&decision, release.still_baking(clock))
+                    {
+                        output.push_str(&line(&format!("{artifact}: hold: {words}")));
+                    }
+                }
                 Listing::Json => {
                     output.push_str(&format!("{}\n", serde_json::to_string_pretty(&decision)?))
                 }
