@@ -93,8 +93,14 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             runtime,
             reason,
         } => {
-            let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
-            release(&path, env, &rollout_request(command), reason.as_deref())
+            let root = repo_root(&cli)?;
+            let path = rollout::runtime_path(&root, runtime.as_deref())?;
+            release(
+                &path,
+                env,
+                &rollout_request(command, &root, config),
+                reason.as_deref(),
+            )
         }
         Command::Rollback {
             artifact,
@@ -376,7 +382,11 @@ fn gate(
     Ok(Exit::of_verdict(evidence.verdict.state))
 }
 
-fn rollout_request(command: &RolloutCommand) -> ReleaseRequest<'_> {
+fn rollout_request<'a>(
+    command: &'a RolloutCommand,
+    root: &'a Path,
+    config: Option<&'a str>,
+) -> ReleaseRequest<'a> {
     let format = |f: &StatusFormat| match f {
         StatusFormat::Table => Listing::Table,
         StatusFormat::Json => Listing::Json,
@@ -388,6 +398,8 @@ fn rollout_request(command: &RolloutCommand) -> ReleaseRequest<'_> {
             stable,
             evidence,
         } => ReleaseRequest::Start {
+            repo: root,
+            config,
             artifact,
             version,
             stable: stable.as_deref(),

@@ -269,6 +269,7 @@ pub fn pinned(version_text: &str, fingerprint: Option<String>) -> Pinned {
     Pinned {
         version: version(version_text),
         fingerprint,
+        commit: None,
     }
 }
 
@@ -354,6 +355,9 @@ pub enum Listing {
 pub enum ReleaseRequest<'a> {
     /// Start rolling out `version` at the first stage.
     Start {
+        /// The repository the artifact and its versions must be in, and its config.
+        repo: &'a Path,
+        config: Option<&'a str>,
         artifact: &'a str,
         version: &'a str,
         /// The stable version, for an artifact's first rollout.
@@ -418,6 +422,8 @@ pub fn run(
     let mut problems = Diagnostics::default();
     let end = match *request {
         ReleaseRequest::Start {
+            repo,
+            config,
             artifact,
             version: v,
             stable,
@@ -427,18 +433,23 @@ pub fn run(
                 Some(e) => check_evidence(e, artifact, v)?,
                 None => None,
             };
+            let asked: Vec<&str> = std::iter::once(v).chain(stable).collect();
+            let origins = super::origin::check(repo, config, artifact, &asked)?;
+            let commit = |i: usize| origins.get(i).map(|o| o.commit.clone());
             let why = reason.map_or_else(
                 || format!("rollout start {artifact} --version {v}"),
                 str::to_string,
             );
             let what = change(path, &Actor::new(env, &why), |rt| {
-                Ok(super::start(
-                    rt,
-                    artifact,
-                    pinned(v, fingerprint),
-                    stable.map(|s| pinned(s, None)),
-                    &now,
-                )?)
+                let canary = Pinned {
+                    commit: commit(0),
+                    ..pinned(v, fingerprint)
+                };
+                let stable = stable.map(|s| Pinned {
+                    commit: commit(1),
+                    ..pinned(s, None)
+                });
+                Ok(super::start(rt, artifact, canary, stable, &now)?)
             })?;
             output.push_str(&line(&what));
             End::Done
@@ -685,6 +696,7 @@ mod tests {
             let text = Pinned {
                 version: Version::Text(v.to_string()),
                 fingerprint: None,
+                commit: None,
             };
             start(
                 &mut rt,

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod metrics;
+pub mod origin;
 
 use std::collections::BTreeMap;
 
@@ -63,13 +64,18 @@ pub struct Release {
     pub stages: Stages,
 }
 
-/// A version, with the fingerprint of what it sends the model when known.
+/// A version, with the fingerprint of what it sends the model and the commit that
+/// introduced it, when known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pinned {
     pub version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The commit that introduced the version to the artifact's file (first-parent
+    /// history of `HEAD` when the rollout started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// A version being rolled out.
@@ -79,6 +85,9 @@ pub struct Canary {
     pub version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The commit that introduced the version ([`Pinned::commit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     pub stage: Stage,
     /// Segments it serves at this stage (globs; `*` is all traffic).
     pub segments: Vec<String>,
@@ -553,11 +562,17 @@ pub fn start(
         });
     }
     let plan = release.stages.get(Stage::Internal).clone();
+    let from = version
+        .commit
+        .as_deref()
+        .map(|c| format!(", from commit {}", c.get(..12).unwrap_or(c)))
+        .unwrap_or_default();
     release.frozen = false;
     release.frozen_because = None;
     release.canary = Some(Canary {
         version: version.version.clone(),
         fingerprint: version.fingerprint,
+        commit: version.commit,
         stage: Stage::Internal,
         segments: plan.segments.clone(),
         percent: plan.percent,
@@ -565,7 +580,7 @@ pub fn start(
         breaches: 0,
     });
     Ok(format!(
-        "{artifact}: rollout of version {} started at stage internal ({}% of {})",
+        "{artifact}: rollout of version {}{from} started at stage internal ({}% of {})",
         version.version.text(),
         plan.percent,
         plan.segments.join(", ")
@@ -626,6 +641,7 @@ pub fn advance(
             let promoted = Pinned {
                 version: canary.version.clone(),
                 fingerprint: canary.fingerprint.clone(),
+                commit: canary.commit.clone(),
             };
             let old = std::mem::replace(&mut release.stable, promoted);
             release.history.push(old);
@@ -774,6 +790,7 @@ mod tests {
         Pinned {
             version: Version::Text(v.into()),
             fingerprint: None,
+            commit: None,
         }
     }
 
