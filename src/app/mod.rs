@@ -162,7 +162,14 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             };
             gate(&repo_root(&cli)?, config, env, base, head, run, &outputs)
         }
-        Command::Learn { from, into, reason } => learn(from, into, reason.as_deref(), env),
+        Command::Learn { from, into, reason } => {
+            let root = repo_root(&cli)?;
+            let repo = crate::learn::Repository {
+                root: &root,
+                config,
+            };
+            learn(&repo, from, into, reason.as_deref(), env)
+        }
     }
 }
 
@@ -453,8 +460,14 @@ fn release(
     Ok(Exit::of_release(done.end))
 }
 
-fn learn(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Exit> {
-    let learned = crate::learn::run(from, into, reason, env)?;
+fn learn(
+    repo: &crate::learn::Repository,
+    from: &Path,
+    into: &Path,
+    reason: Option<&str>,
+    env: &Env,
+) -> anyhow::Result<Exit> {
+    let learned = crate::learn::run(repo, from, into, reason, env)?;
     if !learned.problems.is_empty() {
         eprintln!("{}", learned.problems);
     }
