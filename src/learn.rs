@@ -22,10 +22,14 @@ use serde_json::{Value, json};
 use crate::artifact::assertion::AssertionSpec;
 use crate::artifact::fingerprint::canonical_digest;
 use crate::artifact::suite::{self, CaseSpec, ToolResultSpec};
-use crate::diag::{Diagnostics, Pos};
+use crate::diag::{Diagnostic, Diagnostics, Pos, Severity};
 use crate::env::Env;
 use crate::format;
+use crate::repo::Snapshot;
+use crate::source::fs::WorkTree;
+use crate::source::mem::Overlay;
 use crate::store;
+use crate::validate;
 
 /// Hex digits of the content hash in a learned case's id.
 const ID_HEX: usize = 10;
@@ -522,7 +526,13 @@ pub fn summary(from: &str, into: &str, merge: &Merge, bad_lines: usize) -> Strin
 /// the audit log), and report. Bad incident lines are reported and the good ones still
 /// taken, and the problems come back with the summary. An incidents file that cannot be
 /// read as text is an error, located, and nothing is written.
-pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Learned> {
+pub fn run(
+    repo: &Repository,
+    from: &Path,
+    into: &Path,
+    reason: Option<&str>,
+    env: &Env,
+) -> anyhow::Result<Learned> {
     let from_name = from.display().to_string();
     let into_name = into.display().to_string();
     let text = format::file_text(from, crate::read::MAX_FILE_BYTES)?;
@@ -540,6 +550,12 @@ pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow:
     let mut outcome = None;
     store::update(into, &store::audit_path(into), &actor, |current| {
         let mut merged = merge(&into_name, current, &incidents)?;
+        if let Some(content) = &merged.content {
+            let brought = problems_brought(repo, into, content)?;
+            if !brought.is_empty() {
+                return Err(brought.into());
+            }
+        }
         let change = merged.content.take().map(|content| store::Change {
             content,
             what: audit_what(&from_name, &merged),
@@ -554,6 +570,94 @@ pub fn run(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow:
         summary: summary(&from_name, &into_name, &merged, bad_lines),
         problems,
     })
+}
+
+/// The repository `learn` writes into, to check the cases against before writing.
+#[derive(Debug, Clone, Copy)]
+pub struct Repository<'a> {
+    pub root: &'a Path,
+    /// `--config`, else `.promptgate.yaml`.
+    pub config: Option<&'a str>,
+}
+
+/// The problems the cases file `into` holding `content` would bring into the
+/// repository: the errors `promptgate validate` would find then and does not find now
+/// (a variable the prompt needs and the case lacks, a tool the artifact does not
+/// define, …), and no suite of an artifact reading the file. Each names its file and
+/// place; a last line says nothing was written.
+pub fn problems_brought(
+    repo: &Repository,
+    into: &Path,
+    content: &str,
+) -> anyhow::Result<Diagnostics> {
+    let into_name = into.display().to_string();
+    let mut brought = Diagnostics::default();
+    let tree = WorkTree::new(repo.root)?;
+    let errors = |snapshot: &Snapshot| -> anyhow::Result<Vec<Diagnostic>> {
+        Ok(validate::validate(snapshot)?
+            .problems
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect())
+    };
+    match repo_path(repo.root, into) {
+        None => brought.push(
+            &into_name,
+            Pos::START,
+            format!(
+                "is not in the repository ({}): no suite reads it, so its cases would never run",
+                repo.root.display()
+            ),
+        ),
+        Some(path) => {
+            let after_tree = Overlay::new(&tree, &path, content);
+            let after = Snapshot::open(&after_tree, repo.config);
+            let now = errors(&after)?;
+            if !now.is_empty() {
+                let before = errors(&Snapshot::open(&tree, repo.config))?;
+                brought
+                    .0
+                    .extend(now.into_iter().filter(|d| !before.contains(d)));
+            }
+            let read = after.artifact_paths()?.iter().any(|p| {
+                after
+                    .load_artifact(p)
+                    .is_ok_and(|a| after.eval_set(&a).0.files.contains(&path))
+            });
+            if !read {
+                brought.push(
+                    &path,
+                    Pos::START,
+                    "no suite of an artifact reads this file (as its `cases_file`), so its cases would never run: learn into the cases file of the suite the artifact names in `evals`",
+                );
+            }
+        }
+    }
+    if !brought.is_empty() {
+        brought.push(
+            &into_name,
+            Pos::START,
+            "nothing written: the cases learned would bring the problems above into the repository (see `promptgate validate`)",
+        );
+    }
+    Ok(brought)
+}
+
+/// `file` as a path of the repository at `root` (`/`-separated), if it is in it. The
+/// file itself need not exist yet; its directory must.
+fn repo_path(root: &Path, file: &Path) -> Option<String> {
+    let root = root.canonicalize().ok()?;
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?.canonicalize().ok()?,
+    };
+    let full = dir.join(file.file_name()?);
+    let rel = full.strip_prefix(&root).ok()?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_str().map(str::to_string))
+        .collect::<Option<_>>()?;
+    Some(parts.join("/"))
 }
 
 /// What `learn` did: the report for the user (one line per incident read, then the

@@ -215,6 +215,12 @@ not json
 #[test]
 fn a_new_cases_file_is_created_without_a_previous_copy() {
     let repo = Repo::new();
+    // A suite that names a cases file not written yet.
+    repo.write(
+        "prompts/a.prompt.yaml",
+        "id: a\nversion: 1\nmodel: {provider: openai, name: m}\nmessages: [{role: user, content: '{{ q }}'}]\nevals: [../evals/new.eval.yaml]\n",
+    )
+    .write("evals/new.eval.yaml", "cases_file: new.cases.jsonl\n");
     repo.write(
         "incidents.jsonl",
         "{\"kind\": \"unexpected-refusal\", \"vars\": {\"q\": \"a\"}}\n",
@@ -336,4 +342,51 @@ fn learned_cases_catch_the_failures_they_came_from() {
             && stdout.contains("max-words: expected at most 40 words, got 60"),
         "{stdout}"
     );
+}
+
+/// `learn` appended whatever the incidents said: a case without the variable the
+/// prompt needs, or naming a tool the artifact does not define, broke `validate` (and
+/// the gate) for everyone after; a cases file no suite reads took cases that never
+/// ran. Each is now refused with the problem at its place, exit 3, nothing written.
+#[test]
+fn cases_that_would_break_the_suite_are_refused_and_nothing_is_written() {
+    let repo = Repo::new();
+    seed_support(&repo);
+    let refused = [
+        (
+            r#"{"kind": "unexpected-refusal", "vars": {"questoin": "Refund?"}}"#,
+            CASES,
+            "prompts/support/refund.prompt.yaml:12:27: template variable `question` in `messages[1].content` is provided neither by the suite defaults nor by case `regression-unexpected-refusal-",
+        ),
+        (
+            r#"{"kind": "wrong-tool-sequence", "vars": {"question": "late"}, "expected_tools": ["lookup_order", "refund_now"]}"#,
+            CASES,
+            "evals/refund.cases.jsonl:2:1: case `regression-wrong-tool-sequence-",
+        ),
+        (
+            r#"{"kind": "unexpected-refusal", "vars": {"question": "Refund?"}}"#,
+            "evals/orphan.cases.jsonl",
+            "evals/orphan.cases.jsonl:1:1: no suite of an artifact reads this file",
+        ),
+    ];
+    for (incident, into, expected) in refused {
+        repo.write("incidents.jsonl", &format!("{incident}\n"));
+        let before = std::fs::read(repo.path().join(into)).ok();
+        let (code, out, err) = learn(&repo, &["--from", "incidents.jsonl", "--into", into]);
+        assert_eq!(code, 3, "{incident}\n{out}{err}");
+        assert!(err.contains(expected), "{incident}\n{err}");
+        assert!(
+            err.contains(&format!(
+                "{into}:1:1: nothing written: the cases learned would bring the problems above"
+            )),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(repo.path().join(into)).ok(),
+            before,
+            "{incident}"
+        );
+        assert!(audit_lines(&repo).is_empty(), "{incident}");
+    }
+    assert!(!repo.path().join("evals/orphan.cases.jsonl").exists());
 }

@@ -19,30 +19,46 @@ const START: [&str; 7] = [
     "3",
 ];
 
+/// A native artifact `id` at `version`, as a file of the repository.
+fn artifact(id: &str, version: &str) -> String {
+    format!(
+        "id: {id}\nversion: {version}\nmodel: {{provider: openai, name: gpt-4o-mini}}\nmessages: [{{role: user, content: hi}}]\n"
+    )
+}
+
+/// A git repository whose artifact `support` was version 3, then 4 (HEAD); the runtime
+/// config goes in its `deploy/`.
 struct Dir {
-    tmp: tempfile::TempDir,
+    repo: common::Repo,
 }
 
 impl Dir {
     fn new() -> Dir {
-        Dir {
-            tmp: tempfile::tempdir().expect("tmp"),
+        let mut repo = common::Repo::new();
+        for v in ["3", "4"] {
+            repo.write("prompts/support.prompt.yaml", &artifact("support", v));
+            repo.commit(&format!("support {v}"));
         }
+        Dir { repo }
+    }
+
+    fn root(&self) -> &Path {
+        self.repo.path()
     }
 
     fn runtime(&self) -> PathBuf {
-        self.tmp.path().join("deploy/prompts.runtime.yaml")
+        self.root().join("deploy/prompts.runtime.yaml")
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
+        self.root().join(name)
     }
 
     /// Run promptgate with `--runtime` pointing here; (exit code, stdout, stderr). A run
     /// that waits for ever (on a named pipe, say) is killed, and its code is -1.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = common::promptgate()
-            .current_dir(self.tmp.path())
+            .current_dir(self.root())
             .env("PROMPTGATE_ACTOR", "oncall-dana")
             .args(args)
             .arg("--runtime")
@@ -77,6 +93,22 @@ impl Dir {
 
     fn release(&self, artifact: &str) -> Value {
         self.status()["artifacts"][artifact].clone()
+    }
+
+    /// The canary's stage began `minutes` ago, as if the runtime config had said so
+    /// since: how tests move time on without waiting.
+    fn began(&self, minutes: i64) {
+        let text = std::fs::read_to_string(self.runtime()).expect("runtime");
+        let since = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(minutes);
+        let edited: String = text
+            .lines()
+            .map(|l| match l.split_once("since: ") {
+                Some((indent, _)) => format!("{indent}since: \"{since}\"\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        assert_ne!(edited, text, "a canary with `since`");
+        std::fs::write(self.runtime(), edited).expect("write");
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -235,7 +267,8 @@ fn too_few_samples_hold_and_advance_waits() {
     assert!(out.contains("hold"), "{out}");
     assert_eq!(d.release("support")["canary"]["stage"], "internal");
 
-    // Enough healthy samples (as counts): it advances.
+    // Enough healthy samples (as counts) in a stage that has baked: it advances.
+    d.began(61);
     let counts = d.write(
         "counts.jsonl",
         &format!(
@@ -387,7 +420,7 @@ fn every_release_command_refuses_an_unreadable_runtime_config_as_bad_input() {
         std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
         make(&d.runtime());
         d.write("m.jsonl", &metrics_lines("4", "internal", 60, 0));
-        let before = listing(d.tmp.path());
+        let before = listing(d.root());
         for args in commands {
             let (code, out, err) = d.run(args);
             assert_eq!(code, 3, "{what}: {args:?}\n{out}{err}");
@@ -398,7 +431,7 @@ fn every_release_command_refuses_an_unreadable_runtime_config_as_bad_input() {
             );
             assert_eq!(out, "", "{what}: {args:?}");
         }
-        assert_eq!(listing(d.tmp.path()), before, "{what}: nothing written");
+        assert_eq!(listing(d.root()), before, "{what}: nothing written");
     }
 }
 
@@ -493,12 +526,20 @@ fn listing(dir: &Path) -> Vec<(PathBuf, String)> {
 
 #[test]
 fn concurrent_writers_never_lose_an_update() {
-    let d = Dir::new();
+    let mut d = Dir::new();
+    for v in ["1", "2"] {
+        for i in 0..12 {
+            let id = format!("artifact-{i}");
+            d.repo
+                .write(&format!("prompts/{id}.prompt.yaml"), &artifact(&id, v));
+        }
+        d.repo.commit(&format!("artifacts {v}"));
+    }
     let children: Vec<_> = (0..12)
         .map(|i| {
             let artifact = format!("artifact-{i}");
             std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
-                .current_dir(d.tmp.path())
+                .current_dir(d.root())
                 .args([
                     "rollout",
                     "start",
@@ -539,7 +580,7 @@ fn writers_killed_midway_never_leave_a_broken_file() {
             &["rollout", "start", "support", "--version", "4"]
         };
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
-            .current_dir(d.tmp.path())
+            .current_dir(d.root())
             .args(args)
             .arg("--runtime")
             .arg(d.runtime())
@@ -703,7 +744,7 @@ fn all_at_once(d: &Dir, commands: &[Vec<&str>]) -> Vec<(i32, String, String)> {
         .iter()
         .map(|args| {
             std::process::Command::new(env!("CARGO_BIN_EXE_promptgate"))
-                .current_dir(d.tmp.path())
+                .current_dir(d.root())
                 .args(args)
                 .arg("--runtime")
                 .arg(d.runtime())
@@ -934,4 +975,253 @@ fn one_fallback_in_one_request_holds() {
         );
     }
     assert_eq!(d.release("support")["frozen"], false);
+}
+
+/// `advance --metrics` moved a healthy canary on minutes into its stage; now it waits
+/// for the stage's `min_bake`, says how long it has baked, and changes nothing.
+#[test]
+fn a_healthy_canary_advances_only_after_its_stage_has_baked() {
+    let d = Dir::new();
+    d.start();
+    d.began(12);
+    let m = d.write("healthy.jsonl", &metrics_lines("4", "internal", 60, 0));
+    let m = m.to_str().expect("utf8");
+    let advance = [
+        "rollout",
+        "advance",
+        "support",
+        "--from",
+        "internal",
+        "--metrics",
+        m,
+    ];
+    let before = std::fs::read_to_string(d.runtime()).expect("runtime");
+    let (code, out, err) = d.run(&advance);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("support: hold: stage internal has baked 12m of 1h (`thresholds.min_bake`)"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.runtime()).expect("runtime"),
+        before
+    );
+    assert_eq!(audit_lines(&d), 1, "a hold is not audited");
+    let out = d.ok(&["rollout", "check", "support", "--metrics", m]);
+    assert!(out.contains("has baked 12m of 1h"), "{out}");
+    // Baked: it advances, and the next stage bakes from its own start.
+    d.began(60);
+    let out = d.ok(&advance);
+    assert!(
+        out.contains("advanced from stage internal to stage low-risk"),
+        "{out}"
+    );
+    let m = d.write(
+        "low-risk.jsonl",
+        &metrics_lines("4", "intent/refund", 250, 0),
+    );
+    let out = d.ok(&[
+        "rollout",
+        "advance",
+        "support",
+        "--from",
+        "low-risk",
+        "--metrics",
+        m.to_str().expect("utf8"),
+    ]);
+    assert!(out.contains("stage low-risk has baked 0s of 4h"), "{out}");
+    // An override does not wait.
+    d.ok(&forced_advance("low-risk"));
+    assert_eq!(d.release("support")["canary"]["stage"], "cohort");
+}
+
+/// A `min_bake` that is not a duration is said at its place; nothing is written.
+#[test]
+fn a_min_bake_that_is_not_a_duration_is_refused_at_its_place() {
+    let d = Dir::new();
+    std::fs::create_dir_all(d.path("deploy")).expect("mkdir");
+    let text = "format: promptgate.runtime/v1
+artifacts:
+  support:
+    stable: {version: 3}
+    thresholds:
+      min_bake: {internal: 1h, low-risk: 4 hours later, cohort: -1h, all: 0s}
+";
+    std::fs::write(d.runtime(), text).expect("write");
+    let (code, _, err) = d.run(&START[..5]);
+    assert_eq!(code, 3, "{err}");
+    for expected in [
+        "prompts.runtime.yaml:6:42: `support`: `min_bake.low-risk`: `4 hours later` is not a duration (",
+        "prompts.runtime.yaml:6:65: `support`: `min_bake.cohort`: `-1h` is negative: a stage bakes `0s` or more",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    assert_eq!(std::fs::read_to_string(d.runtime()).expect("read"), text);
+}
+
+/// `rollout start` took any artifact and version it was given: a typo (`suport`,
+/// version 44) or a version only on an unmerged branch started a rollout that
+/// applications could not serve. Now each is refused, naming what there is, and
+/// nothing is written.
+#[test]
+fn start_refuses_an_artifact_or_version_the_repository_does_not_have() {
+    let d = Dir::new();
+    d.repo.branch("experiment");
+    d.repo
+        .write("prompts/support.prompt.yaml", &artifact("support", "5"));
+    let mut repo = d.repo;
+    repo.commit("support 5, not merged");
+    repo.checkout("main");
+    let d = Dir { repo };
+    let refused = |args: &[&str], expected: &str| {
+        let (code, out, err) = d.run(args);
+        assert_eq!(code, 1, "{args:?}\n{out}{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!d.runtime().exists(), "{args:?}: nothing written");
+    };
+    refused(
+        &[
+            "rollout",
+            "start",
+            "suport",
+            "--version",
+            "4",
+            "--stable",
+            "3",
+        ],
+        "there is no artifact `suport` in the repository at HEAD (commit ",
+    );
+    refused(
+        &[
+            "rollout",
+            "start",
+            "suport",
+            "--version",
+            "4",
+            "--stable",
+            "3",
+        ],
+        "did you mean `support`?",
+    );
+    let no = |v: &str| {
+        format!(
+            "`support` has no version {v} in the history of prompts/support.prompt.yaml (first parents of HEAD); its versions there: 4, 3 (newest first)"
+        )
+    };
+    refused(
+        &[
+            "rollout",
+            "start",
+            "support",
+            "--version",
+            "44",
+            "--stable",
+            "3",
+        ],
+        &no("44"),
+    );
+    refused(
+        &[
+            "rollout",
+            "start",
+            "support",
+            "--version",
+            "5",
+            "--stable",
+            "3",
+        ],
+        &no("5"),
+    );
+    refused(
+        &[
+            "rollout",
+            "start",
+            "support",
+            "--version",
+            "4",
+            "--stable",
+            "2",
+        ],
+        &no("2"),
+    );
+    // Outside a git repository there is no history to check against.
+    let plain = tempfile::tempdir().expect("tmp");
+    let out = common::promptgate()
+        .current_dir(plain.path())
+        .args(START)
+        .arg("--runtime")
+        .arg(plain.path().join("r.yaml"))
+        .output()
+        .expect("runs");
+    let (code, _, err) = common::outcome(out);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("checks the version against the repository's git history"),
+        "{err}"
+    );
+    assert!(!plain.path().join("r.yaml").exists());
+}
+
+/// The runtime config records the commit that introduced each version: the first
+/// commit of the newest run of commits with that version on the first-parent line,
+/// not a later edit that kept the version.
+#[test]
+fn start_records_the_commit_that_introduced_each_version() {
+    let mut repo = common::Repo::new();
+    repo.write("prompts/support.prompt.yaml", &artifact("support", "3"));
+    let three = repo.commit("support 3");
+    repo.write("README.md", "unrelated\n");
+    repo.commit("unrelated");
+    repo.write("prompts/support.prompt.yaml", &artifact("support", "4"));
+    let four = repo.commit("support 4");
+    repo.write(
+        "prompts/support.prompt.yaml",
+        &(artifact("support", "4") + "description: reworded, still version 4\n"),
+    );
+    repo.commit("reword");
+    let d = Dir { repo };
+    let out = d.start();
+    assert!(
+        out.contains(&format!(
+            "support: rollout of version 4, from commit {} started at stage internal",
+            &four[..12]
+        )),
+        "{out}"
+    );
+    let r = d.release("support");
+    assert_eq!(r["canary"]["commit"], four.as_str());
+    assert_eq!(r["stable"]["commit"], three.as_str());
+    let text = std::fs::read_to_string(d.runtime()).expect("runtime");
+    assert!(text.contains(&four), "{text}");
+}
+
+/// In a shallow clone (CI's default checkout) the history ends where it was cut: a
+/// version before it is refused with the way to fetch it, not an unreadable-object
+/// error.
+#[test]
+fn start_in_a_shallow_clone_says_how_to_fetch_the_history() {
+    let d = Dir::new();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clone = tmp.path().join("clone");
+    let made = std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "1"])
+        .arg(format!("file://{}", d.root().display()))
+        .arg(&clone)
+        .output()
+        .expect("git");
+    assert!(made.status.success(), "{made:?}");
+    let out = common::promptgate()
+        .arg("-C")
+        .arg(&clone)
+        .args(START)
+        .arg("--runtime")
+        .arg(tmp.path().join("r.yaml"))
+        .output()
+        .expect("runs");
+    let (code, _, err) = common::outcome(out);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has no version 3 in the history of prompts/support.prompt.yaml (first parents of HEAD); its versions there: 4 (newest first); this clone is shallow: fetch the history (actions/checkout with `fetch-depth: 0`)"),
+        "{err}"
+    );
 }

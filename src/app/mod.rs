@@ -97,8 +97,9 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             reason,
             flagd,
         } => {
-            let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
-            let request = rollout_request(command);
+            let root = repo_root(&cli)?;
+            let path = rollout::runtime_path(&root, runtime.as_deref())?;
+            let request = rollout_request(command, &root, config);
             release(&path, env, &request, reason.as_deref(), flagd.as_deref())
         }
         Command::Rollback {
@@ -183,7 +184,14 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             };
             gate(&repo_root(&cli)?, config, env, base, head, run, &outputs)
         }
-        Command::Learn { from, into, reason } => learn(from, into, reason.as_deref(), env),
+        Command::Learn { from, into, reason } => {
+            let root = repo_root(&cli)?;
+            let repo = crate::learn::Repository {
+                root: &root,
+                config,
+            };
+            learn(&repo, from, into, reason.as_deref(), env)
+        }
     }
 }
 
@@ -403,7 +411,11 @@ fn gate(
     Ok(Exit::of_verdict(evidence.verdict.state))
 }
 
-fn rollout_request(command: &RolloutCommand) -> ReleaseRequest<'_> {
+fn rollout_request<'a>(
+    command: &'a RolloutCommand,
+    root: &'a Path,
+    config: Option<&'a str>,
+) -> ReleaseRequest<'a> {
     let format = |f: &StatusFormat| match f {
         StatusFormat::Table => Listing::Table,
         StatusFormat::Json => Listing::Json,
@@ -415,6 +427,8 @@ fn rollout_request(command: &RolloutCommand) -> ReleaseRequest<'_> {
             stable,
             evidence,
         } => ReleaseRequest::Start {
+            repo: root,
+            config,
             artifact,
             version,
             stable: stable.as_deref(),
@@ -526,8 +540,14 @@ fn resolve(
     Ok(Exit::Ok)
 }
 
-fn learn(from: &Path, into: &Path, reason: Option<&str>, env: &Env) -> anyhow::Result<Exit> {
-    let learned = crate::learn::run(from, into, reason, env)?;
+fn learn(
+    repo: &crate::learn::Repository,
+    from: &Path,
+    into: &Path,
+    reason: Option<&str>,
+    env: &Env,
+) -> anyhow::Result<Exit> {
+    let learned = crate::learn::run(repo, from, into, reason, env)?;
     if !learned.problems.is_empty() {
         eprintln!("{}", learned.problems);
     }

@@ -76,8 +76,12 @@ pub fn is_refusal(text: &str) -> bool {
     REFUSALS.iter().any(|p| head.contains(p))
 }
 
+/// Words by Unicode word boundaries (UAX #29): punctuation is no word, and a language
+/// written without spaces still has words (each CJK ideograph is one). Counting runs of
+/// non-space made a 420-character Chinese answer one word.
 pub fn word_count(text: &str) -> usize {
-    text.split_whitespace().count()
+    use unicode_segmentation::UnicodeSegmentation;
+    text.unicode_words().count()
 }
 
 /// The answer as JSON: the whole text, or the single fenced block it consists of.
@@ -429,6 +433,21 @@ mod tests {
             "a \u{FFFD}[2J b\u{FFFD}c\u{FFFD}"
         );
         assert_eq!(short("abcdef", 3), "abc…");
+    }
+
+    /// Chinese is written without spaces: 420 characters were one word, and passed any
+    /// `max-words`.
+    #[test]
+    fn words_are_counted_by_unicode_word_boundaries() {
+        let chinese =
+            answer(&"您的退款申请已经批准，款项将在三个工作日内退回支付账户。".repeat(15));
+        assert_eq!(chinese.text.chars().count(), 420);
+        assert_eq!(
+            fails(json!({"type": "max-words", "value": 15}), &chinese),
+            "max-words: expected at most 15 words, got 390"
+        );
+        assert_eq!(word_count("Refund approved — in 3–5 days, João."), 7);
+        assert_eq!(word_count("払い戻し OK"), 5);
     }
 
     #[test]

@@ -269,6 +269,7 @@ pub fn pinned(version_text: &str, fingerprint: Option<String>) -> Pinned {
     Pinned {
         version: version(version_text),
         fingerprint,
+        commit: None,
     }
 }
 
@@ -354,6 +355,9 @@ pub enum Listing {
 pub enum ReleaseRequest<'a> {
     /// Start rolling out `version` at the first stage.
     Start {
+        /// The repository the artifact and its versions must be in, and its config.
+        repo: &'a Path,
+        config: Option<&'a str>,
         artifact: &'a str,
         version: &'a str,
         /// The stable version, for an artifact's first rollout.
@@ -412,11 +416,14 @@ pub fn run(
     request: &ReleaseRequest,
     reason: Option<&str>,
 ) -> Result<Done> {
-    let now = jiff::Timestamp::now().to_string();
+    let clock = jiff::Timestamp::now();
+    let now = clock.to_string();
     let mut output = String::new();
     let mut problems = Diagnostics::default();
     let end = match *request {
         ReleaseRequest::Start {
+            repo,
+            config,
             artifact,
             version: v,
             stable,
@@ -426,18 +433,23 @@ pub fn run(
                 Some(e) => check_evidence(e, artifact, v)?,
                 None => None,
             };
+            let asked: Vec<&str> = std::iter::once(v).chain(stable).collect();
+            let origins = super::origin::check(repo, config, artifact, &asked)?;
+            let commit = |i: usize| origins.get(i).map(|o| o.commit.clone());
             let why = reason.map_or_else(
                 || format!("rollout start {artifact} --version {v}"),
                 str::to_string,
             );
             let what = change(path, &Actor::new(env, &why), |rt| {
-                Ok(super::start(
-                    rt,
-                    artifact,
-                    pinned(v, fingerprint),
-                    stable.map(|s| pinned(s, None)),
-                    &now,
-                )?)
+                let canary = Pinned {
+                    commit: commit(0),
+                    ..pinned(v, fingerprint)
+                };
+                let stable = stable.map(|s| Pinned {
+                    commit: commit(1),
+                    ..pinned(s, None)
+                });
+                Ok(super::start(rt, artifact, canary, stable, &now)?)
             })?;
             output.push_str(&line(&what));
             End::Done
@@ -491,8 +503,20 @@ pub fn run(
             match end {
                 Some(end) => end,
                 None => {
-                    let what = change(path, &Actor::new(env, &why), |rt| {
-                        Ok(super::advance(rt, artifact, from, &now)?)
+                    // Healthy metrics advance a stage that has baked its `min_bake`, as
+                    // the file says under the lock; an override does not wait.
+                    let bake = metrics.is_some();
+                    let what = change_if(path, &Actor::new(env, &why), |rt| {
+                        if bake
+                            && let Some(words) = rt
+                                .artifacts
+                                .get(artifact)
+                                .filter(|r| r.canary.as_ref().is_some_and(|c| c.stage == from))
+                                .and_then(|r| r.still_baking(clock))
+                        {
+                            return Ok(Step::Unchanged(format!("{artifact}: hold: {words}")));
+                        }
+                        Ok(Step::Changed(super::advance(rt, artifact, from, &now)?))
                     })?;
                     output.push_str(&line(&what));
                     End::Done
@@ -524,7 +548,14 @@ pub fn run(
         } => {
             let (release, decision, bad) = decide(path, artifact, m)?;
             match format {
-                Listing::Table => output.push_str(&say(artifact, &decision)),
+                Listing::Table => {
+                    output.push_str(&say(artifact, &decision));
+                    if let (Decision::Healthy { .. }, Some(words)) =
+                        (&decision, release.still_baking(clock))
+                    {
+                        output.push_str(&line(&format!("{artifact}: hold: {words}")));
+                    }
+                }
                 Listing::Json => {
                     output.push_str(&format!("{}\n", serde_json::to_string_pretty(&decision)?))
                 }
@@ -665,6 +696,7 @@ mod tests {
             let text = Pinned {
                 version: Version::Text(v.to_string()),
                 fingerprint: None,
+                commit: None,
             };
             start(
                 &mut rt,

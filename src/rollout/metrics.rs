@@ -416,6 +416,7 @@ mod tests {
         let v = |s: &str| Pinned {
             version: crate::artifact::native::Version::Text(s.into()),
             fingerprint: None,
+            commit: None,
         };
         start(&mut rt, "a", v("4"), Some(v("3")), "2026-01-07T09:00:00Z").expect("starts");
         rt.artifacts.remove("a").expect("there")

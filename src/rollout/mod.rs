@@ -6,6 +6,7 @@
 pub mod command;
 pub mod flagd;
 pub mod metrics;
+pub mod origin;
 
 use std::collections::BTreeMap;
 
@@ -63,13 +64,18 @@ pub struct Release {
     pub stages: Stages,
 }
 
-/// A version, with the fingerprint of what it sends the model when known.
+/// A version, with the fingerprint of what it sends the model and the commit that
+/// introduced it, when known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pinned {
     pub version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The commit that introduced the version to the artifact's file (first-parent
+    /// history of `HEAD` when the rollout started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// A version being rolled out.
@@ -79,6 +85,9 @@ pub struct Canary {
     pub version: Version,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The commit that introduced the version ([`Pinned::commit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     pub stage: Stage,
     /// Segments it serves at this stage (globs; `*` is all traffic).
     pub segments: Vec<String>,
@@ -153,6 +162,10 @@ pub struct Thresholds {
     /// Breaching checks tolerated in a row: the next one freezes (Argo Rollouts'
     /// `failureLimit`). 0 freezes on the first.
     pub failure_limit: u32,
+    /// How long each stage must have lasted (since `canary.since`) before `advance
+    /// --metrics` moves the canary on: `30m`, `4h`, `1h 30m`, `PT4H` ([`bake_time`]).
+    /// Slow harm (a complaint a day later, a weekly job) shows only with time.
+    pub min_bake: PerStage<String>,
 }
 
 impl Default for Thresholds {
@@ -169,6 +182,12 @@ impl Default for Thresholds {
             },
             min_breach_samples: 20,
             failure_limit: 1,
+            min_bake: PerStage {
+                internal: "1h".into(),
+                low_risk: "4h".into(),
+                cohort: "24h".into(),
+                all: "0s".into(),
+            },
         }
     }
 }
@@ -261,6 +280,26 @@ pub fn segment_matches(patterns: &[String], segment: &str) -> bool {
     })
 }
 
+/// A `min_bake` duration, in jiff's friendly form (`30m`, `4h`, `1h 30m`) or ISO 8601
+/// (`PT4H`); not negative.
+pub fn bake_time(text: &str) -> Result<jiff::SignedDuration, String> {
+    let bad = |why: String| {
+        format!("`{text}` is not a duration ({why}); write one as `30m`, `4h`, `1h 30m` or `0s`")
+    };
+    let duration: jiff::SignedDuration = text.trim().parse().map_err(|e| bad(format!("{e}")))?;
+    if duration.is_negative() {
+        return Err(format!("`{text}` is negative: a stage bakes `0s` or more"));
+    }
+    Ok(duration)
+}
+
+/// A duration as people read it, to the minute (to the second under one): `12m`, `1h 5m`.
+fn spoken(d: jiff::SignedDuration) -> String {
+    let secs = d.as_secs().max(0);
+    let secs = if secs >= 60 { secs / 60 * 60 } else { secs };
+    format!("{:#}", jiff::SignedDuration::from_secs(secs))
+}
+
 /// A problem in a release, at the keys (below the artifact) where it is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -301,6 +340,14 @@ impl Release {
                         "`min_samples.{}` must be at least 1: a stage never advances on no data",
                         stage.word()
                     ),
+                );
+            }
+        }
+        for stage in Stage::ORDER {
+            if let Err(e) = bake_time(t.min_bake.get(stage)) {
+                push(
+                    vec!["thresholds", "min_bake", stage.word()],
+                    format!("`min_bake.{}`: {e}", stage.word()),
                 );
             }
         }
@@ -379,6 +426,26 @@ impl Release {
 }
 
 impl Release {
+    /// Whether the canary's stage has yet to last its `min_bake` at `now`: the words of
+    /// the hold (`stage internal has baked 12m of 1h`), or `None` when it has baked
+    /// (or there is no canary). A `since` in the future has baked nothing.
+    pub fn still_baking(&self, now: jiff::Timestamp) -> Option<String> {
+        let canary = self.canary.as_ref()?;
+        let text = self.thresholds.min_bake.get(canary.stage);
+        // Reading the file refuses a bad duration or time ([`Release::problems`]).
+        let needed = bake_time(text).ok()?;
+        let since = canary.since.parse::<jiff::Timestamp>().ok()?;
+        let baked = now.duration_since(since).max(jiff::SignedDuration::ZERO);
+        (baked < needed).then(|| {
+            format!(
+                "stage {} has baked {} of {} (`thresholds.min_bake`)",
+                canary.stage.word(),
+                spoken(baked),
+                spoken(needed)
+            )
+        })
+    }
+
     /// The (segments, percent) the canary serves at its stage: its own stage's, and,
     /// stages being cumulative, every earlier stage's. Empty without a canary.
     fn served(&self) -> Vec<(&[String], f64)> {
@@ -619,11 +686,17 @@ pub fn start(
         });
     }
     let plan = release.stages.get(Stage::Internal).clone();
+    let from = version
+        .commit
+        .as_deref()
+        .map(|c| format!(", from commit {}", c.get(..12).unwrap_or(c)))
+        .unwrap_or_default();
     release.frozen = false;
     release.frozen_because = None;
     release.canary = Some(Canary {
         version: version.version.clone(),
         fingerprint: version.fingerprint,
+        commit: version.commit,
         stage: Stage::Internal,
         segments: plan.segments.clone(),
         percent: plan.percent,
@@ -631,7 +704,7 @@ pub fn start(
         breaches: 0,
     });
     Ok(format!(
-        "{artifact}: rollout of version {} started at stage internal ({}% of {})",
+        "{artifact}: rollout of version {}{from} started at stage internal ({}% of {})",
         version.version.text(),
         plan.percent,
         plan.segments.join(", ")
@@ -692,6 +765,7 @@ pub fn advance(
             let promoted = Pinned {
                 version: canary.version.clone(),
                 fingerprint: canary.fingerprint.clone(),
+                commit: canary.commit.clone(),
             };
             let old = std::mem::replace(&mut release.stable, promoted);
             release.history.push(old);
@@ -840,6 +914,7 @@ mod tests {
         Pinned {
             version: Version::Text(v.into()),
             fingerprint: None,
+            commit: None,
         }
     }
 
@@ -876,6 +951,42 @@ mod tests {
             rollback(&mut rt, "support", &three),
             Err(Refused::NoHistory("support".into()))
         );
+    }
+
+    /// `advance --metrics` moved a canary on as soon as it had its samples, minutes
+    /// into a stage: slow harm had no time to show.
+    #[test]
+    fn a_stage_bakes_its_min_bake_before_it_may_advance() {
+        let mut rt = runtime();
+        let at = |t: &str| t.parse::<jiff::Timestamp>().expect("time");
+        if let Some(c) = rt
+            .artifacts
+            .get_mut("support")
+            .and_then(|r| r.canary.as_mut())
+        {
+            c.since = "2026-01-07T09:00:00Z".into();
+        }
+        let r = &rt.artifacts["support"];
+        assert_eq!(
+            r.still_baking(at("2026-01-07T09:12:30Z")).as_deref(),
+            Some("stage internal has baked 12m of 1h (`thresholds.min_bake`)")
+        );
+        assert_eq!(
+            r.still_baking(at("2026-01-07T08:00:00Z")).as_deref(),
+            Some("stage internal has baked 0s of 1h (`thresholds.min_bake`)")
+        );
+        assert_eq!(r.still_baking(at("2026-01-07T10:00:00Z")), None);
+        for (text, ok) in [
+            ("4h", true),
+            ("1h 30m", true),
+            ("PT4H", true),
+            ("0s", true),
+            ("-1h", false),
+            ("4 hours later", false),
+            ("", false),
+        ] {
+            assert_eq!(bake_time(text).is_ok(), ok, "{text:?}");
+        }
     }
 
     #[test]

@@ -176,6 +176,134 @@ impl Git {
     }
 }
 
+impl Git {
+    /// The commit `HEAD` points to.
+    pub fn head(&self) -> Result<ObjectId, GitError> {
+        commit_id(&*self.repo()?, "HEAD")
+    }
+
+    /// Whether this is a shallow clone, its history cut short.
+    pub fn is_shallow(&self) -> bool {
+        self.repo().is_ok_and(|r| r.is_shallow().unwrap_or(false))
+    }
+
+    /// The first-parent history of the file at `path`, from commit `from` back, newest
+    /// first: `visit` gets each commit and the blob `path` holds there (`None` where it
+    /// is no regular file), and returns whether to go on. A shallow clone's history
+    /// ends where it was cut.
+    ///
+    /// Objects come through the pack reader (a root tree is usually a delta of the one
+    /// before, whose base it keeps inflated), and a subtree seen before is not read
+    /// again: consecutive commits share most of them.
+    pub fn file_history(
+        &self,
+        from: ObjectId,
+        path: &str,
+        mut visit: impl FnMut(ObjectId, Option<ObjectId>) -> bool,
+    ) -> Result<(), GitError> {
+        let repo = self.repo()?;
+        let hash = repo.object_hash();
+        let shallow = repo.is_shallow().unwrap_or(false);
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        // Per depth, what `parts[depth]` is in each tree looked in so far.
+        let mut seen: Vec<HashMap<ObjectId, Option<Target>>> = vec![HashMap::new(); parts.len()];
+        let mut next = Some(from);
+        while let Some(id) = next {
+            let data = match self.raw(&repo, id) {
+                Ok((gix::object::Kind::Commit, data)) => data,
+                Ok(_) => return Err(read_error(format!("{id} is not a commit"))),
+                // The parent of a shallow clone's oldest commit is not there.
+                Err(_) if shallow && id != from => break,
+                Err(e) => return Err(e),
+            };
+            let tree = gix::objs::CommitRefIter::from_bytes(&data, hash)
+                .tree_id()
+                .map_err(read_error)?;
+            let mut at = Some((tree, Kind::Dir));
+            for (depth, part) in parts.iter().enumerate() {
+                at = match at {
+                    Some((tree, Kind::Dir)) => match seen[depth].get(&tree) {
+                        Some(hit) => *hit,
+                        None => {
+                            let found = self.entry(&repo, tree, part)?;
+                            seen[depth].insert(tree, found);
+                            found
+                        }
+                    },
+                    _ => None,
+                };
+            }
+            let blob = at.filter(|(_, kind)| *kind == Kind::File).map(|(id, _)| id);
+            if !visit(id, blob) {
+                break;
+            }
+            next = gix::objs::CommitRefIter::from_bytes(&data, hash)
+                .parent_ids()
+                .next();
+        }
+        Ok(())
+    }
+
+    /// An object's kind and bytes, from the pack reader, else gitoxide.
+    fn raw(
+        &self,
+        repo: &gix::Repository,
+        id: ObjectId,
+    ) -> Result<(gix::object::Kind, Arc<[u8]>), GitError> {
+        if let Some(Found::Object(kind, data)) = self.packs(repo).find(&id, MAX_FILE_BYTES) {
+            return Ok((kind, data));
+        }
+        let object = repo.find_object(id).map_err(read_error)?;
+        Ok((object.kind, Arc::from(object.data.as_slice())))
+    }
+
+    /// The entry `name` of tree `tree`, if it has one (submodules are none).
+    fn entry(
+        &self,
+        repo: &gix::Repository,
+        tree: ObjectId,
+        name: &str,
+    ) -> Result<Option<Target>, GitError> {
+        let (_, data) = self.raw(repo, tree)?;
+        for entry in gix::objs::TreeRefIter::from_bytes(&data, repo.object_hash()) {
+            let entry = entry.map_err(read_error)?;
+            if entry.filename == name.as_bytes() {
+                return Ok(
+                    (!entry.mode.is_commit()).then(|| (entry.oid.to_owned(), kind_of(entry.mode)))
+                );
+            }
+        }
+        Ok(None)
+    }
+
+    /// A blob's bytes, when it is at most [`MAX_FILE_BYTES`].
+    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>, ReadError> {
+        let repo = self.repo().map_err(|e| ReadError::Io(e.to_string()))?;
+        blob_bytes(self, &repo, id)
+    }
+}
+
+/// The bytes of blob `id`, from the pack reader when it has them; a blob over
+/// [`MAX_FILE_BYTES`] is refused from its header, before it is inflated.
+fn blob_bytes(git: &Git, repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>, ReadError> {
+    let io = |e: GitError| ReadError::Io(e.to_string());
+    let too_large = |size| ReadError::TooLarge {
+        size,
+        limit: MAX_FILE_BYTES,
+    };
+    match git.packs(repo).find(&id, MAX_FILE_BYTES) {
+        Some(Found::Object(gix::object::Kind::Blob, data)) => return Ok(data.to_vec()),
+        Some(Found::TooLarge(size)) => return Err(too_large(size)),
+        _ => {}
+    }
+    let size = repo.find_header(id).map_err(|e| io(read_error(e)))?.size();
+    if size > MAX_FILE_BYTES {
+        return Err(too_large(size));
+    }
+    let mut blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
+    Ok(blob.take_data())
+}
+
 fn commit_id(repo: &gix::Repository, rev: &str) -> Result<ObjectId, GitError> {
     let unknown = || GitError::UnknownRev { rev: rev.into() };
     let id = repo.rev_parse_single(rev).map_err(|_| unknown())?;
@@ -485,25 +613,10 @@ impl GitTree {
     }
 
     fn read_blob(&self, repo: &gix::Repository, path: &str) -> Result<Vec<u8>, ReadError> {
-        let io = |e: GitError| ReadError::Io(e.to_string());
         let Some(id) = self.locate(repo, path, 0)?.1 else {
             return Err(ReadError::NotAFile(super::Special::Directory));
         };
-        let too_large = |size| ReadError::TooLarge {
-            size,
-            limit: MAX_FILE_BYTES,
-        };
-        match self.git.packs(repo).find(&id, MAX_FILE_BYTES) {
-            Some(Found::Object(gix::object::Kind::Blob, data)) => return Ok(data.to_vec()),
-            Some(Found::TooLarge(size)) => return Err(too_large(size)),
-            _ => {}
-        }
-        let size = repo.find_header(id).map_err(|e| io(read_error(e)))?.size();
-        if size > MAX_FILE_BYTES {
-            return Err(too_large(size));
-        }
-        let mut blob = repo.find_blob(id).map_err(|e| io(read_error(e)))?;
-        Ok(blob.take_data())
+        blob_bytes(&self.git, repo, id)
     }
 
     fn listing(&self, repo: &gix::Repository, tree: ObjectId) -> Result<Arc<Listing>, GitError> {

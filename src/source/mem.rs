@@ -40,3 +40,45 @@ impl Tree for MemTree {
         Ok(self.files.keys().cloned().collect())
     }
 }
+
+/// A tree with one file's content replaced (or added): the repository as it would be
+/// after a write, to check it before writing.
+pub struct Overlay<'t> {
+    base: &'t dyn Tree,
+    path: String,
+    content: Vec<u8>,
+}
+
+impl<'t> Overlay<'t> {
+    pub fn new(base: &'t dyn Tree, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        Overlay {
+            base,
+            path: path.to_string(),
+            content: content.into(),
+        }
+    }
+}
+
+impl Tree for Overlay<'_> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
+        if path == self.path {
+            return Ok(self.content.clone());
+        }
+        self.base.read(path)
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<String>> {
+        let mut paths = self.base.list()?;
+        if !paths.contains(&self.path) {
+            paths.push(self.path.clone());
+        }
+        Ok(paths)
+    }
+
+    fn resolve(&self, path: &str) -> Option<String> {
+        if path == self.path {
+            return Some(path.to_string());
+        }
+        self.base.resolve(path)
+    }
+}
