@@ -83,7 +83,11 @@ fn main() {
     let text = runtime_text(o.artifacts);
     std::fs::write(&runtime_path, &text).expect("write");
     let runtime = parse(&runtime_path, &text).expect("valid");
-    println!("runtime config: {} artifacts, {} KB", o.artifacts, text.len() / 1024);
+    println!(
+        "runtime config: {} artifacts, {} KB",
+        o.artifacts,
+        text.len() / 1024
+    );
 
     // Resolution, in-process: keys and segments made up front.
     let segments = [
@@ -162,7 +166,9 @@ fn rollback_to_served(o: &Options, dir: &Path, runtime: &Runtime) {
         );
         return;
     }
-    let pythonpath = String::from_utf8_lossy(&installed.stdout).trim().to_string();
+    let pythonpath = String::from_utf8_lossy(&installed.stdout)
+        .trim()
+        .to_string();
     let runtime_path = dir.join("prompts.runtime.yaml");
     let flags = dir.join("flags.json");
     let artifact = "app3.prompt"; // canary at `all`, 100%: every key gets it

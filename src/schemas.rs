@@ -63,6 +63,11 @@ pub static RUNTIME: Shipped = Shipped::new(
     "schemas/runtime.schema.json",
     include_str!("../schemas/runtime.schema.json"),
 );
+/// What `promptgate bundle` writes (it reads none: shipped for applications).
+pub static BUNDLE: Shipped = Shipped::new(
+    "schemas/bundle.schema.json",
+    include_str!("../schemas/bundle.schema.json"),
+);
 
 #[cfg(test)]
 mod tests {
@@ -74,8 +79,9 @@ mod tests {
 
     #[test]
     fn shipped_schemas_match_the_models() {
-        let models: [Pair; 6] = [
+        let models: [Pair; 7] = [
             (&RUNTIME, schema_of::<crate::rollout::Runtime>),
+            (&BUNDLE, schema_of::<crate::rollout::bundle::Bundle>),
             (&CONFIG, schema_of::<crate::config::Config>),
             (&PROMPT, schema_of::<crate::artifact::native::NativeFile>),
             (

@@ -145,6 +145,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ResolveFormat::Text)]
         format: ResolveFormat,
     },
+    /// Write, as one JSON document (`promptgate.bundle/v1`), the content of every version
+    /// the runtime config names — messages, model and parameters, response format,
+    /// tools, fingerprint — from the commit that introduced it.
+    Bundle {
+        /// Write to FILE (atomically) instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The runtime config [default: deploy/prompts.runtime.yaml in the repository].
+        #[arg(long, value_name = "FILE")]
+        runtime: Option<PathBuf>,
+    },
     /// Write the runtime config as another system reads it: `flagd`, an OpenFeature
     /// flag definition (one flag per artifact, its variants the versions).
     Export {

@@ -123,6 +123,17 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
             let path = rollout::runtime_path(&repo_root(&cli)?, runtime.as_deref())?;
             resolve(&path, artifact, key, segments, *format)
         }
+        Command::Bundle { output, runtime } => {
+            let root = repo_root(&cli)?;
+            let path = rollout::runtime_path(&root, runtime.as_deref())?;
+            let bundle = crate::rollout::bundle::make(&root, config, &rollout::load(&path)?)?;
+            let text = serde_json::to_string_pretty(&bundle)? + "\n";
+            match output {
+                Some(out) => crate::store::write_durably(out, &text)?,
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+            }
+            Ok(Exit::Ok)
+        }
         Command::Export {
             format: ExportFormat::Flagd,
             output,

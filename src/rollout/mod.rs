@@ -3,6 +3,7 @@
 //! a threshold breach, and rollback. The model and its transitions are pure; the CLI
 //! writes the file through [`crate::store`] (locked, atomic, audited).
 
+pub mod bundle;
 pub mod command;
 pub mod flagd;
 pub mod metrics;

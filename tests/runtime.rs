@@ -1,4 +1,5 @@
-//! promptgate's `resolve` and flagd's own evaluator agree on every request. flagd is
+//! The runtime layer: `promptgate resolve` and flagd's own evaluator agree on every request,
+//! and `promptgate bundle` holds what applications serve. flagd is
 //! the real thing: the OpenFeature Python SDK with flagd's in-process provider reading
 //! the file `promptgate export --format flagd` wrote (from PyPI, versions pinned in
 //! docs/examples/python/requirements.txt, installed by scripts/flagd.sh), driven by the
@@ -425,4 +426,207 @@ fn rollout_commands_keep_the_flagd_file_in_step() {
         after["flags"]["support.all"],
         before["flags"]["support.all"]
     );
+}
+
+/// A repository whose `support.refund` went from version 1 to 2 to 3 (its system
+/// message says which), with a runtime config: stable 2 (history 1), canary 3 in
+/// `intent/refund` at 50%. Returns the commits that introduced each version.
+fn released() -> (Repo, Vec<String>) {
+    let mut repo = Repo::new();
+    common::seed_support(&repo);
+    let file = "prompts/support/refund.prompt.yaml";
+    let mut commits = vec![repo.commit("support.refund version 1")];
+    let first = repo.read(file);
+    for v in [2, 3] {
+        let text = first
+            .replace("version: 1", &format!("version: {v}"))
+            .replace(
+                "You are the refund assistant",
+                &format!("You (v{v}) are the refund assistant"),
+            );
+        repo.write(file, &text);
+        commits.push(repo.commit(&format!("support.refund version {v}")));
+        // A later commit that leaves the artifact alone.
+        repo.write("README.md", &format!("after version {v}\n"));
+        repo.commit("docs");
+    }
+    repo.write(
+        "deploy/prompts.runtime.yaml",
+        r#"format: promptgate.runtime/v1
+artifacts:
+  support.refund:
+    stable: {version: 2}
+    history: [{version: 1}]
+    canary: {version: 3, stage: low-risk, segments: [intent/refund], percent: 50, since: "2026-01-07T09:00:00Z"}
+    stages:
+      internal: {segments: [internal], percent: 100}
+      low-risk: {segments: [intent/refund], percent: 50}
+      cohort: {segments: ["geo/*"], percent: 60}
+      all: {segments: ["*"], percent: 100}
+"#,
+    );
+    (repo, commits)
+}
+
+/// Every version the runtime config names, with its content at the commit that
+/// introduced it, valid against the shipped schema.
+#[test]
+fn the_bundle_has_every_named_version_as_its_commit_had_it() {
+    let (repo, commits) = released();
+    let out = repo.path().join("bundle.json");
+    let (code, _, err) = repo.run(&["bundle", "-o", out.to_str().expect("UTF-8")]);
+    assert_eq!(code, 0, "{err}");
+    let bundle: serde_json::Value = serde_json::from_str(&repo.read("bundle.json")).expect("JSON");
+    let schema: serde_json::Value =
+        serde_json::from_str(promptgate::schemas::BUNDLE.get().to_string().as_str())
+            .expect("schema");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let problems: Vec<String> = validator
+        .iter_errors(&bundle)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
+
+    let support = &bundle["artifacts"]["support.refund"];
+    assert_eq!(support["stable"], "2");
+    assert_eq!(support["canary"], "3");
+    let versions = support["versions"].as_array().expect("versions");
+    let named: Vec<&str> = versions
+        .iter()
+        .map(|v| v["version"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(named, ["2", "3", "1"]);
+    for v in versions {
+        let n: usize = v["version"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("a number");
+        assert_eq!(v["commit"], commits[n - 1], "version {n}");
+        let system = v["messages"][0]["content"]
+            .as_str()
+            .expect("system message");
+        let own = if n == 1 {
+            "You are".to_string()
+        } else {
+            format!("You (v{n}) are")
+        };
+        assert!(system.starts_with(&own), "version {n}: {system}");
+        assert_eq!(v["model"]["name"], "gpt-4o-mini");
+        assert_eq!(v["response_format"]["type"], "json_schema");
+        assert_eq!(v["tools"].as_array().map(Vec::len), Some(2));
+        assert!(
+            v["fingerprint"].as_str().is_some_and(|f| f.len() >= 64),
+            "{v}"
+        );
+    }
+    assert_ne!(versions[0]["fingerprint"], versions[1]["fingerprint"]);
+}
+
+/// A version the history does not have, or whose content there is not the content the
+/// runtime config pins, is an error naming it; nothing is written.
+#[test]
+fn a_version_the_history_does_not_have_is_an_error_naming_it() {
+    let (repo, _) = released();
+    let runtime = repo.read("deploy/prompts.runtime.yaml");
+    repo.write(
+        "deploy/prompts.runtime.yaml",
+        &runtime.replace("{version: 1}", "{version: 7}"),
+    );
+    let out = repo.path().join("bundle.json");
+    let (code, _, err) = repo.run(&["bundle", "-o", out.to_str().expect("UTF-8")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("support.refund") && err.contains("no version 7"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let pinned = runtime.replace(
+        "{version: 2}",
+        &format!("{{version: 2, fingerprint: {}}}", "ab".repeat(32)),
+    );
+    repo.write("deploy/prompts.runtime.yaml", &pinned);
+    let (code, _, err) = repo.run(&["bundle", "-o", out.to_str().expect("UTF-8")]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("version 2") && err.contains(&"ab".repeat(32)),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// The examples of docs/runtime.md, run as a reader would: each resolves the version
+/// through OpenFeature and flagd and prints that version's bundled messages — the
+/// version `promptgate resolve` answers, for keys on both sides of the share.
+#[test]
+fn the_examples_serve_the_bundled_version_flagd_resolves() {
+    let (repo, _) = released();
+    let bundle = repo.path().join("bundle.json");
+    let flags = repo.path().join("flags.json");
+    let path = |p: &Path| p.to_str().expect("UTF-8").to_string();
+    assert_eq!(repo.run(&["bundle", "-o", &path(&bundle)]).0, 0);
+    assert_eq!(
+        repo.run(&["export", "--format", "flagd", "-o", &path(&flags)])
+            .0,
+        0
+    );
+    let mut examples = Vec::new();
+    if let Some(p) = evaluator("python") {
+        examples.push(("python", python(&p)));
+    }
+    if let Some(d) = evaluator("typescript") {
+        examples.push(("typescript", typescript(&d)));
+    }
+    for (language, mut example) in examples {
+        let mut served = std::collections::BTreeSet::new();
+        for key in ["user-1", "user-2", "user-3", "user-4", "user-5", "user-6"] {
+            let out = example
+                .arg(&flags)
+                .arg(&bundle)
+                .args(["support.refund", key, "intent/refund"])
+                .output()
+                .expect("runs");
+            // `Command` keeps its arguments: start again from the program.
+            example = match language {
+                "python" => python(&evaluator("python").expect("installed")),
+                _ => typescript(&evaluator("typescript").expect("installed")),
+            };
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success(),
+                "{language}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let version = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("version "))
+                .and_then(|l| l.split_whitespace().next())
+                .expect("a version line")
+                .to_string();
+            if language == "python" {
+                let (_, resolved, _) = repo.run(&[
+                    "resolve",
+                    "support.refund",
+                    "--key",
+                    key,
+                    "--segment",
+                    "intent/refund",
+                ]);
+                assert_eq!(version, resolved.trim(), "{language} {key}");
+            }
+            let system = if version == "1" {
+                "system: You are".to_string()
+            } else {
+                format!("system: You (v{version}) are")
+            };
+            assert!(text.contains(&system), "{language} {key}:\n{text}");
+            served.insert(version);
+        }
+        assert_eq!(
+            served.len(),
+            2,
+            "{language}: both sides of the share: {served:?}"
+        );
+    }
 }
