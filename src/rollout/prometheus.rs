@@ -334,7 +334,7 @@ struct Failed {
 }
 
 /// The error and its causes on one line, without the URL (it may hold a password).
-fn error_chain(e: reqwest::Error) -> String {
+pub fn error_chain(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);

@@ -128,13 +128,13 @@ pub fn events(artifact: &str, before: Option<&Release>, after: Option<&Release>)
 pub fn notify(url: &Secret, text: &str) -> Result<(), String> {
     let post = async {
         let client =
-            prometheus::client(Duration::from_secs(10)).map_err(|e| e.without_url().to_string())?;
+            prometheus::client(Duration::from_secs(10)).map_err(prometheus::error_chain)?;
         let response = client
             .post(url.expose())
             .json(&serde_json::json!({ "text": text }))
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(prometheus::error_chain)?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -277,6 +277,26 @@ mod tests {
         };
         start(&mut rt, "a", v("4"), Some(v("3")), "2026-01-07T09:00:00Z").expect("starts");
         rt
+    }
+
+    /// The webhook URL is a credential: a failure says what happened, not where.
+    #[test]
+    fn a_failing_webhook_is_an_error_without_its_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let url = Secret::new(format!(
+            "http://127.0.0.1:{port}/services/T0/B0/XOXB-SECRET"
+        ));
+        let err = notify(&url, "frozen").expect_err("nothing listens");
+        assert!(
+            !err.contains("XOXB-SECRET") && !err.contains("/services/"),
+            "{err}"
+        );
+        assert!(
+            err.contains("Connection refused") || err.contains("connect"),
+            "{err}"
+        );
     }
 
     fn events_of(before: &Runtime, after: &Runtime) -> Vec<String> {
