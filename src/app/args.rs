@@ -220,10 +220,13 @@ pub enum RolloutCommand {
         /// is elsewhere by now.
         #[arg(long, value_name = "STAGE", value_parser = parse_stage)]
         from: crate::rollout::Stage,
-        #[arg(long, value_name = "FILE", required_unless_present = "force")]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["force", "prometheus"])]
         metrics: Option<PathBuf>,
+        /// Judge the canary by the artifact's `prometheus` queries, asked of this server.
+        #[arg(long, value_name = "URL", conflicts_with = "metrics")]
+        prometheus: Option<String>,
         /// Advance without metrics: an override, audited with `--why`.
-        #[arg(long, requires = "why", conflicts_with = "metrics")]
+        #[arg(long, requires = "why", conflicts_with_all = ["metrics", "prometheus"])]
         force: bool,
         /// Why the override (with `--force`).
         #[arg(long, value_name = "TEXT", requires = "force")]
@@ -240,11 +243,45 @@ pub enum RolloutCommand {
     Check {
         artifact: String,
         /// Per-request outcomes (JSON Lines or CSV) or counts, per version and segment.
-        #[arg(long, value_name = "FILE")]
-        metrics: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "prometheus")]
+        metrics: Option<PathBuf>,
+        /// Ask the artifact's `prometheus` queries of this server (e.g.
+        /// `http://prometheus:9090`) instead; if it cannot answer, the canary holds (exit 5).
+        #[arg(long, value_name = "URL", conflicts_with = "metrics")]
+        prometheus: Option<String>,
         #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
         format: StatusFormat,
     },
+    /// Check the canary against Prometheus every `--interval` until its rollout ends: a
+    /// breach counts and freezes past `failure_limit` (exit 6); with `--auto-advance` a
+    /// healthy canary advances, and promoted to stable it exits 0. SIGINT or SIGTERM
+    /// stops it between two checks (exit 0).
+    Watch {
+        artifact: String,
+        /// Prometheus's base URL, e.g. `http://prometheus:9090`.
+        #[arg(long, value_name = "URL")]
+        prometheus: String,
+        /// Time between checks, e.g. `60s`, `5m`.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        /// Advance a healthy canary with enough samples, stage by stage, to stable.
+        #[arg(long)]
+        auto_advance: bool,
+        /// A Slack-compatible incoming webhook, told of each breach, freeze, advance and
+        /// promotion (`{"text": …}`); a failure is logged, not fatal.
+        #[arg(long, value_name = "URL")]
+        notify_url: Option<String>,
+    },
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a duration like `60s` or `5m`: {e}"))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| *d >= std::time::Duration::from_secs(1))
+        .ok_or_else(|| format!("`{text}`: the interval is at least 1s"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -19,8 +19,8 @@ pub enum Exit {
     Invalid = 3,
     /// The evaluation found failures (`eval`: a case failed; `gate`: blocked).
     Failed = 4,
-    /// Something could not be evaluated (provider errors, missing recordings): neither
-    /// a pass nor a fail.
+    /// Something could not be evaluated (provider errors, missing recordings, metrics
+    /// Prometheus could not give): neither a pass nor a fail.
     Undecided = 5,
     /// `rollout check` / `rollout advance --metrics`: a canary broke a threshold; the
     /// rollout is frozen and all traffic is back on stable.
@@ -61,6 +61,7 @@ impl Exit {
             End::Done => Exit::Ok,
             End::Frozen => Exit::Frozen,
             End::BadMetrics => Exit::Invalid,
+            End::Unavailable => Exit::Undecided,
         }
     }
 
@@ -125,5 +126,6 @@ mod tests {
         );
         assert_eq!(Exit::of_release(End::Frozen), Exit::Frozen);
         assert_eq!(Exit::of_release(End::BadMetrics), Exit::Invalid);
+        assert_eq!(Exit::of_release(End::Unavailable), Exit::Undecided);
     }
 }

@@ -99,8 +99,46 @@ fn dispatch(cli: Cli, env: &Env) -> anyhow::Result<Exit> {
         } => {
             let root = repo_root(&cli)?;
             let path = rollout::runtime_path(&root, runtime.as_deref())?;
-            let request = rollout_request(command, &root, config);
-            release(&path, env, &request, reason.as_deref(), flagd.as_deref())
+            let prometheus = match command {
+                RolloutCommand::Check {
+                    prometheus: Some(url),
+                    ..
+                }
+                | RolloutCommand::Advance {
+                    prometheus: Some(url),
+                    ..
+                }
+                | RolloutCommand::Watch {
+                    prometheus: url, ..
+                } => Some(prometheus_source(url, env)?),
+                _ => None,
+            };
+            match rollout_request(command, &root, config, prometheus.as_ref()) {
+                Some(request) => release(&path, env, &request, reason.as_deref(), flagd.as_deref()),
+                None => match (command, &prometheus) {
+                    (
+                        RolloutCommand::Watch {
+                            artifact,
+                            interval,
+                            auto_advance,
+                            notify_url,
+                            ..
+                        },
+                        Some(source),
+                    ) => {
+                        let notify = notify_url.clone().map(crate::secret::Secret::new);
+                        let request = crate::rollout::watch::WatchRequest {
+                            artifact,
+                            source,
+                            auto_advance: *auto_advance,
+                            flagd: flagd.as_deref(),
+                            notify: notify.as_ref(),
+                        };
+                        watch(&path, env, &request, reason.as_deref(), *interval)
+                    }
+                    _ => anyhow::bail!("not a rollout request"),
+                },
+            }
         }
         Command::Rollback {
             artifact,
@@ -422,16 +460,35 @@ fn gate(
     Ok(Exit::of_verdict(evidence.verdict.state))
 }
 
+/// The Prometheus server a rollout command names, asked with the retry base of the
+/// environment (`PROMPTGATE_RETRY_BASE_MS`).
+fn prometheus_source(url: &str, env: &Env) -> anyhow::Result<crate::rollout::prometheus::Source> {
+    let base = env
+        .retry_base_ms
+        .as_deref()
+        .map(crate::retry::base_setting)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    Ok(crate::rollout::prometheus::Source::new(url, base))
+}
+
+/// The request a rollout command makes once (`None` for `watch`, which makes many).
 fn rollout_request<'a>(
     command: &'a RolloutCommand,
     root: &'a Path,
     config: Option<&'a str>,
-) -> ReleaseRequest<'a> {
+    prometheus: Option<&'a crate::rollout::prometheus::Source>,
+) -> Option<ReleaseRequest<'a>> {
     let format = |f: &StatusFormat| match f {
         StatusFormat::Table => Listing::Table,
         StatusFormat::Json => Listing::Json,
     };
-    match command {
+    let metrics = |file: &'a Option<PathBuf>| match (file, prometheus) {
+        (Some(file), _) => Some(rollout::Metrics::File(file)),
+        (None, Some(server)) => Some(rollout::Metrics::Prometheus(server)),
+        (None, None) => None,
+    };
+    Some(match command {
         RolloutCommand::Start {
             artifact,
             version,
@@ -448,13 +505,14 @@ fn rollout_request<'a>(
         RolloutCommand::Advance {
             artifact,
             from,
-            metrics,
+            metrics: file,
             force,
             why,
+            ..
         } => ReleaseRequest::Advance {
             artifact,
             from: *from,
-            metrics: metrics.as_deref(),
+            metrics: metrics(file),
             force: why.as_deref().filter(|_| *force),
         },
         RolloutCommand::Status {
@@ -466,14 +524,62 @@ fn rollout_request<'a>(
         },
         RolloutCommand::Check {
             artifact,
-            metrics,
+            metrics: file,
             format: f,
+            ..
         } => ReleaseRequest::Check {
             artifact,
-            metrics,
+            // clap requires one of `--metrics` and `--prometheus`.
+            metrics: metrics(file)?,
             format: format(f),
         },
-    }
+        RolloutCommand::Watch { .. } => return None,
+    })
+}
+
+/// `rollout watch`: checks every `interval` until the rollout ends, or SIGINT or
+/// SIGTERM arrives (it is noticed between two checks: a check in progress finishes).
+fn watch(
+    path: &Path,
+    env: &Env,
+    request: &crate::rollout::watch::WatchRequest,
+    reason: Option<&str>,
+    interval: std::time::Duration,
+) -> anyhow::Result<Exit> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the timer")?;
+    let (mut interrupt, mut terminate) = {
+        let _entered = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        )
+    };
+    let say = |text: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    };
+    let wait = || {
+        rt.block_on(async {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => false,
+                _ = interrupt.recv() => true,
+                _ = terminate.recv() => true,
+            }
+        })
+    };
+    let watched = crate::rollout::watch::watch(path, env, request, reason, say, wait)?;
+    Ok(match watched {
+        crate::rollout::watch::Watched::Promoted | crate::rollout::watch::Watched::Stopped => {
+            Exit::Ok
+        }
+        crate::rollout::watch::Watched::Frozen => Exit::Frozen,
+        crate::rollout::watch::Watched::Ended => Exit::ToolError,
+    })
 }
 
 /// `rollout …` and `rollback`.

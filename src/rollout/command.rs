@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::metrics::{self, Decision};
+use super::prometheus;
 use super::{FORMAT, Pinned, Runtime, Stage, Step};
 use crate::artifact::native::Version;
 use crate::diag::{Diagnostics, Pos};
@@ -74,6 +75,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Runtime> {
                 node.pos_at(&keys),
                 format!("`{id}`: {}", problem.message),
             );
+        }
+        for (at, message) in release.prometheus.iter().flat_map(prometheus::problems) {
+            let mut keys = vec!["artifacts", id.as_str()];
+            keys.extend(at.iter().map(String::as_str));
+            d.push(&name, node.pos_at(&keys), format!("`{id}`: {message}"));
         }
     }
     if !d.is_empty() {
@@ -343,6 +349,15 @@ fn line(what: &str) -> String {
     crate::diag::terminal_text(format!("{what}\n"))
 }
 
+/// Where a check reads the canary's metrics.
+#[derive(Debug, Clone, Copy)]
+pub enum Metrics<'a> {
+    /// A metrics file (JSON Lines or CSV).
+    File(&'a Path),
+    /// The artifact's `prometheus` queries, asked of this server.
+    Prometheus(&'a prometheus::Source),
+}
+
 /// How `status` and `check` print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
@@ -370,7 +385,7 @@ pub enum ReleaseRequest<'a> {
     Advance {
         artifact: &'a str,
         from: Stage,
-        metrics: Option<&'a Path>,
+        metrics: Option<Metrics<'a>>,
         /// Advance without metrics, and why: audited as an override.
         force: Option<&'a str>,
     },
@@ -382,7 +397,7 @@ pub enum ReleaseRequest<'a> {
     /// Hold the canary's metrics to its thresholds; a breach freezes the rollout.
     Check {
         artifact: &'a str,
-        metrics: &'a Path,
+        metrics: Metrics<'a>,
         format: Listing,
     },
     /// End the rollout of version `from`, or, `from` being stable, restore the previous
@@ -398,6 +413,9 @@ pub enum End {
     Frozen,
     /// The metrics file had bad lines, so nothing moved on.
     BadMetrics,
+    /// The metrics could not be read from Prometheus: the rollout holds, nothing
+    /// changed.
+    Unavailable,
 }
 
 /// What a request did: the text for the user (quoted for a terminal, but JSON, which
@@ -467,7 +485,7 @@ pub fn run(
             let mut end = None;
             match (metrics, force) {
                 (Some(m), _) => {
-                    let (release, decision, bad) = decide(path, artifact, m)?;
+                    let (release, decided) = decide(path, artifact, m)?;
                     // A frozen rollout does not advance, whatever its metrics say now.
                     if release.frozen {
                         return Err(super::Refused::Frozen {
@@ -478,6 +496,17 @@ pub fn run(
                         }
                         .into());
                     }
+                    let (decision, bad) = match decided {
+                        Ok(decided) => decided,
+                        Err(why) => {
+                            output.push_str(&say_unavailable(artifact, &why));
+                            return Ok(Done {
+                                output,
+                                problems,
+                                end: End::Unavailable,
+                            });
+                        }
+                    };
                     output.push_str(&say(artifact, &decision));
                     let bad_metrics = !bad.is_empty();
                     problems = bad;
@@ -546,7 +575,26 @@ pub fn run(
             metrics: m,
             format,
         } => {
-            let (release, decision, bad) = decide(path, artifact, m)?;
+            let (release, decided) = decide(path, artifact, m)?;
+            let (decision, bad) = match decided {
+                Ok(decided) => decided,
+                Err(why) => {
+                    match format {
+                        Listing::Table => output.push_str(&say_unavailable(artifact, &why)),
+                        Listing::Json => output.push_str(&format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(
+                                &serde_json::json!({"decision": "hold", "unavailable": why.0})
+                            )?
+                        )),
+                    }
+                    return Ok(Done {
+                        output,
+                        problems,
+                        end: End::Unavailable,
+                    });
+                }
+            };
             match format {
                 Listing::Table => {
                     output.push_str(&say(artifact, &decision));
@@ -595,25 +643,66 @@ pub fn run(
     })
 }
 
-/// The artifact's release, the check of its canary against the metrics file, and the
-/// file's bad lines.
+/// The artifact's release, and the check of its canary against the metrics with the
+/// metrics file's bad lines, or why Prometheus could not say.
+#[allow(clippy::type_complexity)]
 fn decide(
     path: &Path,
     artifact: &str,
-    metrics_file: &Path,
-) -> Result<(super::Release, Decision, Diagnostics)> {
+    source: Metrics,
+) -> Result<(
+    super::Release,
+    Result<(Decision, Diagnostics), prometheus::Unavailable>,
+)> {
     let release = load(path)?
         .artifacts
         .remove(artifact)
         .ok_or_else(|| super::Refused::Unknown(artifact.to_string()))?;
-    let (table, mut problems) = read_metrics(metrics_file)?;
-    let checked = metrics::check(&release, &table)
+    if release.canary.is_none() {
+        return Err(super::Refused::NoCanary(artifact.to_string()).into());
+    }
+    let (table, extra, mut problems, name) = match source {
+        Metrics::File(file) => {
+            let (table, problems) = read_metrics(file)?;
+            (table, Vec::new(), problems, file.display().to_string())
+        }
+        Metrics::Prometheus(server) => {
+            let Some(queries) = &release.prometheus else {
+                bail!(
+                    "{}: `{artifact}` has no `prometheus` queries to ask (docs/release.md, \"Metrics from Prometheus\")",
+                    path.display()
+                );
+            };
+            let fetched = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the HTTP client's runtime")?
+                .block_on(prometheus::fetch(
+                    server,
+                    artifact,
+                    &release,
+                    queries,
+                    jiff::Timestamp::now(),
+                ));
+            match fetched {
+                Ok((table, extra)) => (table, extra, Diagnostics::default(), server.shown()),
+                Err(why) => return Ok((release, Err(why))),
+            }
+        }
+    };
+    let checked = metrics::check_with(&release, &table, &extra)
         .ok_or_else(|| super::Refused::NoCanary(artifact.to_string()))?;
-    let name = metrics_file.display().to_string();
     for (line, message) in checked.problems {
         problems.push(&name, Pos::new(line, 1), message);
     }
-    Ok((release, checked.decision, problems))
+    Ok((release, Ok((checked.decision, problems))))
+}
+
+/// Metrics Prometheus could not give, as a line of text.
+pub fn say_unavailable(artifact: &str, why: &prometheus::Unavailable) -> String {
+    crate::diag::terminal_text(format!(
+        "{artifact}: hold: cannot judge the canary: {why}; nothing changed\n"
+    ))
 }
 
 /// What a check's decision does to the rollout: a breach counts one more in a row and,

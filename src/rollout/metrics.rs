@@ -274,6 +274,22 @@ pub struct Checked {
 /// exact test that the canary is worse than stable (p < [`ALPHA`]). Otherwise it holds.
 /// Rows naming a version the artifact never had are problems, not silently ignored.
 pub fn check(release: &Release, rows: &Table) -> Option<Checked> {
+    check_with(release, rows, &[])
+}
+
+/// A user-defined rate (`prometheus.custom` in the runtime config): its outcomes among
+/// the canary's requests and among stable's, in the segments the canary serves and
+/// since its stage began; its denominators are the requests of the [`Table`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    pub name: String,
+    pub canary: u64,
+    pub stable: u64,
+    pub max_rate: f64,
+}
+
+/// [`check`], with user-defined rates held to the same rules as the built-in three.
+pub fn check_with(release: &Release, rows: &Table, extra: &[Extra]) -> Option<Checked> {
     let canary = release.canary.as_ref()?;
     let since = canary
         .since
@@ -312,26 +328,30 @@ pub fn check(release: &Release, rows: &Table) -> Option<Checked> {
     let t = &release.thresholds;
     let mut reasons = Vec::new();
     let mut watching = Vec::new();
-    for (what, k, ks, max) in [
+    let built_in = [
         (
-            "fallback rate",
+            "fallback rate".to_string(),
             counts.fallbacks,
             stable.fallbacks,
             t.max_fallback_rate,
         ),
         (
-            "escalation rate",
+            "escalation rate".to_string(),
             counts.escalations,
             stable.escalations,
             t.max_escalation_rate,
         ),
         (
-            "manual-correction rate",
+            "manual-correction rate".to_string(),
             counts.corrections,
             stable.corrections,
             t.max_manual_correction_rate,
         ),
-    ] {
+    ];
+    let custom = extra
+        .iter()
+        .map(|e| (format!("{} rate", e.name), e.canary, e.stable, e.max_rate));
+    for (what, k, ks, max) in built_in.into_iter().chain(custom) {
         let n = counts.requests;
         if n == 0 || (k as f64 / n as f64) <= max {
             continue;
@@ -581,6 +601,29 @@ not json
                 "{k} of {n}: {d:?}"
             );
         }
+    }
+
+    /// A user-defined rate (from Prometheus) is held to its threshold by the same tests.
+    #[test]
+    fn user_defined_rates_follow_the_same_rules() {
+        let table = vec![rows("4", AT, 100, 0), rows("3", AT, 1000, 0)];
+        let judge = |canary, stable| {
+            let extra = [Extra {
+                name: "thumbs_down".into(),
+                canary,
+                stable,
+                max_rate: 0.05,
+            }];
+            check_with(&release(), &table, &extra)
+                .expect("canary")
+                .decision
+        };
+        assert!(matches!(judge(2, 20), Decision::Healthy { .. }));
+        assert!(
+            matches!(&judge(25, 20), Decision::Breach { reasons, .. } if reasons[0].starts_with("thumbs_down rate 25.0% (25 of 100) over 5.0%"))
+        );
+        // As bad as stable: not the canary's doing.
+        assert!(matches!(judge(12, 120), Decision::Hold { .. }));
     }
 
     /// `canary.since` was written and never read: rows from before the stage counted.

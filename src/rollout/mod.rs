@@ -8,6 +8,8 @@ pub mod command;
 pub mod flagd;
 pub mod metrics;
 pub mod origin;
+pub mod prometheus;
+pub mod watch;
 
 use std::collections::BTreeMap;
 
@@ -63,6 +65,9 @@ pub struct Release {
     /// Which traffic each stage serves.
     #[serde(default)]
     pub stages: Stages,
+    /// The PromQL queries `rollout check --prometheus` asks (docs/release.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<prometheus::Queries>,
 }
 
 /// A version, with the fingerprint of what it sends the model and the commit that
@@ -667,6 +672,7 @@ pub fn start(
                 canary: None,
                 thresholds: Thresholds::default(),
                 stages: Stages::default(),
+                prometheus: None,
             },
         );
     }
