@@ -137,10 +137,11 @@ fn flag(id: &str, release: &Release) -> Result<Value, String> {
     Ok(flag)
 }
 
-/// The flag definition of the runtime config at `path` as a file's text: pretty JSON
-/// with a final newline.
+/// The flag definition of the runtime config at `path` as a file's text: one flag a
+/// line (a change to one artifact is a one-line diff, and the file stays a third of its
+/// pretty-printed size), with a final newline.
 pub fn export_text(path: &std::path::Path, runtime: &Runtime) -> anyhow::Result<String> {
-    let doc = export(runtime).map_err(|e| {
+    let mut doc = export(runtime).map_err(|e| {
         let mut d = crate::diag::Diagnostics::default();
         let name = path.display().to_string();
         d.push(
@@ -150,7 +151,21 @@ pub fn export_text(path: &std::path::Path, runtime: &Runtime) -> anyhow::Result<
         );
         anyhow::Error::from(d)
     })?;
-    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+    let flags = doc["flags"].take();
+    let mut text = String::from("{\n");
+    for key in ["$schema", "metadata"] {
+        text.push_str(&format!("  {}: {},\n", Value::from(key), doc[key]));
+    }
+    text.push_str("  \"flags\": {");
+    for (i, (id, flag)) in flags.as_object().into_iter().flatten().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        text.push_str(&format!(
+            "{comma}\n    {}: {flag}",
+            Value::from(id.as_str())
+        ));
+    }
+    text.push_str("\n  }\n}\n");
+    Ok(text)
 }
 
 /// Write the flagd export of the runtime config at `runtime_path` to `flagd_path`

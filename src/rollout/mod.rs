@@ -513,8 +513,8 @@ impl SegmentSet {
     }
 
     /// Whether a request in `segments` is one of these.
-    pub fn serves(&self, segments: &[&str]) -> bool {
-        self.all || segments.iter().any(|s| self.set.is_match(s))
+    pub fn serves(&self, segments: &[globset::Candidate]) -> bool {
+        self.all || segments.iter().any(|s| self.set.is_match_candidate(s))
     }
 }
 
@@ -547,9 +547,12 @@ impl Serving {
     /// stage up to the canary's serves one of the segments with a share above the bucket.
     pub fn canary_serves(&self, segments: &[&str], bucket: u64) -> bool {
         self.canary.as_ref().is_some_and(|(_, shares)| {
+            // Prepared once for every stage's set.
+            let segments: Vec<globset::Candidate> =
+                segments.iter().map(globset::Candidate::new).collect();
             shares
                 .iter()
-                .any(|(set, weight)| bucket < u64::from(*weight) && set.serves(segments))
+                .any(|(set, weight)| bucket < u64::from(*weight) && set.serves(&segments))
         })
     }
 
