@@ -7,7 +7,10 @@
 //! With `--cache-runs R` it instead runs `eval --no-cache` and `eval` with an empty
 //! answer cache (a cold cache: every answer is written to it) R times each, in turns,
 //! and prints the median wall and CPU time of each and their ratio; then `eval` again
-//! on each filled cache (a warm cache: every answer a hit, no request served).
+//! on each filled cache (a warm cache: every answer a hit, no request served). With
+//! `--oha PATH` it instead runs `eval --no-cache` and oha (an HTTP load generator)
+//! sending as many requests, as many at once, to the same stub, three times each in
+//! turns, and prints the median wall time of each and their ratio.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +27,9 @@ struct Options {
     /// The promptgate binary to run instead of the one built with the benchmark (an
     /// earlier build, to compare).
     binary: Option<String>,
+    /// An `oha` binary: time `eval` against oha sending as many requests, as many at
+    /// once, to the same stub.
+    oha: Option<String>,
 }
 
 fn options() -> Options {
@@ -33,6 +39,7 @@ fn options() -> Options {
         latency_ms: 50,
         cache_runs: 0,
         binary: None,
+        oha: None,
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -43,6 +50,7 @@ fn options() -> Options {
             ("--latency-ms", Some(n)) => o.latency_ms = n as u64,
             ("--cache-runs", Some(n)) => o.cache_runs = n,
             ("--binary", _) => o.binary = Some(pair[1].clone()),
+            ("--oha", _) => o.oha = Some(pair[1].clone()),
             _ => {}
         }
     }
@@ -108,6 +116,9 @@ fn main() {
     if o.cache_runs > 0 {
         return compare_cache(binary, dir.path(), &o, &stub);
     }
+    if let Some(oha) = &o.oha {
+        return compare_oha(binary, oha, dir.path(), &o, &stub);
+    }
 
     let started = Instant::now();
     let output = Command::new(binary)
@@ -155,6 +166,76 @@ fn main() {
     println!(
         "  CPU time per case    {:>10.1} µs   (user + system, promptgate process)",
         cpu.as_secs_f64() * 1e6 / o.cases as f64
+    );
+}
+
+/// `eval --no-cache` and oha, in turns, three times each: oha sends `o.cases` requests
+/// like the ones `eval` sends, `o.concurrency` at a time, to the same stub. Everything
+/// `eval` takes beyond oha's time is promptgate's own: start-up, loading the cases,
+/// judging, writing the result.
+fn compare_oha(binary: &str, oha: &str, dir: &Path, o: &Options, stub: &Stub) {
+    let body = serde_json::json!({
+        "model": "stub-model",
+        "messages": [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "question number 1"},
+        ],
+        "temperature": 0,
+    });
+    let latency = Duration::from_millis(o.latency_ms);
+    // Wall time, then from the start to the first request, and from the last answer
+    // to the end.
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut start_up, mut tail) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let served = stub.requests().len();
+        let started = Instant::now();
+        let wall = timed_eval(binary, dir, None).0;
+        ours.push(wall);
+        let asked = stub.requests();
+        let first = asked[served..].iter().map(|r| r.at).min().expect("asked");
+        let last = asked[served..].iter().map(|r| r.at).max().expect("asked");
+        start_up.push(first - started);
+        tail.push((started + wall).saturating_duration_since(last + latency));
+        let served = stub.requests().len();
+        let started = Instant::now();
+        let output = Command::new(oha)
+            .args([
+                "--no-tui",
+                "-m",
+                "POST",
+                "-H",
+                "content-type: application/json",
+            ])
+            .args(["-n", &o.cases.to_string(), "-c", &o.concurrency.to_string()])
+            .args(["-d", &body.to_string()])
+            .arg(format!("{}/chat/completions", stub.base_url()))
+            .output()
+            .expect("oha runs");
+        theirs.push(started.elapsed());
+        assert!(output.status.success(), "oha failed");
+        assert_eq!(
+            stub.requests().len() - served,
+            o.cases,
+            "oha sent every request"
+        );
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    let (start_up, tail) = (median(start_up), median(tail));
+    println!(
+        "eval --no-cache against oha: {} requests, {} at once, stub latency {} ms, median of 3 each",
+        o.cases, o.concurrency, o.latency_ms
+    );
+    println!(
+        "  eval           wall {:>7.3} s   (start to first request {:.3} s, last answer to end {:.3} s)",
+        ours.as_secs_f64(),
+        start_up.as_secs_f64(),
+        tail.as_secs_f64()
+    );
+    println!("  oha            wall {:>7.3} s", theirs.as_secs_f64());
+    println!(
+        "  ratio          wall {:>7.3}",
+        ours.as_secs_f64() / theirs.as_secs_f64()
     );
 }
 
