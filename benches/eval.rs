@@ -2,10 +2,15 @@
 //! physical limit ceil(N/C)·latency (no engine can finish sooner with C requests in
 //! flight). Prints figures; asserts nothing about time.
 //!
-//! Run: `cargo bench --bench eval` (options: `-- --cases N --concurrency C --latency-ms L`).
+//! Run: `cargo bench --bench eval` (options: `-- --cases N --concurrency C --latency-ms L
+//! --binary PATH`, the last to run another build of promptgate).
 //! With `--cache-runs R` it instead runs `eval --no-cache` and `eval` with an empty
 //! answer cache (a cold cache: every answer is written to it) R times each, in turns,
-//! and prints the median wall and CPU time of each and their ratio.
+//! and prints the median wall and CPU time of each and their ratio; then `eval` again
+//! on each filled cache (a warm cache: every answer a hit, no request served). With
+//! `--oha PATH` it instead runs `eval --no-cache` and oha (an HTTP load generator)
+//! sending as many requests, as many at once, to the same stub, three times each in
+//! turns, and prints the median wall time of each and their ratio.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,6 +24,12 @@ struct Options {
     concurrency: usize,
     latency_ms: u64,
     cache_runs: usize,
+    /// The promptgate binary to run instead of the one built with the benchmark (an
+    /// earlier build, to compare).
+    binary: Option<String>,
+    /// An `oha` binary: time `eval` against oha sending as many requests, as many at
+    /// once, to the same stub.
+    oha: Option<String>,
 }
 
 fn options() -> Options {
@@ -27,6 +38,8 @@ fn options() -> Options {
         concurrency: 64,
         latency_ms: 50,
         cache_runs: 0,
+        binary: None,
+        oha: None,
     };
     let args: Vec<String> = std::env::args().collect();
     for pair in args.windows(2) {
@@ -36,6 +49,8 @@ fn options() -> Options {
             ("--concurrency", Some(n)) => o.concurrency = n,
             ("--latency-ms", Some(n)) => o.latency_ms = n as u64,
             ("--cache-runs", Some(n)) => o.cache_runs = n,
+            ("--binary", _) => o.binary = Some(pair[1].clone()),
+            ("--oha", _) => o.oha = Some(pair[1].clone()),
             _ => {}
         }
     }
@@ -94,9 +109,15 @@ fn main() {
         .expect("stub starts");
     let dir = tempfile::tempdir().expect("tempdir");
     generate(dir.path(), &stub.base_url(), &o);
-    let binary = env!("CARGO_BIN_EXE_promptgate");
+    let binary = o
+        .binary
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_promptgate"));
     if o.cache_runs > 0 {
-        return compare_cache(binary, dir.path(), &o);
+        return compare_cache(binary, dir.path(), &o, &stub);
+    }
+    if let Some(oha) = &o.oha {
+        return compare_oha(binary, oha, dir.path(), &o, &stub);
     }
 
     let started = Instant::now();
@@ -148,6 +169,76 @@ fn main() {
     );
 }
 
+/// `eval --no-cache` and oha, in turns, three times each: oha sends `o.cases` requests
+/// like the ones `eval` sends, `o.concurrency` at a time, to the same stub. Everything
+/// `eval` takes beyond oha's time is promptgate's own: start-up, loading the cases,
+/// judging, writing the result.
+fn compare_oha(binary: &str, oha: &str, dir: &Path, o: &Options, stub: &Stub) {
+    let body = serde_json::json!({
+        "model": "stub-model",
+        "messages": [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "question number 1"},
+        ],
+        "temperature": 0,
+    });
+    let latency = Duration::from_millis(o.latency_ms);
+    // Wall time, then from the start to the first request, and from the last answer
+    // to the end.
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut start_up, mut tail) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let served = stub.requests().len();
+        let started = Instant::now();
+        let wall = timed_eval(binary, dir, None).0;
+        ours.push(wall);
+        let asked = stub.requests();
+        let first = asked[served..].iter().map(|r| r.at).min().expect("asked");
+        let last = asked[served..].iter().map(|r| r.at).max().expect("asked");
+        start_up.push(first - started);
+        tail.push((started + wall).saturating_duration_since(last + latency));
+        let served = stub.requests().len();
+        let started = Instant::now();
+        let output = Command::new(oha)
+            .args([
+                "--no-tui",
+                "-m",
+                "POST",
+                "-H",
+                "content-type: application/json",
+            ])
+            .args(["-n", &o.cases.to_string(), "-c", &o.concurrency.to_string()])
+            .args(["-d", &body.to_string()])
+            .arg(format!("{}/chat/completions", stub.base_url()))
+            .output()
+            .expect("oha runs");
+        theirs.push(started.elapsed());
+        assert!(output.status.success(), "oha failed");
+        assert_eq!(
+            stub.requests().len() - served,
+            o.cases,
+            "oha sent every request"
+        );
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    let (start_up, tail) = (median(start_up), median(tail));
+    println!(
+        "eval --no-cache against oha: {} requests, {} at once, stub latency {} ms, median of 3 each",
+        o.cases, o.concurrency, o.latency_ms
+    );
+    println!(
+        "  eval           wall {:>7.3} s   (start to first request {:.3} s, last answer to end {:.3} s)",
+        ours.as_secs_f64(),
+        start_up.as_secs_f64(),
+        tail.as_secs_f64()
+    );
+    println!("  oha            wall {:>7.3} s", theirs.as_secs_f64());
+    println!(
+        "  ratio          wall {:>7.3}",
+        ours.as_secs_f64() / theirs.as_secs_f64()
+    );
+}
+
 /// CPU time (user + system) of the children waited for so far.
 fn children_cpu() -> Duration {
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
@@ -184,14 +275,19 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn compare_cache(binary: &str, dir: &Path, o: &Options) {
-    let (mut off, mut cold) = (Vec::new(), Vec::new());
+fn compare_cache(binary: &str, dir: &Path, o: &Options, stub: &Stub) {
+    let (mut off, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..o.cache_runs {
         off.push(timed_eval(binary, dir, None));
         let cache = tempfile::tempdir_in(dir).expect("cache dir");
         cold.push(timed_eval(binary, dir, Some(cache.path())));
-        let entries = walk(cache.path());
-        assert_eq!(entries, o.cases, "every answer cached");
+        let served = stub.requests().len();
+        warm.push(timed_eval(binary, dir, Some(cache.path())));
+        assert_eq!(
+            stub.requests().len(),
+            served,
+            "a warm run answers every case from the cache"
+        );
     }
     let wall = |v: &[(Duration, Duration)]| median(v.iter().map(|r| r.0).collect());
     let cpu = |v: &[(Duration, Duration)]| median(v.iter().map(|r| r.1).collect());
@@ -214,18 +310,9 @@ fn compare_cache(binary: &str, dir: &Path, o: &Options) {
         wall(&cold).as_secs_f64() / wall(&off).as_secs_f64(),
         cpu(&cold).as_secs_f64() / cpu(&off).as_secs_f64()
     );
-}
-
-/// The number of files under `dir`.
-fn walk(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|list| {
-            list.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() { walk(&p) } else { 1 }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    println!(
+        "  warm cache     wall {:>7.3} s   CPU {:>7.3} s   (every answer a hit)",
+        wall(&warm).as_secs_f64(),
+        cpu(&warm).as_secs_f64()
+    );
 }

@@ -869,7 +869,7 @@ fn a_cache_dir_outlives_the_job_and_the_base_side_is_shared_across_pull_requests
         stdout.contains("promptgate: answer cache: 4 entries"),
         "{stdout}"
     );
-    assert!(f.repo.path().join(".promptgate-cache/v1").is_dir());
+    assert!(f.repo.path().join(".promptgate-cache/v2").is_dir());
 
     // The same head again, in a new job: every answer comes from the cache.
     run_in_new_job(&f, "job-2", &f.event("synchronize", json!({})));

@@ -64,7 +64,7 @@ pub enum Check {
         value: String,
     },
     Regex {
-        pattern: String,
+        pattern: Pattern,
     },
     IsJson,
     /// `source` is the repository path of the schema file, when it came from one.
@@ -299,8 +299,7 @@ impl AssertionSpec {
             "starts-with" => Check::StartsWith { value: text()? },
             "ends-with" => Check::EndsWith { value: text()? },
             "regex" => {
-                let pattern = text()?;
-                regex::Regex::new(&pattern).map_err(|e| {
+                let pattern = Pattern::new(&text()?).map_err(|e| {
                     format!("`{kind}`: invalid regular expression: {}", regex_error(&e))
                 })?;
                 Check::Regex { pattern }
@@ -393,6 +392,61 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// A `regex` assertion's pattern, compiled once for every assertion that writes it: a
+/// suite's cases often share one, and compiling it again for each case, and again for
+/// each answer, took more time than judging. Compared and serialized as its text.
+#[derive(Debug, Clone)]
+pub struct Pattern(std::sync::Arc<regex::Regex>);
+
+impl Pattern {
+    /// `pattern` compiled, or the one compiled before for the same text if it is still
+    /// held by a loaded assertion.
+    pub fn new(pattern: &str) -> Result<Pattern, regex::Error> {
+        use std::collections::HashMap;
+        use std::sync::{Arc, LazyLock, Mutex, Weak};
+        static COMPILED: LazyLock<Mutex<HashMap<String, Weak<regex::Regex>>>> =
+            LazyLock::new(Mutex::default);
+        let held = |c: &HashMap<String, Weak<regex::Regex>>| c.get(pattern)?.upgrade();
+        if let Some(re) = COMPILED.lock().ok().and_then(|c| held(&c)) {
+            return Ok(Pattern(re));
+        }
+        let re = Arc::new(regex::Regex::new(pattern)?);
+        if let Ok(mut compiled) = COMPILED.lock() {
+            if compiled.len() >= 1024 {
+                compiled.retain(|_, re| re.strong_count() > 0);
+            }
+            compiled.insert(pattern.to_string(), Arc::downgrade(&re));
+        }
+        Ok(Pattern(re))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The regex crate's error on one line: a syntax error is drawn over several lines
 /// (the pattern, a caret, the reason), and a message is one line of `validate`.
 fn regex_error(e: &regex::Error) -> String {
@@ -417,6 +471,24 @@ mod tests {
         spec.build(Pos::START, &mut |p: &str| {
             Ok((format!("schemas/{p}"), json!({"type": "object"})))
         })
+    }
+
+    /// Every case of a suite may write the same `regex`: it is compiled once, and the
+    /// answers are judged with that compiled pattern.
+    #[test]
+    fn a_pattern_is_compiled_once_for_every_assertion_that_writes_it() -> Result<(), String> {
+        let compiled = |spec| match build(spec).map(|a| a.check) {
+            Ok(Check::Regex { pattern }) => Ok(pattern),
+            other => Err(format!("{other:?}")),
+        };
+        let a = compiled(json!({"type": "regex", "value": "^once \\d+$"}))?;
+        let b = compiled(json!({"type": "not-regex", "value": "^once \\d+$"}))?;
+        let c = compiled(json!({"type": "regex", "value": "^twice \\d+$"}))?;
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0));
+        assert!(!std::sync::Arc::ptr_eq(&a.0, &c.0));
+        assert!(a.is_match("once 12") && !c.is_match("once 12"));
+        assert_eq!(serde_json::to_value(&a).ok(), Some(json!("^once \\d+$")));
+        Ok(())
     }
 
     #[test]
