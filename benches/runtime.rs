@@ -15,6 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use promptgate::rollout::command::{parse, render};
 use promptgate::rollout::{Resolver, Runtime, flagd};
 
+/// The allocator of the `promptgate` binary, so the figures are the command's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Options {
     artifacts: usize,
     requests: usize,
@@ -126,19 +130,21 @@ fn main() {
 
     // The flagd export: made and written atomically, as `--flagd` does.
     let out = dir.path().join("flags.json");
-    let mut times = Vec::new();
+    let (mut times, mut made) = (Vec::new(), Vec::new());
     let mut size = 0;
     for _ in 0..21 {
         let start = Instant::now();
         let json = flagd::export_text(&runtime_path, &runtime).expect("exports");
+        made.push(start.elapsed());
         promptgate::store::write_durably(&out, &json).expect("writes");
         times.push(start.elapsed());
         size = json.len();
     }
     println!(
-        "flagd export: {:.1} ms median of 21 to make and write {} KB (goal < 20 ms)",
+        "flagd export: {:.1} ms median of 21 to make and write {} KB, of which making it {:.1} ms (goal < 20 ms)",
         median(times).as_secs_f64() * 1e3,
-        size / 1024
+        size / 1024,
+        median(made).as_secs_f64() * 1e3,
     );
 
     rollback_to_served(&o, dir.path(), &runtime);

@@ -874,7 +874,10 @@ fn advance_names_the_stage_and_needs_metrics_or_an_audited_override() {
     d.ok(&forced_advance("internal"));
     let audit = std::fs::read_to_string(d.path("deploy/promptgate.audit.jsonl")).expect("audit");
     let last: Value = serde_json::from_str(audit.lines().last().expect("line")).expect("json");
-    assert_eq!(last["why"], "OVERRIDE without metrics or bake time (--force): test");
+    assert_eq!(
+        last["why"],
+        "OVERRIDE without metrics or bake time (--force): test"
+    );
     assert!(
         last["what"]
             .as_str()

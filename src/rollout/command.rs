@@ -523,7 +523,8 @@ pub fn run(
                     }
                 }
                 (None, Some(override_why)) => {
-                    why = format!("OVERRIDE without metrics or bake time (--force): {override_why}");
+                    why =
+                        format!("OVERRIDE without metrics or bake time (--force): {override_why}");
                 }
                 (None, None) => bail!(
                     "`rollout advance` needs `--metrics FILE`, or `--force --why TEXT` to advance without evidence (audited as an override)"

@@ -66,37 +66,55 @@ pub fn weight(percent: f64) -> u32 {
     (percent * 100.0).round().clamp(0.0, f64::from(BUCKETS)) as u32
 }
 
-/// The flagd flag definition of `runtime`: a flag per artifact, keyed by its id. An
-/// artifact whose stage segments flagd targeting cannot express is an error naming it.
-pub fn export(runtime: &Runtime) -> Result<Value, String> {
-    let mut flags = serde_json::Map::new();
-    for (id, release) in &runtime.artifacts {
-        flags.insert(id.clone(), flag(id, release)?);
+/// The flagd flag definition of `runtime`, as a file's text: a flag per artifact, keyed
+/// by its id, one flag a line (a change to one artifact is a one-line diff), with a
+/// final newline. An artifact whose stage segments flagd targeting cannot express is
+/// an error naming it. Written out piece by piece rather than built as one
+/// `serde_json::Value`: a flag is small, but a thousand of them as a tree cost more to
+/// make than to write.
+pub fn export(runtime: &Runtime) -> Result<String, String> {
+    let mut text = format!(
+        "{{\n  \"$schema\": \"https://flagd.dev/schema/v0/flags.json\",\n  \"metadata\": {},\n  \"flags\": {{",
+        json!({"generatedBy": "promptgate", "format": super::FORMAT})
+    );
+    // Artifacts mostly share their stages' segment lists: each is written out once.
+    let mut conditions = Conditions::new();
+    for (i, (id, release)) in runtime.artifacts.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        text.push_str(&format!("{comma}\n    {}: ", Value::from(id.as_str())));
+        flag(&mut text, id, release, &mut conditions)?;
     }
-    Ok(json!({
-        "$schema": "https://flagd.dev/schema/v0/flags.json",
-        "metadata": {"generatedBy": "promptgate", "format": super::FORMAT},
-        "flags": flags,
-    }))
+    text.push_str("\n  }\n}\n");
+    Ok(text)
 }
 
-fn flag(id: &str, release: &Release) -> Result<Value, String> {
-    let stable = release.stable.version.text();
+/// The targeting condition (JSON text) of each segment list met so far.
+type Conditions<'r> = std::collections::HashMap<&'r [String], String>;
+
+/// Append artifact `id`'s flag to `out`.
+fn flag<'r>(
+    out: &mut String,
+    id: &str,
+    release: &'r Release,
+    conditions: &mut Conditions<'r>,
+) -> Result<(), String> {
+    let text = |s: &str| Value::from(s).to_string();
+    let stable = text(&release.stable.version.text());
     let mut variants = BTreeMap::new();
-    for p in release.history.iter().chain([&release.stable]) {
-        variants.insert(p.version.text(), p.version.text());
+    let named = release.history.iter().chain([&release.stable]);
+    for v in named
+        .map(|p| &p.version)
+        .chain(release.canary.as_ref().map(|c| &c.version))
+    {
+        variants.insert(v.text(), v.text());
     }
-    let mut flag = json!({"state": "ENABLED", "defaultVariant": stable});
     let canary = release.canary.as_ref().filter(|_| !release.frozen);
-    if let Some(c) = &release.canary {
-        variants.insert(c.version.text(), c.version.text());
-    }
-    flag["variants"] = json!(variants);
-    let mut metadata = json!({"stable": stable, "frozen": release.frozen});
+    let mut metadata = json!({"stable": release.stable.version.text(), "frozen": release.frozen});
+    let mut targeting = String::new();
     if let Some(c) = canary {
-        let canary = c.version.text();
-        metadata["canary"] = json!(canary);
+        metadata["canary"] = json!(c.version.text());
         metadata["stage"] = json!(c.stage.word());
+        let canary = text(&c.version.text());
         // The widest share first: a request served by several stages gets the largest
         // one, which is what "some stage serves it" means with a bucket fixed per key.
         let mut served: Vec<(Stage, &[String], u32)> = release
@@ -106,42 +124,51 @@ fn flag(id: &str, release: &Release) -> Result<Value, String> {
         served.sort_by_key(|s| std::cmp::Reverse(s.2));
         let mut branches = Vec::new();
         for (stage, segments, w) in served {
-            let condition = segments_condition(segments).map_err(|e| {
-                format!(
-                    "artifact `{id}`, stage {}: {e}; flagd targeting matches segments by \
-                     equality, prefix (`geo/*`), suffix (`*/eu`), infix (`*eu*`), \
-                     prefix and suffix (`geo/*/eu`), `{{a,b}}` and small `[abc]` sets, \
-                     of characters in Unicode's Basic Multilingual Plane",
-                    stage.word()
-                )
-            })?;
+            if !conditions.contains_key(segments) {
+                let condition = segments_condition(segments).map_err(|e| {
+                    format!(
+                        "artifact `{id}`, stage {}: {e}; flagd targeting matches segments by \
+                         equality, prefix (`geo/*`), suffix (`*/eu`), infix (`*eu*`), \
+                         prefix and suffix (`geo/*/eu`), `{{a,b}}` and small `[abc]` sets, \
+                         of characters in Unicode's Basic Multilingual Plane",
+                        stage.word()
+                    )
+                })?;
+                conditions.insert(segments, condition.to_string());
+            }
+            let condition = &conditions[segments];
             // A `fractional` even at 100%: a request without a targeting key then gets
             // stable, as `resolve` answers, rather than the canary.
-            let serve = json!({"fractional": [[canary, w], [stable, BUCKETS - w]]});
-            if condition == Value::Bool(true) {
+            let serve = format!(
+                "{{\"fractional\":[[{canary},{w}],[{stable},{}]]}}",
+                BUCKETS - w
+            );
+            if condition == "true" {
                 branches.push(serve);
                 break;
             }
-            branches.push(condition);
+            branches.push(condition.clone());
             branches.push(serve);
         }
         if branches.len() % 2 == 0 {
-            branches.push(json!(stable));
+            branches.push(stable.clone());
         }
-        flag["targeting"] = match branches.as_slice() {
-            [serve] => serve.clone(),
-            _ => json!({"if": branches}),
+        targeting = match branches.as_slice() {
+            [serve] => format!(",\"targeting\":{serve}"),
+            _ => format!(",\"targeting\":{{\"if\":[{}]}}", branches.join(",")),
         };
     }
-    flag["metadata"] = metadata;
-    Ok(flag)
+    out.push_str(&format!(
+        "{{\"state\":\"ENABLED\",\"defaultVariant\":{stable},\"variants\":{},\"metadata\":{metadata}{targeting}}}",
+        json!(variants)
+    ));
+    Ok(())
 }
 
-/// The flag definition of the runtime config at `path` as a file's text: one flag a
-/// line (a change to one artifact is a one-line diff, and the file stays a third of its
-/// pretty-printed size), with a final newline.
+/// [`export`] of the runtime config at `path`; what cannot be exported is a problem
+/// located at the file.
 pub fn export_text(path: &std::path::Path, runtime: &Runtime) -> anyhow::Result<String> {
-    let mut doc = export(runtime).map_err(|e| {
+    export(runtime).map_err(|e| {
         let mut d = crate::diag::Diagnostics::default();
         let name = path.display().to_string();
         d.push(
@@ -150,22 +177,7 @@ pub fn export_text(path: &std::path::Path, runtime: &Runtime) -> anyhow::Result<
             format!("cannot export to flagd: {e}"),
         );
         anyhow::Error::from(d)
-    })?;
-    let flags = doc["flags"].take();
-    let mut text = String::from("{\n");
-    for key in ["$schema", "metadata"] {
-        text.push_str(&format!("  {}: {},\n", Value::from(key), doc[key]));
-    }
-    text.push_str("  \"flags\": {");
-    for (i, (id, flag)) in flags.as_object().into_iter().flatten().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        text.push_str(&format!(
-            "{comma}\n    {}: {flag}",
-            Value::from(id.as_str())
-        ));
-    }
-    text.push_str("\n  }\n}\n");
-    Ok(text)
+    })
 }
 
 /// Write the flagd export of the runtime config at `runtime_path` to `flagd_path`
