@@ -427,19 +427,14 @@ fn worse_than_stable(k: u64, n: u64, ks: u64, ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::{Pinned, Runtime, start};
 
     const AT: &str = "2026-01-07T10:00:00Z";
 
     fn release() -> Release {
-        let mut rt = Runtime::default();
-        let v = |s: &str| Pinned {
-            version: crate::artifact::native::Version::Text(s.into()),
-            fingerprint: None,
-            commit: None,
-        };
-        start(&mut rt, "a", v("4"), Some(v("3")), "2026-01-07T09:00:00Z").expect("starts");
-        rt.artifacts.remove("a").expect("there")
+        crate::rollout::started()
+            .artifacts
+            .remove("a")
+            .expect("there")
     }
 
     fn sum(table: &Table, version: &str) -> Counts {

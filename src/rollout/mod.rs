@@ -915,6 +915,20 @@ pub fn rollback(rt: &mut Runtime, artifact: &str, from: &Version) -> Result<Step
     )))
 }
 
+/// For tests: artifact `a` rolling out version 4 over stable 3, started at
+/// 2026-01-07T09:00:00Z with the default thresholds and stages.
+#[cfg(test)]
+pub(crate) fn started() -> Runtime {
+    let mut rt = Runtime::default();
+    let v = |s: &str| Pinned {
+        version: Version::Text(s.into()),
+        fingerprint: None,
+        commit: None,
+    };
+    start(&mut rt, "a", v("4"), Some(v("3")), "2026-01-07T09:00:00Z").expect("starts");
+    rt
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

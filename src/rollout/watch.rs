@@ -267,17 +267,10 @@ pub fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::{Pinned, advance, breached, freeze, start};
+    use crate::rollout::{advance, breached, freeze};
 
     fn runtime() -> Runtime {
-        let mut rt = Runtime::default();
-        let v = |s: &str| Pinned {
-            version: crate::artifact::native::Version::Text(s.into()),
-            fingerprint: None,
-            commit: None,
-        };
-        start(&mut rt, "a", v("4"), Some(v("3")), "2026-01-07T09:00:00Z").expect("starts");
-        rt
+        crate::rollout::started()
     }
 
     /// The webhook URL is a credential: a failure says what happened, not where.
