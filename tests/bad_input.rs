@@ -210,17 +210,6 @@ fn make_special(spec: &str, repo: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// HTML the report template writes itself; anything else outside code is injected.
-const TEMPLATE_HTML: [&str; 8] = [
-    "<details>",
-    "</details>",
-    "<summary>",
-    "</summary>",
-    "<sub>",
-    "</sub>",
-    "<!-- promptgate:approvals -->",
-    "<!-- /promptgate:approvals -->",
-];
 
 /// What every report must keep, whatever the model said: no mention that pings, no
 /// HTML but the template's, every block closed by its own fence, no terminal escapes,
@@ -242,7 +231,7 @@ fn check_inert(report: &str) -> Result<(), String> {
         let tag = &rest[i..];
         // `<` before a letter, `/`, `!` or `?` opens a tag; `p < 0.05` does not.
         let opens = tag[1..].starts_with(|c: char| c.is_ascii_alphabetic() || "/!?".contains(c));
-        if opens && !TEMPLATE_HTML.iter().any(|t| tag.starts_with(t)) {
+        if opens && !common::TEMPLATE_HTML.iter().any(|t| tag.starts_with(t)) {
             return Err(format!(
                 "raw HTML outside code: {:?}",
                 tag.chars().take(40).collect::<String>()

@@ -953,17 +953,6 @@ fn gfm() -> comrak::Options<'static> {
     options
 }
 
-/// The HTML the template writes itself; any other tag came from the data.
-const TEMPLATE_HTML: [&str; 8] = [
-    "<details>",
-    "</details>",
-    "<summary>",
-    "</summary>",
-    "<sub>",
-    "</sub>",
-    "<!-- promptgate:approvals -->",
-    "<!-- /promptgate:approvals -->",
-];
 
 /// The text of `node` as shown, without its code spans (`code: false`) or with them.
 fn shown_text<'a>(node: &'a comrak::nodes::AstNode<'a>, code: bool) -> String {
@@ -1015,7 +1004,7 @@ fn reads_well(report: &str) -> Result<(), String> {
         let mut rest = html.as_str();
         while let Some(i) = rest.find('<') {
             let tag = &rest[i..];
-            match TEMPLATE_HTML.iter().find(|t| tag.starts_with(*t)) {
+            match common::TEMPLATE_HTML.iter().find(|t| tag.starts_with(*t)) {
                 Some(&"<details>") => depth += 1,
                 Some(&"</details>") => depth -= 1,
                 Some(_) => {}

@@ -335,3 +335,16 @@ pub fn unreadable_files() -> Vec<Unreadable> {
         ),
     ]
 }
+
+/// The HTML the report template writes itself; any other tag outside code in a report
+/// came from the data.
+pub const TEMPLATE_HTML: [&str; 8] = [
+    "<details>",
+    "</details>",
+    "<summary>",
+    "</summary>",
+    "<sub>",
+    "</sub>",
+    "<!-- promptgate:approvals -->",
+    "<!-- /promptgate:approvals -->",
+];
