@@ -210,7 +210,6 @@ fn make_special(spec: &str, repo: &Path) -> Result<(), String> {
     Ok(())
 }
 
-
 /// What every report must keep, whatever the model said: no mention that pings, no
 /// HTML but the template's, every block closed by its own fence, no terminal escapes,
 /// and no HTML comment but the approvals markers, so the comment's marker and hidden

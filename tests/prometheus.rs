@@ -571,8 +571,19 @@ fn watch_advances_a_healthy_canary_to_stable() {
     let Some(prometheus) = Prometheus::start() else {
         return;
     };
+    // Allowed by `--auto-advance`, then by the policy in the runtime config.
+    for policy in [false, true] {
+        watch_to_stable(&prometheus, policy);
+    }
+}
+
+fn watch_to_stable(prometheus: &Prometheus, policy: bool) {
     let low = json!({"internal": 10, "low-risk": 10, "cohort": 10, "all": 10});
-    let dir = Dir::new("support", queries(REQUESTS), json!({"min_samples": low}));
+    let dir = Dir::new(
+        "support",
+        queries(REQUESTS),
+        json!({"min_samples": low, "auto_advance": policy}),
+    );
     prometheus.serve_counts(&[
         ("support", "4", "internal", [0, 0, 0, 0, 0]),
         ("support", "3", "internal", [0, 0, 0, 0, 0]),
@@ -589,18 +600,14 @@ fn watch_advances_a_healthy_canary_to_stable() {
         }
     });
     let (hook, got) = webhook();
-    let (code, out, err) = dir.run(&[
-        "rollout",
-        "watch",
-        "support",
-        "--prometheus",
-        &prometheus.url(),
-        "--interval",
-        "1s",
-        "--auto-advance",
-        "--notify-url",
-        &format!("http://127.0.0.1:{hook}/"),
-    ]);
+    let url = prometheus.url();
+    let notify = format!("http://127.0.0.1:{hook}/");
+    let mut args = vec!["rollout", "watch", "support", "--prometheus", &url];
+    args.extend(["--interval", "1s", "--notify-url", &notify]);
+    if !policy {
+        args.push("--auto-advance");
+    }
+    let (code, out, err) = dir.run(&args);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = traffic.join();
     assert_eq!(code, 0, "{out}{err}");

@@ -953,7 +953,6 @@ fn gfm() -> comrak::Options<'static> {
     options
 }
 
-
 /// The text of `node` as shown, without its code spans (`code: false`) or with them.
 fn shown_text<'a>(node: &'a comrak::nodes::AstNode<'a>, code: bool) -> String {
     use comrak::nodes::NodeValue;

@@ -172,6 +172,10 @@ pub struct Thresholds {
     /// --metrics` moves the canary on: `30m`, `4h`, `1h 30m`, `PT4H` ([`bake_time`]).
     /// Slow harm (a complaint a day later, a weekly job) shows only with time.
     pub min_bake: PerStage<String>,
+    /// `rollout watch` advances a healthy, baked canary on its own, as with
+    /// `--auto-advance`: the policy, declared with the thresholds, rather than a flag
+    /// of whoever starts the watch.
+    pub auto_advance: bool,
 }
 
 impl Default for Thresholds {
@@ -194,6 +198,7 @@ impl Default for Thresholds {
                 cohort: "24h".into(),
                 all: "0s".into(),
             },
+            auto_advance: false,
         }
     }
 }

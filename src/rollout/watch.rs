@@ -201,7 +201,9 @@ pub fn watch(
             .map(|c| c.stage)
             .ok_or_else(|| Refused::NoCanary(artifact.to_string()))?;
         let metrics = Metrics::Prometheus(request.source);
-        let check = if request.auto_advance {
+        let auto_advance =
+            request.auto_advance || before.artifacts[artifact].thresholds.auto_advance;
+        let check = if auto_advance {
             ReleaseRequest::Advance {
                 artifact,
                 from: stage,
