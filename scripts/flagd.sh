@@ -11,7 +11,8 @@
 # tests never skip in CI.
 #
 # Exits 0 with the directory on stdout, or with the reason on stderr and 1, or 2 when
-# PROMPTGATE_REQUIRE_FLAGD is set (the tests then fail rather than skip).
+# PROMPTGATE_REQUIRE_FLAGD names the language (`python,typescript`): the tests then fail
+# rather than skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +22,8 @@ LANGUAGE="${1:-python}"
 
 fail() {
   echo "flagd evaluator ($LANGUAGE) cannot be installed here: $*" >&2
-  if [[ -n "${PROMPTGATE_REQUIRE_FLAGD:-}" ]]; then
-    echo "PROMPTGATE_REQUIRE_FLAGD is set: this is a failure, not a skip" >&2
+  if [[ ",${PROMPTGATE_REQUIRE_FLAGD:-}," == *",$LANGUAGE,"* ]]; then
+    echo "PROMPTGATE_REQUIRE_FLAGD names $LANGUAGE: this is a failure, not a skip" >&2
     exit 2
   fi
   exit 1
@@ -35,6 +36,13 @@ case "$LANGUAGE" in
 esac
 CACHE_ROOT="${PROMPTGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/promptgate}"
 DIR="$CACHE_ROOT/flagd-$LANGUAGE-$(cat "${PINS[@]}" | sha256sum | cut -c1-16)"
+
+if [[ "$LANGUAGE" == typescript ]]; then
+  # @openfeature/server-sdk needs Node.js 20 or newer.
+  command -v node >/dev/null 2>&1 || fail "no node"
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  (( major >= 20 )) || fail "Node.js 20 or newer is needed, found $(node --version)"
+fi
 
 if [[ ! -f "$DIR/.complete" ]]; then
   mkdir -p "$CACHE_ROOT"

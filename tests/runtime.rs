@@ -4,7 +4,7 @@
 //! the file `promptgate export --format flagd` wrote (from PyPI, versions pinned in
 //! docs/examples/python/requirements.txt, installed by scripts/flagd.sh), driven by the
 //! runnable example docs/examples/python/serve.py. Where it cannot be installed the test
-//! says why and is skipped, unless `PROMPTGATE_REQUIRE_FLAGD` is set (`.ci/run` sets it:
+//! says why and is skipped, unless `PROMPTGATE_REQUIRE_FLAGD` names its language (`.ci/run` sets it:
 //! then scripts/flagd.sh exits 2 and the test fails).
 
 mod common;
