@@ -85,9 +85,11 @@ for a in evaluated:
                 check(s.get("error") is None and s.get("source") == "live",
                       f"case {case['id']}: fresh answer {s.get('error') or s.get('source')}")
 
-for section in ("## promptgate:", "#### Pass rate by segment", "```mermaid", "xychart-beta",
+for section in ("## promptgate:", "#### Pass rate by segment", "#### Cost, latency and behaviour",
                 "Cost / 1k req.", "#### Approvals", "Reproduce locally", "Instruction diff"):
     check(section in report, f"the report has `{section}`")
+# The chart was replaced by the segment table (issue 21): none may come back half-drawn.
+check("```mermaid" not in report, "the report draws no mermaid chart")
 check(len(report) <= 65536, "the report fits a GitHub comment")
 check("<testsuites" in open(junit_path, encoding="utf-8").read(), "JUnit XML written")
 
