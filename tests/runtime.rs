@@ -520,6 +520,34 @@ fn the_bundle_has_every_named_version_as_its_commit_had_it() {
         );
     }
     assert_ne!(versions[0]["fingerprint"], versions[1]["fingerprint"]);
+
+    // `resolve --format json` says why, for keys on both sides of the 50% share.
+    let mut canary = std::collections::BTreeSet::new();
+    for key in ["user-1", "user-2", "user-3", "user-4", "user-5", "user-6"] {
+        let args = [
+            "resolve",
+            "support.refund",
+            "--key",
+            key,
+            "--segment",
+            "intent/refund",
+        ];
+        let (_, text, _) = repo.run(&args);
+        let (code, out, err) = repo.run(&[&args[..], &["--format", "json"]].concat());
+        assert_eq!(code, 0, "{err}");
+        let why: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(why["version"], text.trim(), "{why}");
+        assert_eq!(why["canary"], why["version"] == "3", "{why}");
+        assert_eq!(
+            (why["stable"].as_str(), why["stage"].as_str()),
+            (Some("2"), Some("low-risk"))
+        );
+        assert_eq!(why["frozen"], false);
+        let bucket = why["bucket"].as_u64().expect("a bucket");
+        assert_eq!(bucket < 5_000, why["canary"] == true, "{why}");
+        canary.insert(why["canary"].as_bool());
+    }
+    assert_eq!(canary.len(), 2, "keys on both sides");
 }
 
 /// A version the history does not have, or whose content there is not the content the

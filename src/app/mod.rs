@@ -644,7 +644,7 @@ fn resolve(
             let doc = serde_json::json!({
                 "artifact": artifact,
                 "version": version,
-                "canary": canary.is_some_and(|c| c.version.text() == version) && release.stable.version.text() != version,
+                "canary": version != release.stable.version.text(),
                 "stable": release.stable.version.text(),
                 "stage": canary.map(|c| c.stage.word()),
                 "frozen": release.frozen,
