@@ -70,7 +70,7 @@ pub enum Check {
     /// `source` is the repository path of the schema file, when it came from one.
     JsonSchema {
         source: Option<String>,
-        schema: Value,
+        schema: Schema,
     },
     JsonPath {
         path: String,
@@ -285,10 +285,8 @@ impl AssertionSpec {
                 Some(_) => Err(format!("`{kind}` takes no `value`")),
             }
         };
-        let valid_schema = |schema: &Value| -> Result<(), String> {
-            jsonschema::validator_for(schema)
-                .map(|_| ())
-                .map_err(|e| format!("`{kind}`: not a valid JSON Schema: {e}"))
+        let valid_schema = |schema: Value| -> Result<Schema, String> {
+            Schema::new(schema).map_err(|e| format!("`{kind}`: not a valid JSON Schema: {e}"))
         };
         Ok(match base {
             "equals" => Check::Equals { value: text()? },
@@ -308,19 +306,15 @@ impl AssertionSpec {
             "json-schema" => match value {
                 Some(Value::String(path)) => {
                     let (source, schema) = load_schema(path)?;
-                    valid_schema(&schema)?;
                     Check::JsonSchema {
                         source: Some(source),
-                        schema,
+                        schema: valid_schema(schema)?,
                     }
                 }
-                Some(schema @ Value::Object(_)) => {
-                    valid_schema(schema)?;
-                    Check::JsonSchema {
-                        source: None,
-                        schema: schema.clone(),
-                    }
-                }
+                Some(schema @ Value::Object(_)) => Check::JsonSchema {
+                    source: None,
+                    schema: valid_schema(schema.clone())?,
+                },
                 _ => {
                     return Err(format!(
                         "`{kind}` needs a schema file path or an inline schema as `value`"
@@ -392,6 +386,27 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
     }
 }
 
+/// The value made from `key` by `make`, or the one made before for the same key if a
+/// loaded assertion still holds it: what a suite's cases share is made once.
+fn shared<T, E>(
+    made: &std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<T>>>,
+    key: &str,
+    make: impl FnOnce() -> Result<T, E>,
+) -> Result<std::sync::Arc<T>, E> {
+    let held = |m: &std::collections::HashMap<String, std::sync::Weak<T>>| m.get(key)?.upgrade();
+    if let Some(value) = made.lock().ok().and_then(|m| held(&m)) {
+        return Ok(value);
+    }
+    let value = std::sync::Arc::new(make()?);
+    if let Ok(mut m) = made.lock() {
+        if m.len() >= 1024 {
+            m.retain(|_, v| v.strong_count() > 0);
+        }
+        m.insert(key.to_string(), std::sync::Arc::downgrade(&value));
+    }
+    Ok(value)
+}
+
 /// A `regex` assertion's pattern, compiled once for every assertion that writes it: a
 /// suite's cases often share one, and compiling it again for each case, and again for
 /// each answer, took more time than judging. Compared and serialized as its text.
@@ -402,22 +417,11 @@ impl Pattern {
     /// `pattern` compiled, or the one compiled before for the same text if it is still
     /// held by a loaded assertion.
     pub fn new(pattern: &str) -> Result<Pattern, regex::Error> {
-        use std::collections::HashMap;
-        use std::sync::{Arc, LazyLock, Mutex, Weak};
-        static COMPILED: LazyLock<Mutex<HashMap<String, Weak<regex::Regex>>>> =
-            LazyLock::new(Mutex::default);
-        let held = |c: &HashMap<String, Weak<regex::Regex>>| c.get(pattern)?.upgrade();
-        if let Some(re) = COMPILED.lock().ok().and_then(|c| held(&c)) {
-            return Ok(Pattern(re));
-        }
-        let re = Arc::new(regex::Regex::new(pattern)?);
-        if let Ok(mut compiled) = COMPILED.lock() {
-            if compiled.len() >= 1024 {
-                compiled.retain(|_, re| re.strong_count() > 0);
-            }
-            compiled.insert(pattern.to_string(), Arc::downgrade(&re));
-        }
-        Ok(Pattern(re))
+        use std::sync::{LazyLock, Mutex};
+        static COMPILED: LazyLock<
+            Mutex<std::collections::HashMap<String, std::sync::Weak<regex::Regex>>>,
+        > = LazyLock::new(Mutex::default);
+        shared(&COMPILED, pattern, || regex::Regex::new(pattern)).map(Pattern)
     }
 
     pub fn as_str(&self) -> &str {
@@ -426,6 +430,56 @@ impl Pattern {
 
     pub fn is_match(&self, text: &str) -> bool {
         self.0.is_match(text)
+    }
+}
+
+/// A `json-schema` assertion's schema with its validator, built once for every
+/// assertion that writes the same schema (cases share a schema file): building the
+/// validator costs more than validating an answer, and was done for each answer.
+/// Compared and serialized as the schema.
+#[derive(Clone)]
+pub struct Schema(std::sync::Arc<(Value, jsonschema::Validator)>);
+
+impl Schema {
+    /// The validator of `schema`, or an error saying why it is not a valid JSON Schema.
+    pub fn new(schema: Value) -> Result<Schema, String> {
+        use std::sync::{LazyLock, Mutex};
+        type Built = (Value, jsonschema::Validator);
+        static BUILT: LazyLock<Mutex<std::collections::HashMap<String, std::sync::Weak<Built>>>> =
+            LazyLock::new(Mutex::default);
+        // Objects serialize with their keys sorted: the same schema, the same text.
+        let key = schema.to_string();
+        shared(&BUILT, &key, || {
+            let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
+            Ok((schema, validator))
+        })
+        .map(Schema)
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.0.0
+    }
+
+    pub fn validator(&self) -> &jsonschema::Validator {
+        &self.0.1
+    }
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value().fmt(f)
+    }
+}
+
+impl PartialEq for Schema {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Serialize for Schema {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
     }
 }
 
@@ -491,6 +545,28 @@ mod tests {
         Ok(())
     }
 
+    /// A validator was built for every answer; now once for every assertion that writes
+    /// the same schema, the same written in another key order too.
+    #[test]
+    fn a_schema_is_built_once_for_every_assertion_that_writes_it() -> Result<(), String> {
+        let built = |spec| match build(spec).map(|a| a.check) {
+            Ok(Check::JsonSchema { schema, .. }) => Ok(schema),
+            other => Err(format!("{other:?}")),
+        };
+        let schema = json!({"type": "object", "required": ["decision"]});
+        let reordered = json!({"required": ["decision"], "type": "object"});
+        let a = built(json!({"type": "json-schema", "value": schema}))?;
+        let b = built(json!({"type": "json-schema", "value": reordered}))?;
+        let c = built(json!({"type": "json-schema", "value": {"type": "array"}}))?;
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0));
+        assert!(!std::sync::Arc::ptr_eq(&a.0, &c.0));
+        assert!(a.validator().is_valid(&json!({"decision": "refund"})));
+        assert!(!a.validator().is_valid(&json!({})));
+        assert_eq!(serde_json::to_value(&a).ok(), Some(schema));
+        assert!(build(json!({"type": "json-schema", "value": {"type": 12}})).is_err());
+        Ok(())
+    }
+
     #[test]
     fn builds_typed_checks() -> Result<(), String> {
         let a = build(json!({"type": "not-contains", "value": "sorry"}))?;
@@ -508,7 +584,7 @@ mod tests {
             a.check,
             Check::JsonSchema {
                 source: Some("schemas/x.json".into()),
-                schema: json!({"type": "object"})
+                schema: Schema::new(json!({"type": "object"}))?
             }
         );
         let a = build(json!({"type": "tool-sequence", "value": ["a", "b"]}))?;
