@@ -203,10 +203,7 @@ pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagno
             }
         }
         if let Some((case, error)) = failures.first() {
-            let more = match failures.len() {
-                1 => String::new(),
-                n => format!(" (and {} more cases)", n - 1),
-            };
+            let more = more_cases(failures.len());
             problems.push(
                 &artifact.path,
                 artifact.message_pos(i),
@@ -247,10 +244,7 @@ pub fn check_variables(artifact: &Artifact, set: &EvalSet, problems: &mut Diagno
     }
     if let Some((c, i)) = over {
         let case = &set.cases[c];
-        let more = match too_long {
-            1 => String::new(),
-            n => format!(" (and {} more cases)", n - 1),
-        };
+        let more = more_cases(too_long);
         problems.push(
             &artifact.path,
             artifact.message_pos(i),
@@ -339,5 +333,13 @@ fn check_tools(artifact: &Artifact, set: &EvalSet, problems: &mut Diagnostics) {
                 );
             }
         }
+    }
+}
+
+/// ` (and N more cases)` after the one case a problem names, of `n` that have it.
+fn more_cases(n: usize) -> String {
+    match n {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more cases)", n - 1),
     }
 }
