@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 
 use common::{Repo, outcome, promptgate};
 use promptgate::rollout::command::parse;
+use promptgate::rollout::{Resolver, Runtime};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -146,7 +147,8 @@ const KEY_PARTS: &[&str] = &[
 
 /// Requests from a fixed seed: every artifact, keys ASCII and not, empty now and then,
 /// zero to three segments.
-fn requests(n: usize, artifacts: &[String]) -> Vec<Request> {
+fn requests(n: usize, runtime: &Runtime) -> Vec<Request> {
+    let artifacts: Vec<&String> = runtime.artifacts.keys().collect();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         state ^= state << 13;
@@ -197,8 +199,13 @@ fn typescript(dir: &str) -> Command {
     command
 }
 
-/// What an example answers for `lines` (requests, JSON Lines) with the flag file `flags`.
-fn flagd_answers(mut example: Command, flags: &Path, lines: &str) -> Vec<String> {
+/// What an example answers for `requests` with the flag file `flags`, a version each.
+fn flagd_answers(mut example: Command, flags: &Path, requests: &[Request]) -> Vec<String> {
+    let mut lines = String::new();
+    for (artifact, key, segments) in requests {
+        let line = serde_json::json!({"artifact": artifact, "key": key, "segments": segments});
+        lines.push_str(&format!("{line}\n"));
+    }
     let mut child = example
         .arg(flags)
         .arg("-")
@@ -208,8 +215,7 @@ fn flagd_answers(mut example: Command, flags: &Path, lines: &str) -> Vec<String>
         .spawn()
         .expect("python3 runs");
     let mut stdin = child.stdin.take().expect("stdin");
-    let input = lines.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let writer = std::thread::spawn(move || stdin.write_all(lines.as_bytes()));
     let out = child.wait_with_output().expect("python3 ends");
     assert!(
         out.status.success(),
@@ -217,17 +223,19 @@ fn flagd_answers(mut example: Command, flags: &Path, lines: &str) -> Vec<String>
         String::from_utf8_lossy(&out.stderr)
     );
     writer.join().expect("writer").expect("stdin written");
-    String::from_utf8(out.stdout)
+    let answers: Vec<String> = String::from_utf8(out.stdout)
         .expect("UTF-8")
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect();
+    assert_eq!(answers.len(), requests.len());
+    answers
 }
 
 type Request = (String, String, Vec<String>);
 
 /// A repository with [`RUNTIME`] as its runtime config, that config, and its export.
-fn exported() -> (Repo, promptgate::rollout::Runtime, PathBuf) {
+fn exported() -> (Repo, Runtime, PathBuf) {
     let repo = Repo::new();
     repo.write("deploy/prompts.runtime.yaml", RUNTIME);
     let runtime_path = repo.path().join("deploy/prompts.runtime.yaml");
@@ -239,39 +247,27 @@ fn exported() -> (Repo, promptgate::rollout::Runtime, PathBuf) {
     (repo, runtime, flags)
 }
 
-fn json_lines(requests: &[Request]) -> String {
-    let mut lines = String::new();
-    for (artifact, key, segments) in requests {
-        let line = serde_json::json!({"artifact": artifact, "key": key, "segments": segments});
-        lines.push_str(&format!("{line}\n"));
-    }
-    lines
-}
-
 #[test]
 fn flagd_serves_every_request_the_version_resolve_answers() {
     let Some(pythonpath) = evaluator("python") else {
         return;
     };
     let (repo, runtime, flags) = exported();
-    let requests = requests(
-        12_000,
-        &runtime.artifacts.keys().cloned().collect::<Vec<_>>(),
-    );
-    let flagd = flagd_answers(python(&pythonpath), &flags, &json_lines(&requests));
-    assert_eq!(flagd.len(), requests.len());
+    let requests = requests(12_000, &runtime);
+    let flagd = flagd_answers(python(&pythonpath), &flags, &requests);
+    let resolver = Resolver::new(&runtime);
 
     let mut differ = Vec::new();
     let mut canary = 0;
     for ((artifact, key, segments), from_flagd) in requests.iter().zip(&flagd) {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let ours = runtime
-            .resolve_request(artifact, &segments, key)
+        let ours = resolver
+            .resolve(artifact, &segments, key)
             .expect("a known artifact");
         if ours != runtime.artifacts[artifact].stable.version.text() {
             canary += 1;
         }
-        if &ours != from_flagd {
+        if ours != from_flagd {
             differ.push(format!(
                 "{artifact} {key:?} {segments:?}: promptgate {ours}, flagd {from_flagd}"
             ));
@@ -318,12 +314,9 @@ fn the_typescript_evaluator_agrees_except_on_which_keys_fill_a_share() {
         return;
     };
     let (_repo, runtime, flags) = exported();
-    let requests = requests(
-        12_000,
-        &runtime.artifacts.keys().cloned().collect::<Vec<_>>(),
-    );
-    let flagd = flagd_answers(typescript(&dir), &flags, &json_lines(&requests));
-    assert_eq!(flagd.len(), requests.len());
+    let requests = requests(12_000, &runtime);
+    let flagd = flagd_answers(typescript(&dir), &flags, &requests);
+    let resolver = Resolver::new(&runtime);
     let mut differ = Vec::new();
     // Per artifact: requests a share decides, and how many of them got the canary on
     // each side.
@@ -331,18 +324,17 @@ fn the_typescript_evaluator_agrees_except_on_which_keys_fill_a_share() {
     for ((artifact, key, segments), theirs) in requests.iter().zip(&flagd) {
         let release = &runtime.artifacts[artifact];
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let ours = runtime
-            .resolve_request(artifact, &segments, key)
-            .expect("known");
+        let serving = resolver.serving(artifact).expect("known");
+        let ours = serving.version(artifact, &segments, key);
         // Whether some stage serves the request at all (a bucket of 0 is in any share).
-        let shared = !key.is_empty() && release.canary_serves_request(&segments, 0);
+        let shared = !key.is_empty() && serving.canary_serves(&segments, 0);
         if shared {
             let stable = release.stable.version.text();
             let share = shares.entry(artifact).or_default();
             share.0 += 1;
             share.1 += u32::from(ours != stable);
             share.2 += u32::from(*theirs != stable);
-        } else if &ours != theirs {
+        } else if ours != theirs {
             differ.push(format!(
                 "{artifact} {key:?} {segments:?}: promptgate {ours}, flagd {theirs}"
             ));

@@ -302,6 +302,8 @@ pub fn check_with(release: &Release, rows: &Table, extra: &[Extra]) -> Option<Ch
             || v == stable_version
             || release.history.iter().any(|h| h.version.text() == v)
     };
+    // Compiled once: a metrics file may hold a row per request.
+    let served = release.canary_segments();
     let mut problems = Vec::new();
     let mut counts = Counts::default();
     let mut stable = Counts::default();
@@ -316,7 +318,7 @@ pub fn check_with(release: &Release, rows: &Table, extra: &[Extra]) -> Option<Ch
             ));
             continue;
         }
-        if row.at < since || !release.canary_serves_segment(&row.segment) {
+        if row.at < since || !served.matches(&row.segment) {
             continue;
         }
         if row.version == canary_version {

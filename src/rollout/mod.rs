@@ -276,21 +276,6 @@ fn segment_glob_builder(pattern: &str) -> globset::GlobBuilder<'_> {
     builder
 }
 
-/// Whether `segment` is one of `patterns` ([`segment_glob`]). A pattern that is not a
-/// valid glob matches nothing; reading the runtime config refuses one ([`Release::problems`]).
-pub fn segment_matches(patterns: &[String], segment: &str) -> bool {
-    patterns.iter().any(|p| {
-        if p == "*" {
-            true
-        } else if !p.contains(['*', '?', '[', ']', '{', '}', '\\']) {
-            // No special character: the glob is the literal (and compiling is slow).
-            p == segment
-        } else {
-            segment_glob(p).is_ok_and(|g| g.is_match(segment))
-        }
-    })
-}
-
 /// A `min_bake` duration, in jiff's friendly form (`30m`, `4h`, `1h 30m`) or ISO 8601
 /// (`PT4H`); not negative.
 pub fn bake_time(text: &str) -> Result<jiff::SignedDuration, String> {
@@ -457,15 +442,8 @@ impl Release {
         })
     }
 
-    /// The (segments, percent) the canary serves at its stage: its own stage's, and,
-    /// stages being cumulative, every earlier stage's. Empty without a canary.
-    fn served(&self) -> Vec<(&[String], f64)> {
-        self.served_stages()
-            .map(|(_, segments, percent)| (segments, percent))
-            .collect()
-    }
-
-    /// [`Release::served`] with the stage each share is from.
+    /// The stage, segments and percent the canary serves at its stage: its own stage's,
+    /// and, stages being cumulative, every earlier stage's. Empty without a canary.
     pub fn served_stages(&self) -> impl Iterator<Item = (Stage, &[String], f64)> {
         let canary = self.canary.as_ref();
         let earlier = Stage::ORDER
@@ -478,19 +456,14 @@ impl Release {
         earlier.chain(canary.map(|c| (c.stage, c.segments.as_slice(), c.percent)))
     }
 
-    /// Whether the canary serves any of `segment`'s requests (for its metrics).
-    pub fn canary_serves_segment(&self, segment: &str) -> bool {
-        self.served()
-            .iter()
-            .any(|(segments, _)| segment_matches(segments, segment))
-    }
-
-    /// Whether the canary serves a request in `segments` whose key is in `bucket`: some
-    /// stage up to the canary's serves one of them (`*` serves a request in none too)
-    /// with a share above the bucket. Stages are cumulative: a key in the canary stays
-    /// in it as stages widen. (Compiles the globs: [`Serving`] for many requests.)
-    pub fn canary_serves_request(&self, segments: &[&str], bucket: u64) -> bool {
-        Serving::new(self).canary_serves(segments, bucket)
+    /// The segments any of whose requests the canary serves (for its metrics), compiled
+    /// once: frozen or not, every stage up to the canary's.
+    pub fn canary_segments(&self) -> SegmentSet {
+        let patterns: Vec<String> = self
+            .served_stages()
+            .flat_map(|(_, segments, _)| segments.iter().cloned())
+            .collect();
+        SegmentSet::new(&patterns)
     }
 }
 
@@ -521,6 +494,11 @@ impl SegmentSet {
     pub fn serves(&self, segments: &[globset::Candidate]) -> bool {
         self.all || segments.iter().any(|s| self.set.is_match_candidate(s))
     }
+
+    /// Whether `segment` is one of these.
+    pub fn matches(&self, segment: &str) -> bool {
+        self.all || self.set.is_match(segment)
+    }
 }
 
 /// What a release serves, compiled for answering many requests: stable, and the
@@ -549,7 +527,9 @@ impl Serving {
     }
 
     /// Whether the canary serves a request in `segments` whose key is in `bucket`: some
-    /// stage up to the canary's serves one of the segments with a share above the bucket.
+    /// stage up to the canary's serves one of them (`*` serves a request in none too)
+    /// with a share above the bucket. Stages are cumulative: a key in the canary stays in
+    /// it as stages widen. Never while frozen.
     pub fn canary_serves(&self, segments: &[&str], bucket: u64) -> bool {
         self.canary.as_ref().is_some_and(|(_, shares)| {
             // Prepared once for every stage's set.
@@ -601,12 +581,16 @@ impl Resolver {
                 .version(artifact, segments, request_key),
         )
     }
+
+    /// What `artifact` serves, compiled.
+    pub fn serving(&self, artifact: &str) -> Option<&Serving> {
+        self.artifacts.get(artifact)
+    }
 }
 
 impl Runtime {
-    /// The version `artifact` serves a request: the canary if
-    /// [`Release::canary_serves_request`] the request's segment and bucket ([`bucket`]), else
-    /// stable. A frozen release serves stable to everyone. `None` for an artifact the
+    /// The version `artifact` serves a request: the canary if [`Serving::canary_serves`]
+    /// the request's segment and bucket ([`bucket`]), else stable. A frozen release serves stable to everyone. `None` for an artifact the
     /// file does not name.
     pub fn resolve(&self, artifact: &str, segment: &str, request_key: &str) -> Option<String> {
         self.resolve_request(artifact, &[segment], request_key)
@@ -1186,7 +1170,7 @@ mod tests {
     fn the_glob_dialect_follows_its_test_vectors() {
         for (pattern, segment, expected) in GLOB_VECTORS {
             assert_eq!(
-                segment_matches(&[pattern.to_string()], segment),
+                SegmentSet::new(&[pattern.to_string()]).matches(segment),
                 expected,
                 "{pattern:?} against {segment:?}"
             );

@@ -557,10 +557,11 @@ pub async fn fetch(
         per_version.push(answers);
     }
     // A custom count in the segments the canary serves, as the check counts requests.
+    let segments = release.canary_segments();
     let served = |answers: &Answers, name: &str| -> u64 {
         answers.custom.get(name).map_or(0, |by| {
             by.iter()
-                .filter(|(segment, _)| release.canary_serves_segment(segment))
+                .filter(|(segment, _)| segments.matches(segment))
                 .map(|(_, n)| n)
                 .sum()
         })
