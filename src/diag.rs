@@ -162,16 +162,21 @@ const MAX_CANDIDATES: usize = 1000;
 /// The closest candidate to `name`, if one is close enough to be a likely typo.
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
+    let chars = name.chars().count();
     candidates
         .into_iter()
         .take(MAX_CANDIDATES)
-        .map(|c| {
-            (
-                strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase()),
-                c,
-            )
+        .filter_map(|c| {
+            let allowed = (c.len().max(name.len()) / 3).max(1);
+            // The distance is at least the difference in length: a name far longer than
+            // every candidate (a megabyte of a misspelt key) costs no edit distance,
+            // which takes time in the product of the two lengths.
+            if chars.abs_diff(c.chars().count()) > allowed {
+                return None;
+            }
+            let d = strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase());
+            (d <= allowed).then_some((d, c))
         })
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
